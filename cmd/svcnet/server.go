@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/svcnet/svcnet/internal/system"
+)
+
+// defaultDataDir is /var/lib/svcnet for root, ~/.svcnet otherwise.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/svcnet"
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".svcnet")
+	}
+	return ".svcnet"
+}
+
+func serverFlags(fs *pflag.FlagSet, o *system.ServerOptions, bind string) *string {
+	var etcd string
+	fs.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "directory for embedded etcd data, the cluster CA, certificates, tokens and the kubeconfig")
+	fs.StringVar(&etcd, "etcd-servers", "", "comma-separated external etcd endpoints (e.g. http://10.0.0.1:2379); empty = embedded etcd in --data-dir")
+	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", "/registry", "prefix of every key svcnet writes to etcd")
+	fs.StringVar(&o.BindAddress, "bind-address", bind, "IP address the API server listens on")
+	fs.IntVar(&o.SecurePort, "secure-port", 6443, "HTTPS port of the API server")
+	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "IP address published in the kubernetes Service's endpoints (default: bind address or first non-loopback IPv4)")
+	fs.StringVar(&o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "CIDR cluster IPs are allocated from")
+	fs.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "port range node ports are allocated from")
+	return &etcd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newServerCmd() *cobra.Command {
+	var o system.ServerOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Kubernetes-compatible API server (embedded or external etcd)",
+		Args:  cobra.NoArgs,
+	}
+	etcd := serverFlags(cmd.Flags(), &o, "0.0.0.0")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.EtcdServers = splitList(*etcd)
+		o.Log = slog.Default()
+		cp, err := system.StartControlPlane(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		defer cp.Close()
+		fmt.Fprintf(cmd.OutOrStdout(), "svcnet API server at %s (admin kubeconfig: svcnet kubeconfig --data-dir %s)\n", cp.URL, o.DataDir)
+		<-cmd.Context().Done()
+		slog.Info("shutting down")
+		return nil
+	}
+	return cmd
+}
+
+func newUpCmd() *cobra.Command {
+	var o system.ServerOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run everything on this machine: embedded etcd, API server, and write an admin kubeconfig",
+		Args:  cobra.NoArgs,
+	}
+	etcd := serverFlags(cmd.Flags(), &o, "127.0.0.1")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.EtcdServers = splitList(*etcd)
+		o.Log = slog.Default()
+		cp, err := system.StartControlPlane(cmd.Context(), o)
+		if err != nil {
+			return err
+		}
+		defer cp.Close()
+		kc := filepath.Join(o.DataDir, "kubeconfig")
+		if err := cp.WriteKubeconfig(kc); err != nil {
+			return fmt.Errorf("write kubeconfig: %w", err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc\n", cp.URL, kc)
+		<-cmd.Context().Done()
+		slog.Info("shutting down")
+		return nil
+	}
+	return cmd
+}

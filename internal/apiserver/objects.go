@@ -1,0 +1,493 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/registry"
+	"github.com/svcnet/svcnet/internal/storage"
+)
+
+// writeOptions carry who writes and how.
+type writeOptions struct {
+	user   *auth.User // nil for the server's own writes
+	dryRun bool
+	sub    string // subresource: "", "status" or "finalize"
+}
+
+func accessor(obj runtime.Object) metav1.Object {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		panic(fmt.Sprintf("object %T has no metadata: %v", obj, err))
+	}
+	return m
+}
+
+// key returns the storage key of an object.
+func (s *Server) key(res *registry.Resource, ns, name string) string {
+	return s.listPrefix(res, ns) + name
+}
+
+// listPrefix returns the storage prefix of a resource, within ns when given.
+func (s *Server) listPrefix(res *registry.Resource, ns string) string {
+	p := s.cfg.Prefix + "/" + res.Resource
+	if res.Group != "" {
+		p += "." + res.Group
+	}
+	p += "/"
+	if res.Namespaced && ns != "" {
+		p += ns + "/"
+	}
+	return p
+}
+
+// decodeStored reads a stored object and sets its resourceVersion.
+func decodeStored(res *registry.Resource, kv storage.KV) (runtime.Object, error) {
+	obj := res.New()
+	if err := json.Unmarshal(kv.Value, obj); err != nil {
+		return nil, fmt.Errorf("decode stored %s %s: %w", res.Kind, kv.Key, err)
+	}
+	accessor(obj).SetResourceVersion(strconv.FormatInt(kv.Rev, 10))
+	setKind(obj, res.GroupVersion().WithKind(res.Kind))
+	return obj, nil
+}
+
+func encodeStored(res *registry.Resource, obj runtime.Object) ([]byte, error) {
+	setKind(obj, res.GroupVersion().WithKind(res.Kind))
+	m := accessor(obj)
+	rv := m.GetResourceVersion()
+	m.SetResourceVersion("")
+	m.SetManagedFields(nil)
+	data, err := json.Marshal(obj)
+	m.SetResourceVersion(rv)
+	return data, err
+}
+
+// get reads one object.
+func (s *Server) get(ctx context.Context, res *registry.Resource, ns, name string) (runtime.Object, storage.KV, error) {
+	kv, err := s.store.Get(ctx, s.key(res, ns, name))
+	if err != nil {
+		return nil, kv, storageError(err, res.GroupResource(), name)
+	}
+	obj, err := decodeStored(res, kv)
+	return obj, kv, err
+}
+
+// generateName appends five random characters, as Kubernetes does.
+func generateName(base string) string {
+	const maxLen = 63
+	if len(base) > maxLen-5 {
+		base = base[:maxLen-5]
+	}
+	return base + utilrand.String(5)
+}
+
+func (s *Server) checkNamespace(ctx context.Context, res *registry.Resource, ns string) error {
+	if !res.Namespaced {
+		return nil
+	}
+	nsRes := s.reg.Get(corev1.SchemeGroupVersion.WithResource("namespaces").GroupResource())
+	obj, _, err := s.get(ctx, nsRes, "", ns)
+	if err != nil {
+		return err
+	}
+	if obj.(*corev1.Namespace).DeletionTimestamp != nil {
+		return apierrors.NewForbidden(res.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+	}
+	return nil
+}
+
+// create stores a new object after defaulting, validation and admission.
+func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, obj runtime.Object, wo writeOptions) (runtime.Object, error) {
+	m := accessor(obj)
+	if res.Namespaced {
+		if m.GetNamespace() == "" {
+			m.SetNamespace(ns)
+		} else if m.GetNamespace() != ns {
+			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+	} else {
+		m.SetNamespace("")
+	}
+	if err := s.admitNode(ctx, res, obj, nil, wo); err != nil {
+		return nil, err
+	}
+	if err := s.checkNamespace(ctx, res, m.GetNamespace()); err != nil {
+		return nil, err
+	}
+	res.Strategy.PrepareForCreate(obj)
+	base := m.GetName()
+	for attempt := 0; ; attempt++ {
+		if base == "" && m.GetGenerateName() != "" {
+			m.SetName(generateName(m.GetGenerateName()))
+		}
+		if errs := res.Strategy.Validate(obj); len(errs) > 0 {
+			return nil, apierrors.NewInvalid(res.GroupKind(), m.GetName(), errs)
+		}
+		m.SetUID(types.UID(uuid.NewUUID()))
+		m.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(time.Second)))
+		m.SetResourceVersion("")
+		m.SetDeletionTimestamp(nil)
+		m.SetDeletionGracePeriodSeconds(nil)
+		m.SetSelfLink("")
+		if res.HasSpec {
+			m.SetGeneration(1)
+		}
+		alloc, err := s.allocate(res, obj, nil)
+		if err != nil {
+			return nil, err
+		}
+		if wo.dryRun {
+			alloc.undo()
+			return obj, nil
+		}
+		data, err := encodeStored(res, obj)
+		if err != nil {
+			alloc.undo()
+			return nil, err
+		}
+		key := s.key(res, m.GetNamespace(), m.GetName())
+		rev, err := s.store.Create(ctx, key, data, alloc.claims)
+		if err != nil {
+			alloc.undo()
+			if k, ok := storage.IsExists(err); ok && k != key {
+				if retry := alloc.conflict(k); retry != nil {
+					return nil, retry
+				}
+				if attempt < 5 {
+					continue
+				}
+			}
+			if _, ok := storage.IsExists(err); ok && base == "" && attempt < 5 {
+				continue // generated name collided
+			}
+			return nil, storageError(err, res.GroupResource(), m.GetName())
+		}
+		m.SetResourceVersion(strconv.FormatInt(rev, 10))
+		return obj, nil
+	}
+}
+
+// fieldByName returns the addressable struct field name of obj, if any.
+func fieldByName(obj runtime.Object, name string) (reflect.Value, bool) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}, false
+	}
+	f := v.Elem().FieldByName(name)
+	return f, f.IsValid() && f.CanSet()
+}
+
+func copyField(dst, src runtime.Object, name string) {
+	d, ok1 := fieldByName(dst, name)
+	s, ok2 := fieldByName(src, name)
+	if ok1 && ok2 {
+		d.Set(s)
+	}
+}
+
+func fieldsEqual(a, b runtime.Object, name string) bool {
+	x, ok1 := fieldByName(a, name)
+	y, ok2 := fieldByName(b, name)
+	return !ok1 || !ok2 || apiequality.Semantic.DeepEqual(x.Interface(), y.Interface())
+}
+
+// prepareUpdate carries server-owned values from old into obj, keeps the part the
+// subresource may not touch, defaults, bumps generation and validates.
+func (s *Server) prepareUpdate(res *registry.Resource, obj, old runtime.Object, wo writeOptions) error {
+	m, om := accessor(obj), accessor(old)
+	m.SetUID(om.GetUID())
+	m.SetCreationTimestamp(om.GetCreationTimestamp())
+	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
+	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	m.SetNamespace(om.GetNamespace())
+	m.SetGenerateName(om.GetGenerateName())
+	m.SetSelfLink("")
+	switch wo.sub {
+	case "status":
+		copyField(obj, old, "Spec")
+		m.SetOwnerReferences(om.GetOwnerReferences())
+		m.SetFinalizers(om.GetFinalizers())
+	case "finalize":
+		fin := obj.(*corev1.Namespace).Spec.Finalizers
+		obj.(*corev1.Namespace).Spec = *old.(*corev1.Namespace).Spec.DeepCopy()
+		obj.(*corev1.Namespace).Spec.Finalizers = fin
+		copyField(obj, old, "Status")
+	default:
+		if res.HasStatus {
+			copyField(obj, old, "Status")
+		}
+	}
+	if om.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) > len(om.GetFinalizers()) {
+		return apierrors.NewForbidden(res.GroupResource(), m.GetName(), errors.New("no new finalizers can be added if the object is being deleted"))
+	}
+	if wo.sub == "" {
+		res.Strategy.PrepareForUpdate(obj, old)
+	}
+	m.SetGeneration(om.GetGeneration())
+	if res.HasSpec && !fieldsEqual(obj, old, "Spec") {
+		m.SetGeneration(om.GetGeneration() + 1)
+	}
+	if errs := res.Strategy.ValidateUpdate(obj, old); len(errs) > 0 {
+		return apierrors.NewInvalid(res.GroupKind(), m.GetName(), errs)
+	}
+	return nil
+}
+
+// transform computes the new object from the stored one (nil when absent).
+type transform func(old runtime.Object) (runtime.Object, error)
+
+// update applies fn to the stored object and writes the result, retrying on
+// conflicts unless the caller pinned a resourceVersion. created is true when a
+// CreateOnUpdate resource did not exist.
+func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name string, fn transform, wo writeOptions) (runtime.Object, bool, error) {
+	key := s.key(res, ns, name)
+	for attempt := 0; attempt < 20; attempt++ {
+		old, kv, err := s.get(ctx, res, ns, name)
+		if apierrors.IsNotFound(err) && res.CreateOnUpdate && wo.sub == "" {
+			obj, err := fn(nil)
+			if err != nil {
+				return nil, false, err
+			}
+			created, err := s.create(ctx, res, ns, obj, wo)
+			if apierrors.IsAlreadyExists(err) {
+				continue
+			}
+			return created, true, err
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		obj, err := fn(old.DeepCopyObject())
+		if err != nil {
+			return nil, false, err
+		}
+		m := accessor(obj)
+		if m.GetName() != name {
+			return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), name))
+		}
+		if res.Namespaced && m.GetNamespace() != "" && m.GetNamespace() != ns {
+			return nil, false, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		pinned := m.GetResourceVersion()
+		if pinned != "" && pinned != strconv.FormatInt(kv.Rev, 10) {
+			return nil, false, apierrors.NewConflict(res.GroupResource(), name, errors.New(conflictMessage))
+		}
+		if uid := m.GetUID(); uid != "" && uid != accessor(old).GetUID() {
+			return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
+		}
+		if err := s.admitNode(ctx, res, obj, old, wo); err != nil {
+			return nil, false, err
+		}
+		if err := s.prepareUpdate(res, obj, old, wo); err != nil {
+			return nil, false, err
+		}
+		alloc, err := s.allocate(res, obj, old)
+		if err != nil {
+			return nil, false, err
+		}
+		if wo.dryRun {
+			alloc.undo()
+			return obj, false, nil
+		}
+		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !hasNamespaceFinalizers(obj) {
+			// The last finalizer is gone: the object goes away now.
+			kvOld, err := s.store.Delete(ctx, key, kv.Rev, s.releasesOf(res, old))
+			alloc.undo()
+			if errors.Is(err, storage.ErrConflict) && pinned == "" {
+				continue
+			}
+			if err != nil {
+				return nil, false, storageError(err, res.GroupResource(), name)
+			}
+			s.released(res, old)
+			m.SetResourceVersion(strconv.FormatInt(kvOld.Rev, 10))
+			return obj, false, nil
+		}
+		data, err := encodeStored(res, obj)
+		if err != nil {
+			alloc.undo()
+			return nil, false, err
+		}
+		rev, err := s.store.Update(ctx, key, data, kv.Rev, alloc.claims, alloc.releases)
+		if err != nil {
+			alloc.undo()
+			if errors.Is(err, storage.ErrConflict) && pinned == "" {
+				continue
+			}
+			if k, ok := storage.IsExists(err); ok {
+				if retry := alloc.conflict(k); retry != nil {
+					return nil, false, retry
+				}
+				continue
+			}
+			return nil, false, storageError(err, res.GroupResource(), name)
+		}
+		alloc.commit()
+		m.SetResourceVersion(strconv.FormatInt(rev, 10))
+		return obj, false, nil
+	}
+	return nil, false, apierrors.NewConflict(res.GroupResource(), name, errors.New("too many concurrent writers; try again"))
+}
+
+func hasNamespaceFinalizers(obj runtime.Object) bool {
+	ns, ok := obj.(*corev1.Namespace)
+	return ok && len(ns.Spec.Finalizers) > 0
+}
+
+// deleteObject deletes, or starts graceful deletion or finalization. deleted says
+// whether the object is gone.
+func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, name string, opts *metav1.DeleteOptions, wo writeOptions) (runtime.Object, bool, error) {
+	key := s.key(res, ns, name)
+	for attempt := 0; attempt < 20; attempt++ {
+		old, kv, err := s.get(ctx, res, ns, name)
+		if err != nil {
+			return nil, false, err
+		}
+		om := accessor(old)
+		if p := opts.Preconditions; p != nil {
+			if p.UID != nil && *p.UID != om.GetUID() {
+				return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, om.GetUID()))
+			}
+			if p.ResourceVersion != nil && *p.ResourceVersion != om.GetResourceVersion() {
+				return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, om.GetResourceVersion()))
+			}
+		}
+		if err := s.admitNode(ctx, res, nil, old, wo); err != nil {
+			return nil, false, err
+		}
+		if pending, grace := s.gracefulPod(old, opts); pending || len(om.GetFinalizers()) > 0 || hasNamespaceFinalizers(old) {
+			obj := old.DeepCopyObject()
+			m := accessor(obj)
+			now := metav1.NewTime(s.now().Truncate(time.Second))
+			if pending {
+				if cur := om.GetDeletionGracePeriodSeconds(); cur != nil && *cur <= grace {
+					return old, false, nil // already terminating at least this fast
+				}
+				t := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
+				m.SetDeletionTimestamp(&t)
+				m.SetDeletionGracePeriodSeconds(&grace)
+			} else if om.GetDeletionTimestamp() != nil {
+				return old, false, nil
+			} else {
+				zero := int64(0)
+				m.SetDeletionTimestamp(&now)
+				m.SetDeletionGracePeriodSeconds(&zero)
+			}
+			if n, ok := obj.(*corev1.Namespace); ok {
+				n.Status.Phase = corev1.NamespaceTerminating
+			}
+			if wo.dryRun {
+				return obj, false, nil
+			}
+			data, err := encodeStored(res, obj)
+			if err != nil {
+				return nil, false, err
+			}
+			rev, err := s.store.Update(ctx, key, data, kv.Rev, nil, nil)
+			if errors.Is(err, storage.ErrConflict) {
+				continue
+			}
+			if err != nil {
+				return nil, false, storageError(err, res.GroupResource(), name)
+			}
+			m.SetResourceVersion(strconv.FormatInt(rev, 10))
+			if n, ok := obj.(*corev1.Namespace); ok && s.nsWake != nil {
+				select {
+				case s.nsWake <- n.Name:
+				default:
+				}
+			}
+			return obj, false, nil
+		}
+		if wo.dryRun {
+			return old, true, nil
+		}
+		last, err := s.store.Delete(ctx, key, kv.Rev, s.releasesOf(res, old))
+		if errors.Is(err, storage.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, false, storageError(err, res.GroupResource(), name)
+		}
+		s.released(res, old)
+		om.SetResourceVersion(strconv.FormatInt(last.Rev, 10))
+		return old, true, nil
+	}
+	return nil, false, apierrors.NewConflict(res.GroupResource(), name, errors.New("too many concurrent writers; try again"))
+}
+
+// gracefulPod says whether deleting obj must wait for its node's agent, and for
+// how long: bound, still running pods get a grace period (from the request or the
+// pod spec); unbound or finished pods and grace 0 go at once.
+func (s *Server) gracefulPod(obj runtime.Object, opts *metav1.DeleteOptions) (bool, int64) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return false, 0
+	}
+	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		grace = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if opts.GracePeriodSeconds != nil {
+		grace = *opts.GracePeriodSeconds
+	}
+	if grace <= 0 {
+		return false, 0
+	}
+	return true, grace
+}
+
+// admitNode enforces what a node identity may write: its own Node and Lease, and
+// status and deletion of pods bound to it (NodeRestriction in Kubernetes).
+func (s *Server) admitNode(_ context.Context, res *registry.Resource, obj, old runtime.Object, wo writeOptions) error {
+	if wo.user == nil {
+		return nil
+	}
+	node, ok := wo.user.NodeName()
+	if !ok || wo.user.In(auth.GroupMasters) {
+		return nil
+	}
+	deny := func(msg string) error {
+		return apierrors.NewForbidden(res.GroupResource(), "", fmt.Errorf("node %q %s", node, msg))
+	}
+	switch res.Resource {
+	case "nodes", "leases":
+		if obj != nil && accessor(obj).GetName() != node {
+			return deny("may only write its own " + res.Kind)
+		}
+	case "pods":
+		if old != nil && old.(*corev1.Pod).Spec.NodeName != node {
+			return deny("may only change pods bound to it")
+		}
+		if old == nil {
+			return deny("may not create pods")
+		}
+	}
+	return nil
+}
+
+// fieldErr is a small helper for single-field validation errors.
+func fieldErr(res *registry.Resource, name string, e *field.Error) error {
+	return apierrors.NewInvalid(res.GroupKind(), name, field.ErrorList{e})
+}
+
+var _ = strings.TrimSpace

@@ -1,0 +1,65 @@
+package auth
+
+// Attributes describe what a request wants to do.
+type Attributes struct {
+	User        *User
+	Verb        string // get, list, watch, create, update, patch, delete, deletecollection
+	APIGroup    string
+	Resource    string
+	Subresource string
+	Namespace   string
+	Name        string
+	// Resource is empty for non-resource paths (discovery, /version, /openapi).
+}
+
+var readVerbs = map[string]bool{"get": true, "list": true, "watch": true}
+
+// Authorize decides a request: admins may do everything; viewers may read every
+// resource but Secrets; nodes may read, and may write only their own Node and Lease,
+// status (and deletion) of pods bound to them — checked against the stored pod by
+// the API server — and Events. It returns the reason for a refusal.
+func Authorize(a Attributes) (bool, string) {
+	u := a.User
+	if u.In(GroupMasters) {
+		return true, ""
+	}
+	if a.Resource == "" {
+		return readVerbs[a.Verb], "non-resource writes are not allowed"
+	}
+	if u.In(GroupViewers) {
+		if a.Resource == "secrets" {
+			return false, "viewers may not read secrets"
+		}
+		return readVerbs[a.Verb], "viewers may only read"
+	}
+	node, ok := u.NodeName()
+	if !ok {
+		return false, "no rule allows this user"
+	}
+	if readVerbs[a.Verb] {
+		return true, ""
+	}
+	switch {
+	case a.APIGroup == "" && a.Resource == "nodes":
+		if a.Name == node || (a.Verb == "create" && a.Name == "") {
+			return a.Verb != "deletecollection", "nodes may not delete collections"
+		}
+		return false, "a node may only write its own Node object"
+	case a.APIGroup == "coordination.k8s.io" && a.Resource == "leases":
+		if a.Namespace == "kube-node-lease" && (a.Name == node || (a.Verb == "create" && a.Name == "")) {
+			return true, ""
+		}
+		return false, "a node may only write its own Lease in kube-node-lease"
+	case a.APIGroup == "" && a.Resource == "pods":
+		if a.Subresource == "status" && (a.Verb == "update" || a.Verb == "patch") {
+			return true, "" // the API server checks spec.nodeName of the stored pod
+		}
+		if a.Subresource == "" && a.Verb == "delete" {
+			return true, "" // likewise
+		}
+		return false, "a node may only write the status of its own pods"
+	case a.APIGroup == "" && a.Resource == "events":
+		return a.Verb == "create" || a.Verb == "update" || a.Verb == "patch", "nodes may only record events"
+	}
+	return false, "nodes may not write " + a.Resource
+}

@@ -1,0 +1,222 @@
+// Package system wires svcnet's pieces into the processes the CLI starts: storage
+// (embedded or external etcd), security material in the data directory, and the API
+// server. Only cmd/svcnet imports it.
+package system
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/svcnet/svcnet/internal/apiserver"
+	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/storage"
+)
+
+// Version is set at build time.
+var Version = "v0.1.0-dev"
+
+// ServerOptions configure the control plane.
+type ServerOptions struct {
+	DataDir          string
+	EtcdServers      []string // empty = embedded etcd in DataDir
+	EtcdPrefix       string
+	BindAddress      string
+	SecurePort       int
+	AdvertiseAddress string
+	ServiceCIDR      string
+	NodePortRange    string
+	Log              *slog.Logger
+}
+
+// ControlPlane is a running API server and its storage.
+type ControlPlane struct {
+	Opts      ServerOptions
+	CA        *auth.CA
+	Tokens    *auth.Tokens
+	Store     *storage.Etcd
+	API       *apiserver.Server
+	URL       string // https://host:port clients use
+	embedded  *storage.Embedded
+	httpSrv   *http.Server
+	listener  net.Listener
+	stopConns context.CancelFunc // ends long-running requests (watches) on Close
+}
+
+// Validate checks the options and fills defaults.
+func (o *ServerOptions) Validate() error {
+	if o.DataDir == "" {
+		return errors.New("--data-dir: required")
+	}
+	if o.SecurePort < 0 || o.SecurePort > 65535 {
+		return fmt.Errorf("--secure-port: %d is not a port number", o.SecurePort)
+	}
+	if ip := net.ParseIP(o.BindAddress); ip == nil {
+		return fmt.Errorf("--bind-address: %q is not an IP address", o.BindAddress)
+	}
+	if o.AdvertiseAddress == "" {
+		o.AdvertiseAddress = defaultAdvertiseAddress(o.BindAddress)
+	} else if net.ParseIP(o.AdvertiseAddress) == nil {
+		return fmt.Errorf("--advertise-address: %q is not an IP address", o.AdvertiseAddress)
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return nil
+}
+
+// defaultAdvertiseAddress picks the bind address, or the first non-loopback IPv4
+// address of this host, or loopback.
+func defaultAdvertiseAddress(bind string) string {
+	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
+		return bind
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String()
+		}
+	}
+	return "127.0.0.1"
+}
+
+// StartControlPlane starts storage and the API server and returns once it serves.
+func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	cp := &ControlPlane{Opts: o}
+	ok := false
+	defer func() {
+		if !ok {
+			cp.Close()
+		}
+	}()
+	pki := filepath.Join(o.DataDir, "pki")
+	var err error
+	if cp.CA, err = auth.LoadOrCreateCA(pki); err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	if cp.Tokens, err = auth.LoadOrCreateTokens(filepath.Join(o.DataDir, "tokens.csv")); err != nil {
+		return nil, err
+	}
+	if len(o.EtcdServers) == 0 {
+		cp.embedded, err = storage.StartEmbedded(ctx, o.DataDir, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		cp.Store = storage.NewEtcd(cp.embedded.Client)
+	} else {
+		c, err := storage.DialEtcd(o.EtcdServers)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-servers: %w", err)
+		}
+		cp.Store = storage.NewEtcd(c)
+		go storage.RunCompactor(ctx, cp.Store, 5*time.Minute, o.Log)
+	}
+	cp.API, err = apiserver.New(apiserver.Config{
+		Store: cp.Store, Prefix: o.EtcdPrefix, ServiceCIDR: o.ServiceCIDR, NodePortRange: o.NodePortRange,
+		Authn: &auth.Authenticator{Tokens: cp.Tokens}, AdvertiseAddress: o.AdvertiseAddress, Port: o.SecurePort,
+		Version: Version, Log: o.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1", o.AdvertiseAddress, "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() {
+		hosts = append(hosts, o.BindAddress)
+	}
+	certFile, keyFile, err := cp.CA.ServingCert(pki, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("serving certificate: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort))
+	cp.listener, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--secure-port: listen on %s: %w", addr, err)
+	}
+	port := cp.listener.Addr().(*net.TCPAddr).Port
+	host := o.BindAddress
+	if ip := net.ParseIP(host); ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	cp.URL = "https://" + net.JoinHostPort(host, strconv.Itoa(port))
+	if err := cp.API.Start(ctx); err != nil {
+		return nil, err
+	}
+	connCtx, stop := context.WithCancel(context.Background())
+	cp.stopConns = stop
+	cp.httpSrv = &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return connCtx },
+		Handler:           cp.API,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    cp.CA.Pool(),
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		},
+	}
+	go func() {
+		if err := cp.httpSrv.ServeTLS(cp.listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.Log.Error("API server stopped", "err", err)
+		}
+	}()
+	o.Log.Info("API server serving", "url", cp.URL, "etcd", etcdDescription(o))
+	ok = true
+	return cp, nil
+}
+
+func etcdDescription(o ServerOptions) string {
+	if len(o.EtcdServers) == 0 {
+		return "embedded in " + filepath.Join(o.DataDir, "etcd")
+	}
+	return fmt.Sprint(o.EtcdServers)
+}
+
+// WriteKubeconfig writes an admin kubeconfig for this control plane to path.
+func (cp *ControlPlane) WriteKubeconfig(path string) error {
+	data, err := auth.KubeconfigFor(cp.CA, cp.Tokens, cp.URL, auth.AdminUser)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// Close stops serving and closes storage.
+func (cp *ControlPlane) Close() {
+	if cp.stopConns != nil {
+		cp.stopConns()
+	}
+	if cp.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = cp.httpSrv.Shutdown(ctx)
+		cancel()
+	} else if cp.listener != nil {
+		cp.listener.Close()
+	}
+	if cp.embedded != nil {
+		cp.embedded.Close()
+	}
+}
