@@ -26,17 +26,15 @@ var allVerbs = metav1.Verbs{"create", "delete", "deletecollection", "get", "list
 func (s *Server) resourceList(gv schema.GroupVersion) (*metav1.APIResourceList, bool) {
 	out := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
 	for _, r := range s.reg.All() {
-		served := r.GroupVersion() == gv
-		for _, l := range r.Legacy {
-			served = served || l.GroupVersion == gv
-		}
-		if !served {
+		res, legacy := s.reg.Lookup(gv, r.Resource)
+		if res != r {
 			continue
 		}
-		out.APIResources = append(out.APIResources, metav1.APIResource{
-			Name: r.Resource, SingularName: r.Singular, Namespaced: r.Namespaced, Kind: r.Kind,
-			Verbs: allVerbs, ShortNames: r.ShortNames, Categories: r.Categories,
-		})
+		ar := metav1.APIResource{Name: r.Resource, SingularName: r.Singular, Namespaced: r.Namespaced, Kind: r.Kind, Verbs: allVerbs}
+		if legacy == nil { // short names and categories belong to the current version only
+			ar.ShortNames, ar.Categories = r.ShortNames, r.Categories
+		}
+		out.APIResources = append(out.APIResources, ar)
 		if r.HasStatus {
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/status", Namespaced: r.Namespaced,
 				Kind: r.Kind, Verbs: metav1.Verbs{"get", "patch", "update"}})

@@ -28,16 +28,15 @@ type bitmap struct {
 	size, used int
 	bits       big.Int
 	lowerBand  int
-	rnd        *rand.Rand
 }
 
-func newBitmap(size int, seed uint64) *bitmap {
+func newBitmap(size int) *bitmap {
 	band := size / 16
 	band = max(16, min(band, 256))
 	if band >= size {
 		band = 0
 	}
-	return &bitmap{size: size, lowerBand: band, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	return &bitmap{size: size, lowerBand: band}
 }
 
 func (b *bitmap) has(i int) bool { return b.bits.Bit(i) == 1 }
@@ -68,7 +67,7 @@ func (b *bitmap) next() (int, bool) {
 		if hi <= lo {
 			return 0, false
 		}
-		start := lo + b.rnd.IntN(hi-lo)
+		start := lo + rand.IntN(hi-lo)
 		for k := 0; k < hi-lo; k++ {
 			i := lo + (start-lo+k)%(hi-lo)
 			if !b.has(i) {
@@ -111,7 +110,7 @@ func NewIPRange(cidr string) (*IPRange, error) {
 	if size <= reserved {
 		return nil, fmt.Errorf("CIDR %s is too small to allocate from", cidr)
 	}
-	return &IPRange{prefix: p, first: p.Addr().Next(), bm: newBitmap(size-reserved, uint64(p.Addr().As16()[15])+uint64(size))}, nil
+	return &IPRange{prefix: p, first: p.Addr().Next(), bm: newBitmap(size - reserved)}, nil
 }
 
 // String returns the CIDR.
@@ -217,7 +216,7 @@ func ParsePortRange(s string) (*PortRange, error) {
 	if err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
 		return nil, fmt.Errorf("invalid port range %q: want FROM-TO with 1 <= FROM <= TO <= 65535", s)
 	}
-	return &PortRange{Base: a, Last: b, bm: newBitmap(b-a+1, uint64(a))}, nil
+	return &PortRange{Base: a, Last: b, bm: newBitmap(b - a + 1)}, nil
 }
 
 // String returns the range as FROM-TO.

@@ -59,8 +59,8 @@ func Default() *Registry {
 	sub := apivalidation.NameIsDNSSubdomain
 	return New(
 		core(&Resource{Resource: "namespaces", Singular: "namespace", Kind: "Namespace", ShortNames: []string{"ns"},
-			HasStatus: true, HasSpec: true,
-			New: func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
+			HasStatus: true,
+			New:       func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
 			Fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"status.phase": string(o.(*corev1.Namespace).Status.Phase)}
 			},
@@ -71,8 +71,8 @@ func Default() *Registry {
 			Fields:   podFields,
 			Strategy: Generic{Namespaced: true, Name: sub, Default: defaultPod, Check: validatePod, CheckUpdate: validatePodUpdate}}),
 		core(&Resource{Resource: "services", Singular: "service", Kind: "Service", Namespaced: true, ShortNames: []string{"svc"}, Categories: []string{"all"},
-			HasStatus: true, HasSpec: true,
-			New: func() runtime.Object { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} },
+			HasStatus: true,
+			New:       func() runtime.Object { return &corev1.Service{} }, NewList: func() runtime.Object { return &corev1.ServiceList{} },
 			Fields: serviceFields, Strategy: ServiceStrategy{}}),
 		core(&Resource{Resource: "endpoints", Singular: "endpoints", Kind: "Endpoints", Namespaced: true, ShortNames: []string{"ep"},
 			CreateOnUpdate: true,
@@ -86,8 +86,8 @@ func Default() *Registry {
 			New: func() runtime.Object { return &corev1.ConfigMap{} }, NewList: func() runtime.Object { return &corev1.ConfigMapList{} },
 			Strategy: namespaced(sub, nil, validateConfigMap)}),
 		core(&Resource{Resource: "nodes", Singular: "node", Kind: "Node", ShortNames: []string{"no"},
-			HasStatus: true, HasSpec: true,
-			New: func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
+			HasStatus: true,
+			New:       func() runtime.Object { return &corev1.Node{} }, NewList: func() runtime.Object { return &corev1.NodeList{} },
 			Fields: func(o runtime.Object) fields.Set {
 				return fields.Set{"spec.unschedulable": strconv.FormatBool(o.(*corev1.Node).Spec.Unschedulable)}
 			},
@@ -122,12 +122,11 @@ func Default() *Registry {
 			New: func() runtime.Object { return &networkingv1.Ingress{} }, NewList: func() runtime.Object { return &networkingv1.IngressList{} },
 			Strategy: namespaced(sub, nil, validateIngress)},
 		&Resource{Group: "networking.k8s.io", Version: "v1", Resource: "ingressclasses", Singular: "ingressclass", Kind: "IngressClass",
-			HasSpec: true,
-			New:     func() runtime.Object { return &networkingv1.IngressClass{} }, NewList: func() runtime.Object { return &networkingv1.IngressClassList{} },
+			New: func() runtime.Object { return &networkingv1.IngressClass{} }, NewList: func() runtime.Object { return &networkingv1.IngressClassList{} },
 			Strategy: Generic{Name: sub, Check: validateIngressClass}},
 		&Resource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases", Singular: "lease", Kind: "Lease", Namespaced: true,
-			CreateOnUpdate: true, HasSpec: true,
-			New: func() runtime.Object { return &coordinationv1.Lease{} }, NewList: func() runtime.Object { return &coordinationv1.LeaseList{} },
+			CreateOnUpdate: true,
+			New:            func() runtime.Object { return &coordinationv1.Lease{} }, NewList: func() runtime.Object { return &coordinationv1.LeaseList{} },
 			Strategy: namespaced(sub, nil, validateLease)},
 	)
 }
