@@ -291,6 +291,7 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 		if pinned != "" && pinned != strconv.FormatInt(kv.Rev, 10) {
 			return nil, false, apierrors.NewConflict(res.GroupResource(), name, errors.New(conflictMessage))
 		}
+		m.SetResourceVersion(strconv.FormatInt(kv.Rev, 10)) // unconditional updates apply to what is stored
 		if uid := m.GetUID(); uid != "" && uid != accessor(old).GetUID() {
 			return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
 		}
