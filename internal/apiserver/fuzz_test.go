@@ -5,8 +5,8 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"time"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeRequest feeds arbitrary bodies to create, update and patch: the server

@@ -21,7 +21,10 @@ func svc(mut func(*corev1.Service)) *corev1.Service {
 }
 
 func TestServiceDefaults(t *testing.T) {
-	s := svc(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort; s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP })
+	s := svc(func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	})
 	ServiceStrategy{}.PrepareForCreate(s)
 	p := s.Spec.Ports[0]
 	switch {
