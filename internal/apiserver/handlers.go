@@ -373,7 +373,12 @@ func deleteOptions(q *request) (*metav1.DeleteOptions, error) {
 		return nil, err
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := json.Unmarshal(body, opts); err != nil {
+		info, ok := runtime.SerializerInfoForMediaType(Codecs.SupportedMediaTypes(), mediaType(q.r))
+		if !ok {
+			return nil, unsupportedMediaType(mediaType(q.r))
+		}
+		gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
+		if _, _, err := info.Serializer.Decode(body, &gvk, opts); err != nil {
 			return nil, apierrors.NewBadRequest("invalid DeleteOptions: " + err.Error())
 		}
 	}

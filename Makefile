@@ -1,0 +1,35 @@
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: build up test test-unit test-e2e check fmt vet staticcheck bench fuzz
+
+build:
+	go build -o bin/svcnet ./cmd/svcnet
+
+up:
+	./scripts/up.sh
+
+test:
+	./scripts/test.sh
+
+test-unit:
+	go test -race -count=1 $$(go list ./... | grep -v /test/e2e)
+
+test-e2e:
+	go test -count=1 -timeout 20m ./test/e2e/...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet ./...
+
+staticcheck:
+	go run $(STATICCHECK) ./...
+
+check: fmt vet staticcheck test-unit
+
+bench:
+	go run ./bench/apiserver
+
+fuzz:
+	go test ./internal/apiserver -run XXX -fuzz FuzzDecodeRequest -fuzztime 60s

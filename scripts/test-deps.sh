@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine: iproute2 (ip netns for the
+# end-to-end tests). kubectl is used from PATH when present, otherwise the e2e
+# suite builds it from the k8s.io/kubectl module. Go modules download on demand.
+set -euo pipefail
+need=()
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test-deps: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "test-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs the unit tests with the
+# race detector and the end-to-end tests (real binary, embedded etcd, real kubectl,
+# inside a loopback-only network namespace; needs root, and must not skip under CI=true).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/test-deps.sh
+echo "== unit tests (go test -race)"
+go test -race -count=1 $(go list ./... | grep -v /test/e2e)
+echo "== end-to-end tests"
+go test -count=1 -timeout 20m ./test/e2e/...
