@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ func init() {
 	Scheme.AddKnownTypes(metav1.SchemeGroupVersion, &metav1.Table{}, &metav1.PartialObjectMetadata{}, &metav1.PartialObjectMetadataList{})
 	metav1.AddToGroupVersion(Scheme, metav1.SchemeGroupVersion)
 	Codecs = serializer.NewCodecFactory(Scheme, serializer.EnableStrict)
+	info, _ := runtime.SerializerInfoForMediaType(Codecs.SupportedMediaTypes(), runtime.ContentTypeProtobuf)
+	protoSerializer = info.Serializer
+	storageDecoder = Codecs.UniversalDeserializer()
 }
 
 // maxBody is the largest request body accepted (as kube-apiserver: 3 MiB).
@@ -110,6 +114,7 @@ func decodeInto(body []byte, mt string, gvk schema.GroupVersionKind, into runtim
 type accepted struct {
 	table         bool
 	yaml          bool
+	proto         bool   // the client prefers protobuf (client-go typed clients do)
 	includeObject string // None, Metadata (default) or Object
 }
 
@@ -134,7 +139,10 @@ func negotiate(r *http.Request) accepted {
 		case mt == "application/yaml":
 			a.yaml = true
 			return a
-		case mt == "application/json" || mt == "*/*" || mt == "application/*" || mt == "application/vnd.kubernetes.protobuf":
+		case mt == runtime.ContentTypeProtobuf:
+			a.proto = true
+			return a
+		case mt == "application/json" || mt == "*/*" || mt == "application/*":
 			return a
 		}
 	}
@@ -153,7 +161,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// protoSerializer encodes protobuf (responses to clients that prefer it, storage).
+var protoSerializer runtime.Serializer
+
+// writeEncoded answers with v as YAML, protobuf or JSON, as the client asked.
 func writeEncoded(w http.ResponseWriter, code int, a accepted, v any) {
+	if obj, ok := v.(runtime.Object); ok && a.proto {
+		var buf bytes.Buffer
+		if err := protoSerializer.Encode(obj, &buf); err == nil {
+			w.Header().Set("Content-Type", runtime.ContentTypeProtobuf)
+			w.WriteHeader(code)
+			_, _ = w.Write(buf.Bytes())
+			return
+		}
+	}
 	if a.yaml {
 		data, err := yaml.Marshal(v)
 		if err == nil {

@@ -1,8 +1,8 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -59,11 +59,17 @@ func (s *Server) listPrefix(res *registry.Resource, ns string) string {
 	return p
 }
 
+// Objects are stored as protobuf, as Kubernetes stores its built-in types: about
+// five times cheaper to decode than JSON, which is what large lists and watches
+// spend their time on. JSON values (written by older versions) still decode.
+var storageDecoder runtime.Decoder
+
 // decodeStored reads a stored object and sets its resourceVersion.
 func decodeStored(res *registry.Resource, kv storage.KV) (runtime.Object, error) {
-	obj := res.New()
-	if err := json.Unmarshal(kv.Value, obj); err != nil {
-		return nil, fmt.Errorf("decode stored %s %s: %w", res.Kind, kv.Key, err)
+	into := res.New()
+	obj, _, err := storageDecoder.Decode(kv.Value, nil, into)
+	if err != nil || obj != into {
+		return nil, fmt.Errorf("decode stored %s %s: %v", res.Kind, kv.Key, err)
 	}
 	accessor(obj).SetResourceVersion(strconv.FormatInt(kv.Rev, 10))
 	setKind(obj, res.GroupVersion().WithKind(res.Kind))
@@ -76,9 +82,10 @@ func encodeStored(res *registry.Resource, obj runtime.Object) ([]byte, error) {
 	rv := m.GetResourceVersion()
 	m.SetResourceVersion("")
 	m.SetManagedFields(nil)
-	data, err := json.Marshal(obj)
+	var buf bytes.Buffer
+	err := protoSerializer.Encode(obj, &buf)
 	m.SetResourceVersion(rv)
-	return data, err
+	return buf.Bytes(), err
 }
 
 // get reads one object.
@@ -104,12 +111,18 @@ func (s *Server) checkNamespace(ctx context.Context, res *registry.Resource, ns 
 	if !res.Namespaced {
 		return nil
 	}
-	nsRes := s.reg.Get(corev1.SchemeGroupVersion.WithResource("namespaces").GroupResource())
-	obj, _, err := s.get(ctx, nsRes, "", ns)
-	if err != nil {
-		return err
+	exists, terminating, known := s.namespaces.lookup(ns)
+	if !known {
+		obj, _, err := s.get(ctx, s.res("", "namespaces"), "", ns)
+		if err != nil {
+			return err
+		}
+		exists, terminating = true, obj.(*corev1.Namespace).DeletionTimestamp != nil
 	}
-	if obj.(*corev1.Namespace).DeletionTimestamp != nil {
+	if !exists {
+		return apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
+	}
+	if terminating {
 		return apierrors.NewForbidden(res.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
 	}
 	return nil
@@ -182,6 +195,7 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 			return nil, storageError(err, res.GroupResource(), m.GetName())
 		}
 		m.SetResourceVersion(strconv.FormatInt(rev, 10))
+		s.namespaces.note(obj, false)
 		return obj, nil
 	}
 }
@@ -320,6 +334,7 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 				return nil, false, storageError(err, res.GroupResource(), name)
 			}
 			s.released(res, old)
+			s.namespaces.note(obj, true)
 			m.SetResourceVersion(strconv.FormatInt(kvOld.Rev, 10))
 			return obj, false, nil
 		}
@@ -343,6 +358,7 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 			return nil, false, storageError(err, res.GroupResource(), name)
 		}
 		alloc.commit()
+		s.namespaces.note(obj, false)
 		m.SetResourceVersion(strconv.FormatInt(rev, 10))
 		return obj, false, nil
 	}
@@ -411,6 +427,7 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 				return nil, false, storageError(err, res.GroupResource(), name)
 			}
 			m.SetResourceVersion(strconv.FormatInt(rev, 10))
+			s.namespaces.note(obj, false)
 			if n, ok := obj.(*corev1.Namespace); ok && s.nsWake != nil {
 				select {
 				case s.nsWake <- n.Name:
@@ -430,6 +447,7 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 			return nil, false, storageError(err, res.GroupResource(), name)
 		}
 		s.released(res, old)
+		s.namespaces.note(old, true)
 		om.SetResourceVersion(strconv.FormatInt(last.Rev, 10))
 		return old, true, nil
 	}

@@ -38,14 +38,15 @@ type Config struct {
 
 // Server is the API server. Create it with New, call Start, serve Handler.
 type Server struct {
-	cfg    Config
-	reg    *registry.Registry
-	store  storage.Store
-	alloc  *serviceAlloc
-	log    *slog.Logger
-	now    func() time.Time
-	nsWake chan string
-	ready  chan struct{}
+	cfg        Config
+	reg        *registry.Registry
+	store      storage.Store
+	alloc      *serviceAlloc
+	log        *slog.Logger
+	now        func() time.Time
+	nsWake     chan string
+	ready      chan struct{}
+	namespaces nsCache
 }
 
 // New validates cfg and builds a Server.
@@ -96,6 +97,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	go s.namespaces.run(ctx, s)
 	go s.runNamespaceFinalizer(ctx)
 	go func() {
 		t := time.NewTicker(3 * time.Minute)
