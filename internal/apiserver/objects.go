@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/svcnet/svcnet/internal/auth"
 	"github.com/svcnet/svcnet/internal/registry"
@@ -307,6 +305,7 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 		}
 		m.SetResourceVersion(strconv.FormatInt(kv.Rev, 10)) // unconditional updates apply to what is stored
 		if uid := m.GetUID(); uid != "" && uid != accessor(old).GetUID() {
+			//lint:ignore ST1005 Kubernetes' own wording
 			return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
 		}
 		if err := s.admitNode(ctx, res, obj, old, wo); err != nil {
@@ -382,9 +381,11 @@ func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, ns, n
 		om := accessor(old)
 		if p := opts.Preconditions; p != nil {
 			if p.UID != nil && *p.UID != om.GetUID() {
+				//lint:ignore ST1005 Kubernetes' own wording
 				return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, om.GetUID()))
 			}
 			if p.ResourceVersion != nil && *p.ResourceVersion != om.GetResourceVersion() {
+				//lint:ignore ST1005 Kubernetes' own wording
 				return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, om.GetResourceVersion()))
 			}
 		}
@@ -503,10 +504,3 @@ func (s *Server) admitNode(_ context.Context, res *registry.Resource, obj, old r
 	}
 	return nil
 }
-
-// fieldErr is a small helper for single-field validation errors.
-func fieldErr(res *registry.Resource, name string, e *field.Error) error {
-	return apierrors.NewInvalid(res.GroupKind(), name, field.ErrorList{e})
-}
-
-var _ = strings.TrimSpace
