@@ -146,7 +146,12 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	}
 	res.Strategy.PrepareForCreate(obj)
 	base := m.GetName()
+	pristine := obj
 	for attempt := 0; ; attempt++ {
+		// Each attempt starts from the request as defaulted: a retry after losing
+		// a claim race must pick values afresh, not treat the lost ones as requested.
+		obj := pristine.DeepCopyObject()
+		m := accessor(obj)
 		if base == "" && m.GetGenerateName() != "" {
 			m.SetName(generateName(m.GetGenerateName()))
 		}

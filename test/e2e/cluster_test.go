@@ -54,8 +54,15 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // process is stopped when the test ends.
 func startCluster(t *testing.T, dir string, port int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: dir, port: port, kubeconfig: filepath.Join(dir, "kubeconfig"), done: make(chan struct{})}
-	c.cmd = exec.Command(svcnetBin, "up", "--data-dir", dir, "--secure-port", fmt.Sprint(port))
+	want := fmt.Sprintf("svcnet is up at https://127.0.0.1:%d. Use it with: export KUBECONFIG=%s; kubectl get svc", port, filepath.Join(dir, "kubeconfig"))
+	return startProcess(t, dir, port, filepath.Join(dir, "kubeconfig"), want, "up", "--data-dir", dir, "--secure-port", fmt.Sprint(port))
+}
+
+// startProcess runs svcnet with args and waits for the line ready on stdout.
+func startProcess(t *testing.T, dir string, port int, kubeconfig, ready string, args ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: dir, port: port, kubeconfig: kubeconfig, done: make(chan struct{})}
+	c.cmd = exec.Command(svcnetBin, args...)
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +77,11 @@ func startCluster(t *testing.T, dir string, port int) *cluster {
 		for sc.Scan() {
 			line := sc.Text()
 			_, _ = lockedWriter{&c.mu, &c.log}.Write([]byte(line + "\n"))
-			if strings.Contains(line, "svcnet is up") {
-				up <- line
+			if strings.HasPrefix(line, "svcnet ") {
+				select {
+				case up <- line:
+				default:
+				}
 			}
 		}
 	}()
@@ -79,14 +89,13 @@ func startCluster(t *testing.T, dir string, port int) *cluster {
 	t.Cleanup(c.stop)
 	select {
 	case line := <-up:
-		want := fmt.Sprintf("svcnet is up at https://127.0.0.1:%d. Use it with: export KUBECONFIG=%s; kubectl get svc", port, c.kubeconfig)
-		if line != want {
-			t.Errorf("startup line = %q, want %q", line, want)
+		if line != ready {
+			t.Errorf("startup line = %q, want %q", line, ready)
 		}
 	case <-c.done:
-		t.Fatalf("svcnet up exited early:\n%s", c.logs())
+		t.Fatalf("svcnet %s exited early:\n%s", args[0], c.logs())
 	case <-time.After(90 * time.Second):
-		t.Fatalf("svcnet up not ready within 90s:\n%s", c.logs())
+		t.Fatalf("svcnet %s not ready within 90s:\n%s", args[0], c.logs())
 	}
 	return c
 }
