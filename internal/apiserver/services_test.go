@@ -126,3 +126,24 @@ func TestAllocationRepair(t *testing.T) {
 		t.Fatalf("after repair the second server must know 30100 is taken: %v", err)
 	}
 }
+
+// TestCreateRetryAfterLostClaim: a second API server whose index does not know a
+// port yet picks it, loses the claim in storage, and must retry with another port
+// rather than report the lost one as "already allocated". Repeated so that a 50%
+// chance of picking the taken port is hit (miss probability 2^-10).
+func TestCreateRetryAfterLostClaim(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		h := newHarness(t, func(c *Config) { c.NodePortRange = "30000-30001" })
+		h.must(201, h.do("POST", "/api/v1/namespaces/default/services", nodePortSvc("first", 0)))
+		s2, err := New(Config{Store: h.store, Authn: h.srv.cfg.Authn, Log: h.srv.log, NodePortRange: "30000-30001"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj := &corev1.Service{}
+		obj.Name = "second"
+		obj.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"a": "b"}, Ports: []corev1.ServicePort{{Port: 80}}}
+		if _, err := s2.create(context.Background(), s2.res("", "services"), "default", obj, writeOptions{}); err != nil {
+			t.Fatalf("round %d: second server's create failed: %v", i, err)
+		}
+	}
+}
