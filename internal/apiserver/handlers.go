@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -29,7 +30,10 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		writeStatus(w, http.StatusNotFound, "NotFound", "the server could not find the requested resource")
 		return
 	}
-	q.w, q.user, q.accept = w, user, negotiate(r)
+	rec := &statusRecorder{ResponseWriter: w}
+	q.w, q.user, q.accept = rec, user, negotiate(r)
+	start := time.Now()
+	defer func() { s.metrics.observe(q, rec.code, start) }()
 	if ok, reason := auth.Authorize(auth.Attributes{User: user, Verb: q.verb, APIGroup: q.res.Group, Resource: q.res.Resource,
 		Subresource: q.sub, Namespace: q.ns, Name: q.name}); !ok {
 		what := q.res.Resource
@@ -43,12 +47,12 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		if q.ns != "" {
 			scope = fmt.Sprintf("in the namespace %q", q.ns)
 		}
-		writeStatus(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%s is forbidden: User %q cannot %s resource %q in API group %q %s: %s",
+		writeStatus(q.w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%s is forbidden: User %q cannot %s resource %q in API group %q %s: %s",
 			what, user.Name, q.verb, q.res.Resource, q.res.Group, scope, reason))
 		return
 	}
 	if q.legacy != nil && q.legacy.Warning != "" {
-		w.Header().Add("Warning", `299 - "`+q.legacy.Warning+`"`)
+		q.w.Header().Add("Warning", `299 - "`+q.legacy.Warning+`"`)
 	}
 	var err error
 	switch q.verb {
@@ -72,7 +76,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		err = apierrors.NewMethodNotSupported(q.res.GroupResource(), r.Method)
 	}
 	if err != nil {
-		writeError(w, err)
+		writeError(q.w, err)
 	}
 }
 

@@ -47,6 +47,7 @@ type Server struct {
 	nsWake     chan string
 	ready      chan struct{}
 	namespaces nsCache
+	metrics    *metrics
 }
 
 // New validates cfg and builds a Server.
@@ -78,12 +79,14 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--service-node-port-range: %w", err)
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, reg: registry.Default(), store: cfg.Store, log: cfg.Log, now: cfg.Now,
 		alloc:  &serviceAlloc{ips: ips, ports: ports, prefix: cfg.Prefix + "/svcnet/"},
 		nsWake: make(chan string, 16),
 		ready:  make(chan struct{}),
-	}, nil
+	}
+	s.metrics = newMetrics(s)
+	return s, nil
 }
 
 // Start repairs allocations, creates the built-in objects and starts background
@@ -144,6 +147,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveDiscovery(w, r, path)
+	case path == "/metrics":
+		if !s.allowNonResource(w, user, r) {
+			return
+		}
+		s.metrics.handler().ServeHTTP(w, r)
 	case strings.HasPrefix(path, "/openapi/"):
 		if !s.allowNonResource(w, user, r) {
 			return

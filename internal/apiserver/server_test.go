@@ -249,3 +249,34 @@ func TestStrictFieldValidation(t *testing.T) {
 		t.Fatalf("422 causes: %s", inv.body)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.must(201, h.do("POST", "/api/v1/namespaces/default/services", svcBody("web", "a")))
+	h.must(404, h.do("GET", "/api/v1/namespaces/default/services/nope", ""))
+	h.must(401, h.do("GET", "/metrics", "", "Authorization", "Bearer "+viewerToken+"x"))
+	m := h.must(200, h.do("GET", "/metrics", ""))
+	for _, want := range []string{
+		`apiserver_request_total{code="201",group="",resource="services",subresource="",verb="create"} 1`,
+		`apiserver_request_total{code="404",group="",resource="services",subresource="",verb="get"} 1`,
+		`apiserver_request_duration_seconds_bucket{group="",resource="services",verb="create",le="10"} 1`,
+		"svcnet_service_cluster_ips_free 1.048572e+06",
+		"svcnet_service_node_ports_free 2768",
+	} {
+		if !strings.Contains(m.body, want) {
+			t.Errorf("metrics lack %q in\n%s", want, grepLines(m.body, "apiserver_request_total", "svcnet_"))
+		}
+	}
+}
+
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}

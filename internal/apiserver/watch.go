@@ -121,6 +121,9 @@ func (s *Server) handleWatch(q *request) error {
 		}
 	}
 	events := s.store.Watch(ctx, s.listPrefix(q.res, q.ns), from)
+	open := s.metrics.watches.WithLabelValues(q.res.Group, q.res.Resource)
+	open.Inc()
+	defer open.Dec()
 
 	q.w.Header().Set("Content-Type", "application/json")
 	q.w.Header().Set("Cache-Control", "no-cache, private")

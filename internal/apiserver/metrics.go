@@ -1,0 +1,81 @@
+package apiserver
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the API server's Prometheus metrics, named as kube-apiserver names them.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	watches  *prometheus.GaugeVec
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total",
+		Help: "Counter of API requests by verb, group, resource, subresource and HTTP code."},
+		[]string{"verb", "group", "resource", "subresource", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds",
+		Help:    "Response latency of API requests (watches excluded) by verb, group and resource.",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}},
+		[]string{"verb", "group", "resource"})
+	m.watches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "apiserver_longrunning_requests",
+		Help: "Open watch requests by group and resource."}, []string{"group", "resource"})
+	free := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "svcnet_service_cluster_ips_free",
+		Help: "Cluster IPs left in --service-cluster-ip-range (this server's index)."}, func() float64 {
+		s.alloc.mu.Lock()
+		defer s.alloc.mu.Unlock()
+		return float64(s.alloc.ips.Free())
+	})
+	freePorts := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "svcnet_service_node_ports_free",
+		Help: "Node ports left in --service-node-port-range (this server's index)."}, func() float64 {
+		s.alloc.mu.Lock()
+		defer s.alloc.mu.Unlock()
+		return float64(s.alloc.ports.Free())
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.watches, free, freePorts,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// statusRecorder remembers the response code; Unwrap keeps Flush working for watches.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// observe records one finished resource request.
+func (m *metrics) observe(q *request, code int, start time.Time) {
+	m.requests.WithLabelValues(q.verb, q.res.Group, q.res.Resource, q.sub, strconv.Itoa(code)).Inc()
+	if q.verb != "watch" {
+		m.latency.WithLabelValues(q.verb, q.res.Group, q.res.Resource).Observe(time.Since(start).Seconds())
+	}
+}
