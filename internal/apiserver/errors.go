@@ -48,4 +48,6 @@ func storageError(err error, gr schema.GroupResource, name string) error {
 	return apierrors.NewInternalError(fmt.Errorf("storage: %w", err))
 }
 
+var errConflict = errors.New(conflictMessage)
+
 const conflictMessage = "the object has been modified; please apply your changes to the latest version and try again"

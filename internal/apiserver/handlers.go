@@ -55,6 +55,19 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		q.w.Header().Add("Warning", `299 - "`+q.legacy.Warning+`"`)
 	}
 	var err error
+	switch {
+	case q.sub == "scale":
+		err = s.handleScale(q)
+	default:
+		err = s.dispatch(q)
+	}
+	if err != nil {
+		writeError(q.w, err)
+	}
+}
+
+func (s *Server) dispatch(q *request) error {
+	var err error
 	switch q.verb {
 	case "get":
 		err = s.handleGet(q)
@@ -73,11 +86,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 	case "deletecollection":
 		err = s.handleDeleteCollection(q)
 	default:
-		err = apierrors.NewMethodNotSupported(q.res.GroupResource(), r.Method)
+		err = apierrors.NewMethodNotSupported(q.res.GroupResource(), q.r.Method)
 	}
-	if err != nil {
-		writeError(q.w, err)
-	}
+	return err
 }
 
 // output converts a stored object for the request's version.

@@ -171,3 +171,24 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestScaleSubresource(t *testing.T) {
+	h := newHarness(t)
+	h.must(201, h.do("POST", "/apis/apps/v1/namespaces/default/deployments", deployJSON("web", 3)))
+	sc := h.must(200, h.do("GET", "/apis/apps/v1/namespaces/default/deployments/web/scale", ""))
+	if sc.str("kind") != "Scale" || sc.str("apiVersion") != "autoscaling/v1" || sc.str("spec", "replicas") != "3" || sc.str("status", "selector") != "app=web" {
+		t.Fatalf("scale = %s", sc.body)
+	}
+	h.must(200, h.do("PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale", `{"spec":{"replicas":5}}`, "Content-Type", "application/merge-patch+json"))
+	if d := h.must(200, h.do("GET", "/apis/apps/v1/namespaces/default/deployments/web", "")); d.str("spec", "replicas") != "5" || d.str("metadata", "generation") != "2" {
+		t.Fatalf("after scale patch: replicas=%s generation=%s", d.str("spec", "replicas"), d.str("metadata", "generation"))
+	}
+	h.must(200, h.do("PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale", `{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"web"},"spec":{"replicas":1}}`))
+	h.must(409, h.do("PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale", `{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"web","resourceVersion":"2"},"spec":{"replicas":1}}`))
+	h.must(400, h.do("PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale", `{"spec":{"replicas":-1}}`, "Content-Type", "application/merge-patch+json"))
+	h.must(404, h.do("GET", "/api/v1/namespaces/default/services/kubernetes/scale", ""))
+	d := h.must(200, h.do("GET", "/apis/apps/v1", ""))
+	if !strings.Contains(d.body, `"name":"deployments/scale"`) {
+		t.Fatalf("discovery lacks deployments/scale: %s", d.body)
+	}
+}

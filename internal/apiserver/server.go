@@ -250,6 +250,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		switch {
 		case q.sub == "status" && q.res.HasStatus:
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
+		case q.sub == "scale" && hasScale(q.res.Resource) && q.legacy == nil:
 		default:
 			return nil, false
 		}

@@ -113,6 +113,19 @@ func TestKubectlTutorial(t *testing.T) {
 		t.Errorf("stored deployment = %q", got)
 	}
 
+	t.Run("scale", func(t *testing.T) {
+		if out := c.must("-n", "demo", "scale", "deployment", "httpd", "--replicas=5"); !strings.Contains(out, "deployment.apps/httpd scaled") {
+			t.Fatalf("scale: %s", out)
+		}
+		if got := c.must("-n", "demo", "get", "deploy", "httpd", "-o", "jsonpath={.spec.replicas}"); got != "5" {
+			t.Fatalf("replicas after scale = %q", got)
+		}
+		rows := wantHeader(t, c.must("-n", "demo", "get", "deploy"), "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE")
+		if rows[0][0] != "httpd" || rows[0][1] != "0/5" {
+			t.Fatalf("deployment row = %v", rows)
+		}
+	})
+
 	t.Run("get svc", func(t *testing.T) {
 		rows := wantHeader(t, c.must("-n", "demo", "get", "svc"), "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE")
 		r := rows[0]
@@ -303,4 +316,3 @@ subsets:
 		}
 	})
 }
-
