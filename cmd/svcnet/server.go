@@ -47,14 +47,12 @@ func splitList(s string) []string {
 	return out
 }
 
-func newServerCmd() *cobra.Command {
+// controlPlaneCmd builds a command that runs the control plane until interrupted;
+// started says what to do once it serves and returns the line to print.
+func controlPlaneCmd(use, short, bind string, started func(cp *system.ControlPlane) (string, error)) *cobra.Command {
 	var o system.ServerOptions
-	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Run the Kubernetes-compatible API server (embedded or external etcd)",
-		Args:  cobra.NoArgs,
-	}
-	etcd := serverFlags(cmd.Flags(), &o, "0.0.0.0")
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
+	etcd := serverFlags(cmd.Flags(), &o, bind)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		o.EtcdServers = splitList(*etcd)
 		o.Log = slog.Default()
@@ -63,7 +61,11 @@ func newServerCmd() *cobra.Command {
 			return err
 		}
 		defer cp.Close()
-		fmt.Fprintf(cmd.OutOrStdout(), "svcnet API server at %s (admin kubeconfig: svcnet kubeconfig --data-dir %s)\n", cp.URL, o.DataDir)
+		line, err := started(cp)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), line)
 		<-cmd.Context().Done()
 		slog.Info("shutting down")
 		return nil
@@ -71,30 +73,20 @@ func newServerCmd() *cobra.Command {
 	return cmd
 }
 
+func newServerCmd() *cobra.Command {
+	return controlPlaneCmd("server", "Run the Kubernetes-compatible API server (embedded or external etcd)", "0.0.0.0",
+		func(cp *system.ControlPlane) (string, error) {
+			return fmt.Sprintf("svcnet API server at %s (admin kubeconfig: svcnet kubeconfig --data-dir %s)", cp.URL, cp.Opts.DataDir), nil
+		})
+}
+
 func newUpCmd() *cobra.Command {
-	var o system.ServerOptions
-	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Run everything on this machine: embedded etcd, API server, and write an admin kubeconfig",
-		Args:  cobra.NoArgs,
-	}
-	etcd := serverFlags(cmd.Flags(), &o, "127.0.0.1")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		o.EtcdServers = splitList(*etcd)
-		o.Log = slog.Default()
-		cp, err := system.StartControlPlane(cmd.Context(), o)
-		if err != nil {
-			return err
-		}
-		defer cp.Close()
-		kc := filepath.Join(o.DataDir, "kubeconfig")
-		if err := cp.WriteKubeconfig(kc); err != nil {
-			return fmt.Errorf("write kubeconfig: %w", err)
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc\n", cp.URL, kc)
-		<-cmd.Context().Done()
-		slog.Info("shutting down")
-		return nil
-	}
-	return cmd
+	return controlPlaneCmd("up", "Run everything on this machine: embedded etcd, API server, and write an admin kubeconfig", "127.0.0.1",
+		func(cp *system.ControlPlane) (string, error) {
+			kc := filepath.Join(cp.Opts.DataDir, "kubeconfig")
+			if err := cp.WriteKubeconfig(kc); err != nil {
+				return "", fmt.Errorf("write kubeconfig: %w", err)
+			}
+			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), nil
+		})
 }

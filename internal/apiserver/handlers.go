@@ -54,41 +54,35 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 	if q.legacy != nil && q.legacy.Warning != "" {
 		q.w.Header().Add("Warning", `299 - "`+q.legacy.Warning+`"`)
 	}
-	var err error
-	switch {
-	case q.sub == "scale":
-		err = s.handleScale(q)
-	default:
-		err = s.dispatch(q)
+	handle := s.dispatch
+	if q.sub == "scale" {
+		handle = s.handleScale
 	}
-	if err != nil {
+	if err := handle(q); err != nil {
 		writeError(q.w, err)
 	}
 }
 
 func (s *Server) dispatch(q *request) error {
-	var err error
 	switch q.verb {
 	case "get":
-		err = s.handleGet(q)
+		return s.handleGet(q)
 	case "list":
-		err = s.handleList(q)
+		return s.handleList(q)
 	case "watch":
-		err = s.handleWatch(q)
+		return s.handleWatch(q)
 	case "create":
-		err = s.handleCreate(q)
+		return s.handleCreate(q)
 	case "update":
-		err = s.handleUpdate(q)
+		return s.handleUpdate(q)
 	case "patch":
-		err = s.handlePatch(q)
+		return s.handlePatch(q)
 	case "delete":
-		err = s.handleDelete(q)
+		return s.handleDelete(q)
 	case "deletecollection":
-		err = s.handleDeleteCollection(q)
-	default:
-		err = apierrors.NewMethodNotSupported(q.res.GroupResource(), q.r.Method)
+		return s.handleDeleteCollection(q)
 	}
-	return err
+	return apierrors.NewMethodNotSupported(q.res.GroupResource(), q.r.Method)
 }
 
 // output converts a stored object for the request's version.
