@@ -18,14 +18,16 @@ import (
 
 // Set inside the namespace by TestMain.
 var (
-	svcnetBin  string
-	kubectlBin string
+	svcnetBin   string
+	kubectlBin  string
+	informerBin string // test/tools/informer, built with client-go v0.32
 )
 
 const (
-	envNetns   = "SVCNET_E2E_NETNS"
-	envBin     = "SVCNET_E2E_BIN"
-	envKubectl = "SVCNET_E2E_KUBECTL"
+	envNetns    = "SVCNET_E2E_NETNS"
+	envBin      = "SVCNET_E2E_BIN"
+	envKubectl  = "SVCNET_E2E_KUBECTL"
+	envInformer = "SVCNET_E2E_INFORMER"
 )
 
 func repoRoot() string {
@@ -35,7 +37,7 @@ func repoRoot() string {
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envNetns) != "" {
-		svcnetBin, kubectlBin = os.Getenv(envBin), os.Getenv(envKubectl)
+		svcnetBin, kubectlBin, informerBin = os.Getenv(envBin), os.Getenv(envKubectl), os.Getenv(envInformer)
 		os.Exit(m.Run())
 	}
 	os.Exit(outside(m))
@@ -76,6 +78,11 @@ func outside(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
 		return 1
 	}
+	informer := filepath.Join(tmp, "informer")
+	if err := buildTool("informer", informer); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
+		return 1
+	}
 	ns := fmt.Sprintf("svcnet-e2e-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: FAIL: ip netns add %s: %v %s\n", ns, err, out)
@@ -97,7 +104,7 @@ func outside(m *testing.M) int {
 	fmt.Printf("e2e: running inside network namespace %s (loopback only) with %s\n", ns, kubectl)
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0]}, os.Args[1:]...)...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envNetns+"="+ns, envBin+"="+bin, envKubectl+"="+kubectl)
+	cmd.Env = append(os.Environ(), envNetns+"="+ns, envBin+"="+bin, envKubectl+"="+kubectl, envInformer+"="+informer)
 	if err := cmd.Run(); err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			return ee.ExitCode()
@@ -119,10 +126,16 @@ func findKubectl(dir string) (string, error) {
 	}
 	out := filepath.Join(dir, "kubectl")
 	fmt.Println("e2e: kubectl not found, building it from k8s.io/kubectl (test/tools/kubectl)")
-	build := exec.Command("go", "build", "-o", out, ".")
-	build.Dir, build.Stdout, build.Stderr = filepath.Join(repoRoot(), "test", "tools", "kubectl"), os.Stdout, os.Stderr
+	return out, buildTool("kubectl", out)
+}
+
+// buildTool builds test/tools/<name> (a separate Go module pinning older client
+// libraries) into out.
+func buildTool(name, out string) error {
+	build := exec.Command("go", "build", "-o", out, "./"+name)
+	build.Dir, build.Stdout, build.Stderr = filepath.Join(repoRoot(), "test", "tools"), os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("build kubectl: %w", err)
+		return fmt.Errorf("build test/tools/%s: %w", name, err)
 	}
-	return out, nil
+	return nil
 }

@@ -142,6 +142,16 @@ func TestInformerAcrossRestart(t *testing.T) {
 	_ = c2
 }
 
+// TestOldClientGo runs an informer built with client-go v0.32 (plain list+watch,
+// no WatchList) against the server.
+func TestOldClientGo(t *testing.T) {
+	c := startCluster(t, t.TempDir(), freePort(t))
+	out, err := exec.Command(informerBin, "--kubeconfig", c.kubeconfig).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "informer: ok") {
+		t.Fatalf("client-go v0.32 informer: %v\n%s", err, out)
+	}
+}
+
 func TestIdentities(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)

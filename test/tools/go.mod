@@ -1,8 +1,11 @@
-module github.com/svcnet/svcnet/test/tools/kubectl
+module github.com/svcnet/svcnet/test/tools
 
 go 1.26.0
 
 require (
+	k8s.io/api v0.32.4
+	k8s.io/apimachinery v0.32.4
+	k8s.io/client-go v0.32.4
 	k8s.io/component-base v0.32.4
 	k8s.io/kubectl v0.32.4
 )
@@ -75,10 +78,7 @@ require (
 	gopkg.in/evanphx/json-patch.v4 v4.12.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/api v0.32.4 // indirect
-	k8s.io/apimachinery v0.32.4 // indirect
 	k8s.io/cli-runtime v0.32.4 // indirect
-	k8s.io/client-go v0.32.4 // indirect
 	k8s.io/component-helpers v0.32.4 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20241105132330-32ad38e42d3f // indirect
