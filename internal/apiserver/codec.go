@@ -11,6 +11,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	appsv1beta1 "k8s.io/api/apps/v1beta1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +38,7 @@ func init() {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, appsv1beta1.AddToScheme, extensionsv1beta1.AddToScheme,
 		discoveryv1.AddToScheme, networkingv1.AddToScheme, coordinationv1.AddToScheme, autoscalingv1.AddToScheme,
+		authorizationv1.AddToScheme, authenticationv1.AddToScheme,
 	} {
 		utilruntime.Must(add(Scheme))
 	}

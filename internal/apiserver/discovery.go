@@ -47,6 +47,7 @@ func (s *Server) resourceList(gv schema.GroupVersion) (*metav1.APIResourceList, 
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: "namespaces/finalize", Kind: "Namespace", Verbs: metav1.Verbs{"update"}})
 		}
 	}
+	out.APIResources = append(out.APIResources, reviewDiscovery(gv)...)
 	return out, len(out.APIResources) > 0
 }
 
@@ -84,6 +85,8 @@ func (s *Server) groups() []metav1.APIGroup {
 			add(l.GroupVersion, false)
 		}
 	}
+	add(accessReviewGV, true)
+	add(selfReviewGV, true)
 	return out
 }
 

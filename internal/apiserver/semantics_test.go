@@ -192,3 +192,20 @@ func TestScaleSubresource(t *testing.T) {
 		t.Fatalf("discovery lacks deployments/scale: %s", d.body)
 	}
 }
+
+func TestSelfReviews(t *testing.T) {
+	h := newHarness(t)
+	ssar := `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"create","resource":"pods","namespace":"default"}}}`
+	if r := h.must(201, h.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", ssar)); r.str("status", "allowed") != "true" {
+		t.Fatalf("admin can-i: %s", r.body)
+	}
+	r := h.must(201, h.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", ssar, "Authorization", "Bearer "+viewerToken))
+	if r.str("status", "allowed") == "true" || r.str("status", "reason") != "viewers may only read" {
+		t.Fatalf("viewer can-i: %s", r.body)
+	}
+	w := h.must(201, h.do("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`, "Authorization", "Bearer "+nodeToken))
+	if w.str("status", "userInfo", "username") != "system:node:node1" {
+		t.Fatalf("whoami: %s", w.body)
+	}
+	h.must(405, h.do("GET", "/apis/authentication.k8s.io/v1/selfsubjectreviews", ""))
+}

@@ -157,6 +157,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveOpenAPI(w, r, path)
+	case s.serveReview(w, r, user, path):
 	case strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/apis/"):
 		s.serveResource(w, r, user, path)
 	default:

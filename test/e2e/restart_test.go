@@ -195,6 +195,12 @@ func TestIdentities(t *testing.T) {
 	if _, e, err := as(viewer, "get", "secrets"); err == nil || !strings.Contains(e, "Forbidden") {
 		t.Fatalf("viewer secrets: %v %s", err, e)
 	}
+	if out, _, _ := as(viewer, "auth", "can-i", "create", "services"); strings.TrimSpace(out) != "no" {
+		t.Fatalf("viewer can-i create services: %q", out)
+	}
+	if out, e, err := as(viewer, "auth", "whoami"); err != nil || !strings.Contains(out, "svcnet:viewers") {
+		t.Fatalf("viewer whoami: %v %s %s", err, out, e)
+	}
 	node := kc("system:node:n1")
 	nodeYAML := func(name string) string {
 		return writeFile(t, filepath.Join(dir, name+".yaml"), "apiVersion: v1\nkind: Node\nmetadata:\n  name: "+name+"\n", 0o644)
