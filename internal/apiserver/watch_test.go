@@ -187,3 +187,15 @@ func TestTableOutput(t *testing.T) {
 		t.Fatalf("kubernetes endpoints row: %s", ep.body)
 	}
 }
+
+func TestWatchBookmarks(t *testing.T) {
+	h := newHarness(t)
+	l := h.must(200, h.do("GET", "/api/v1/namespaces/default/configmaps", ""))
+	next := h.watchStream("/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true&resourceVersion=" + l.str("metadata", "resourceVersion"))
+	h.must(201, h.do("POST", "/api/v1/namespaces/default/services", svcBody("elsewhere", "x")))
+	h.store.RequestProgress()
+	b := next()
+	if b.Type != "BOOKMARK" || b.Object["kind"] != "ConfigMap" || b.meta("resourceVersion") == l.str("metadata", "resourceVersion") {
+		t.Fatalf("bookmark = %+v (list rv %s)", b, l.str("metadata", "resourceVersion"))
+	}
+}

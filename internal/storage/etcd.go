@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -13,9 +14,11 @@ import (
 // Etcd is the Store backed by an etcd v3 cluster (external or embedded).
 type Etcd struct {
 	c *clientv3.Client
-	// ProgressInterval is how often an idle watch asks etcd for a progress
-	// notification (turned into watch bookmarks). 0 disables it.
+	// ProgressInterval is how often etcd is asked for a progress notification on
+	// the watch stream (turned into watch bookmarks). 0 disables it. All watches
+	// share one gRPC stream, so one request per interval serves every watch.
 	ProgressInterval time.Duration
+	progress         sync.Once
 }
 
 var _ Store = (*Etcd)(nil)
@@ -177,20 +180,40 @@ func (e *Etcd) Delete(ctx context.Context, key string, expectRev int64, releases
 	return kv, nil
 }
 
+// requestProgress asks etcd, every ProgressInterval until the client closes, to
+// tell every watch on the shared stream how far it has seen. etcd's client drops a
+// notification older than a watch's start revision, so a watch started at the
+// current revision + 1 hears nothing until the next write anywhere.
+func (e *Etcd) requestProgress() {
+	if e.ProgressInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(e.ProgressInterval)
+	defer t.Stop()
+	// The stream is found by the context's outgoing metadata, which must be what
+	// Watch uses (require-leader only); the client context carries other metadata.
+	ctx := clientv3.WithRequireLeader(context.Background())
+	for {
+		select {
+		case <-e.c.Ctx().Done():
+			return
+		case <-t.C:
+			if err := e.c.RequestProgress(ctx); err != nil && e.c.Ctx().Err() == nil {
+				slog.Debug("etcd progress request failed", "err", err)
+			}
+		}
+	}
+}
+
 // Watch implements Store.
 func (e *Etcd) Watch(ctx context.Context, prefix string, after int64) <-chan Event {
+	e.progress.Do(func() { go e.requestProgress() })
 	out := make(chan Event, 100)
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	wch := e.c.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(after+1), clientv3.WithPrevKV(), clientv3.WithProgressNotify())
 	go func() {
 		defer close(out)
 		defer cancel()
-		var tick <-chan time.Time
-		if e.ProgressInterval > 0 {
-			t := time.NewTicker(e.ProgressInterval)
-			defer t.Stop()
-			tick = t.C
-		}
 		send := func(ev Event) bool {
 			select {
 			case out <- ev:
@@ -203,10 +226,6 @@ func (e *Etcd) Watch(ctx context.Context, prefix string, after int64) <-chan Eve
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick:
-				if err := e.c.RequestProgress(ctx); err != nil && ctx.Err() == nil {
-					slog.Debug("etcd progress request failed", "err", err)
-				}
 			case resp, ok := <-wch:
 				if !ok {
 					if ctx.Err() == nil {

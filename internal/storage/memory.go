@@ -15,6 +15,16 @@ type Memory struct {
 	data      map[string]KV
 	history   []Event // every change, in revision order, for watches from the past
 	subs      map[chan struct{}]struct{}
+	progress  int64 // bumped by RequestProgress
+}
+
+// RequestProgress makes every watch report a Progress event at the current
+// revision, as etcd's progress notifications do.
+func (m *Memory) RequestProgress() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.progress++
+	m.notify()
 }
 
 var _ Store = (*Memory)(nil)
@@ -168,6 +178,9 @@ func (m *Memory) Watch(ctx context.Context, prefix string, after int64) <-chan E
 		defer close(out)
 		defer func() { m.mu.Lock(); delete(m.subs, wake); m.mu.Unlock() }()
 		next := after
+		m.mu.Lock()
+		seenProgress := m.progress
+		m.mu.Unlock()
 		for {
 			m.mu.Lock()
 			if next < m.compacted-1 {
@@ -184,8 +197,12 @@ func (m *Memory) Watch(ctx context.Context, prefix string, after int64) <-chan E
 					batch = append(batch, ev)
 				}
 			}
-			cur := m.rev
+			cur, progress := m.rev, m.progress
 			m.mu.Unlock()
+			if progress != seenProgress {
+				seenProgress = progress
+				batch = append(batch, Event{Type: Progress, KV: KV{Rev: cur}})
+			}
 			for _, ev := range batch {
 				select {
 				case out <- ev:

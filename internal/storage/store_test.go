@@ -138,3 +138,25 @@ func TestStoreContract(t *testing.T) {
 		})
 	}
 }
+
+func TestEtcdProgressBecomesEvents(t *testing.T) {
+	s := stores(t)["etcd"]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rev, _ := s.Rev(ctx)
+	w1, w2 := s.Watch(ctx, "/idle1/", rev), s.Watch(ctx, "/idle2/", rev)
+	// One write elsewhere brings the store past the watches' start revision.
+	if _, err := s.Create(ctx, "/elsewhere", []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []<-chan Event{w1, w2} {
+		select {
+		case ev := <-w:
+			if ev.Type != Progress || ev.KV.Rev < rev {
+				t.Fatalf("idle watch got %+v, want a progress event", ev)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no progress event on an idle watch within 5s")
+		}
+	}
+}
