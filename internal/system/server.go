@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/ipalloc"
 	"github.com/svcnet/svcnet/internal/storage"
 )
 
@@ -66,6 +68,17 @@ func (o *ServerOptions) Validate() error {
 		o.AdvertiseAddress = defaultAdvertiseAddress(o.BindAddress)
 	} else if net.ParseIP(o.AdvertiseAddress) == nil {
 		return fmt.Errorf("--advertise-address: %q is not an IP address", o.AdvertiseAddress)
+	}
+	if _, err := ipalloc.NewIPRange(o.ServiceCIDR); o.ServiceCIDR != "" && err != nil {
+		return fmt.Errorf("--service-cluster-ip-range: %w", err)
+	}
+	if _, err := ipalloc.ParsePortRange(o.NodePortRange); o.NodePortRange != "" && err != nil {
+		return fmt.Errorf("--service-node-port-range: %w", err)
+	}
+	for _, e := range o.EtcdServers {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--etcd-servers: %q is not an http(s)://host:port URL", e)
+		}
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
