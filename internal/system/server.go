@@ -17,8 +17,11 @@ import (
 	"strconv"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/controller"
 	"github.com/svcnet/svcnet/internal/ipalloc"
 	"github.com/svcnet/svcnet/internal/storage"
 )
@@ -36,21 +39,24 @@ type ServerOptions struct {
 	AdvertiseAddress string
 	ServiceCIDR      string
 	NodePortRange    string
-	Log              *slog.Logger
+	// NoControllers leaves the controllers off (benchmarks of the bare API server).
+	NoControllers bool
+	Log           *slog.Logger
 }
 
 // ControlPlane is a running API server and its storage.
 type ControlPlane struct {
-	Opts      ServerOptions
-	CA        *auth.CA
-	Tokens    *auth.Tokens
-	Store     *storage.Etcd
-	API       *apiserver.Server
-	URL       string // https://host:port clients use
-	embedded  *storage.Embedded
-	httpSrv   *http.Server
-	listener  net.Listener
-	stopConns context.CancelFunc // ends long-running requests (watches) on Close
+	Opts            ServerOptions
+	CA              *auth.CA
+	Tokens          *auth.Tokens
+	Store           *storage.Etcd
+	API             *apiserver.Server
+	URL             string // https://host:port clients use
+	embedded        *storage.Embedded
+	httpSrv         *http.Server
+	listener        net.Listener
+	stopConns       context.CancelFunc // ends long-running requests (watches) on Close
+	stopControllers context.CancelFunc
 }
 
 // Validate checks the options and fills defaults.
@@ -197,8 +203,32 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		}
 	}()
 	o.Log.Info("API server serving", "url", cp.URL, "etcd", etcdDescription(o))
+	if !o.NoControllers {
+		cfg, err := cp.clientConfig("system:svcnet-controller-manager")
+		if err != nil {
+			return nil, err
+		}
+		ctrlCtx, stop := context.WithCancel(ctx)
+		cp.stopControllers = stop
+		go func() {
+			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0, Log: o.Log}); err != nil {
+				o.Log.Error("controllers stopped", "err", err)
+			}
+		}()
+	}
 	ok = true
 	return cp, nil
+}
+
+// clientConfig is a loopback client of this API server for an in-process
+// component, authenticated by a client certificate in system:masters.
+func (cp *ControlPlane) clientConfig(user string) (*rest.Config, error) {
+	cert, key, err := cp.CA.Issue(user, []string{auth.GroupMasters}, nil, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &rest.Config{Host: cp.URL, QPS: 1000, Burst: 2000, UserAgent: user,
+		TLSClientConfig: rest.TLSClientConfig{CAData: cp.CA.CertPEM, CertData: cert, KeyData: key}}, nil
 }
 
 func etcdDescription(o ServerOptions) string {
@@ -219,6 +249,9 @@ func (cp *ControlPlane) WriteKubeconfig(path string) error {
 
 // Close stops serving and closes storage.
 func (cp *ControlPlane) Close() {
+	if cp.stopControllers != nil {
+		cp.stopControllers()
+	}
 	if cp.stopConns != nil {
 		cp.stopConns()
 	}

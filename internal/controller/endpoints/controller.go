@@ -41,6 +41,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	triggers map[string]time.Time // first unsynced change per Service key
+	expect   expectations
 }
 
 // New wires the controller to informers from factory.
@@ -187,9 +188,13 @@ func (c *Controller) worker(ctx context.Context) {
 			return
 		}
 		err := c.sync(ctx, key)
-		if err == nil {
+		switch {
+		case err == nil:
 			c.queue.Forget(key)
-		} else {
+		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+			c.log.Debug("endpoints sync raced with a cache update, retrying", "service", key, "err", err)
+			c.queue.AddRateLimited(key)
+		default:
 			c.log.Warn("endpoints sync failed, retrying", "service", key, "err", err)
 			c.queue.AddRateLimited(key)
 		}
@@ -218,6 +223,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	if !c.expect.fresh(key, all) {
+		return nil // our last writes are not in the cache yet; their events requeue key
+	}
 	var ours, mirrors []*discoveryv1.EndpointSlice
 	for _, s := range all {
 		switch s.Labels[discoveryv1.LabelManagedBy] {
@@ -235,7 +243,8 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if apierrors.IsNotFound(err) {
 		// The Service is gone: so are the objects derived from it.
 		c.takeTrigger(key)
-		if err := c.apply(ctx, nil, Plan{Delete: append(ours, mirrors...)}); err != nil {
+		c.expect.forget(key)
+		if err := c.apply(ctx, key, nil, Plan{Delete: append(ours, mirrors...)}); err != nil {
 			return err
 		}
 		return c.deleteOurEndpoints(ctx, ep)
@@ -247,17 +256,17 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// Selectorless (including ExternalName): Endpoints belong to the user and
 		// are mirrored; whatever we derived from an earlier selector goes.
 		c.takeTrigger(key)
-		if err := c.apply(ctx, svc, Plan{Delete: ours}); err != nil {
+		if err := c.apply(ctx, key, svc, Plan{Delete: ours}); err != nil {
 			return err
 		}
 		if ep == nil || ep.Labels[LabelEndpointsBy] == EndpointsManagedBy || ep.Labels[LabelSkipMirror] == "true" ||
 			svc.Spec.Type == corev1.ServiceTypeExternalName {
-			if err := c.apply(ctx, svc, Plan{Delete: mirrors}); err != nil {
+			if err := c.apply(ctx, key, svc, Plan{Delete: mirrors}); err != nil {
 				return err
 			}
 			return c.deleteOurEndpoints(ctx, ep)
 		}
-		return c.apply(ctx, svc, PlanMirrorSlices(svc, ep, mirrors, c.MaxPerSlice))
+		return c.apply(ctx, key, svc, PlanMirrorSlices(svc, ep, mirrors, c.MaxPerSlice))
 	}
 	pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))
 	if err != nil {
@@ -274,7 +283,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	trigger := c.takeTrigger(key)
 	plan := PlanServiceSlices(svc, pods, nodes, ours, c.MaxPerSlice, trigger)
 	plan.Delete = append(plan.Delete, mirrors...)
-	if err := c.apply(ctx, svc, plan); err != nil {
+	if err := c.apply(ctx, key, svc, plan); err != nil {
 		c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToUpdateEndpointSlices", "Error updating Endpoint Slices for Service %s/%s: %v", ns, name, err)
 		return err
 	}
@@ -296,8 +305,11 @@ func (c *Controller) deleteOurEndpoints(ctx context.Context, ep *corev1.Endpoint
 	return err
 }
 
-// apply writes a plan: deletes first, then updates, then creates.
-func (c *Controller) apply(ctx context.Context, svc *corev1.Service, p Plan) error {
+// apply writes a plan: deletes first, then updates, then creates, and records
+// what it wrote so the next sync waits for the cache to show it.
+func (c *Controller) apply(ctx context.Context, key string, svc *corev1.Service, p Plan) (err error) {
+	written := map[string]int64{}
+	defer func() { c.expect.record(key, written) }()
 	api := func(ns string) interface {
 		Create(context.Context, *discoveryv1.EndpointSlice, metav1.CreateOptions) (*discoveryv1.EndpointSlice, error)
 		Update(context.Context, *discoveryv1.EndpointSlice, metav1.UpdateOptions) (*discoveryv1.EndpointSlice, error)
@@ -309,19 +321,24 @@ func (c *Controller) apply(ctx context.Context, svc *corev1.Service, p Plan) err
 		if err := api(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete slice %s: %w", s.Name, err)
 		}
+		written[s.Name] = -1
 	}
 	for _, s := range p.Update {
-		if _, err := api(s.Namespace).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		out, err := api(s.Namespace).Update(ctx, s, metav1.UpdateOptions{})
+		if err != nil {
 			return fmt.Errorf("update slice %s: %w", s.Name, err)
 		}
+		written[out.Name] = rev(out)
 	}
 	for _, s := range p.Create {
 		if svc != nil && svc.DeletionTimestamp != nil {
 			break
 		}
-		if _, err := api(s.Namespace).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		out, err := api(s.Namespace).Create(ctx, s, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("create slice for %s: %w", s.GenerateName, err)
 		}
+		written[out.Name] = rev(out)
 	}
 	return nil
 }
@@ -341,7 +358,14 @@ func (c *Controller) syncEndpoints(ctx context.Context, svc *corev1.Service, cur
 	api := c.client.CoreV1().Endpoints(svc.Namespace)
 	if cur == nil {
 		_, err := api.Create(ctx, want, metav1.CreateOptions{})
-		return err
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// The cache had not seen it yet: compare with the stored object.
+		if cur, err = api.Get(ctx, want.Name, metav1.GetOptions{}); err != nil {
+			return err
+		}
+		return c.syncEndpoints(ctx, svc, cur, want, trigger)
 	}
 	want.ResourceVersion = cur.ResourceVersion
 	_, err := api.Update(ctx, want, metav1.UpdateOptions{})

@@ -1,0 +1,80 @@
+// Package controller runs svcnet's controllers. Each one is a client of the
+// Kubernetes API only (client-go informers and clients), so they run inside
+// `svcnet up` / `svcnet server` and could run against any API server.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/svcnet/svcnet/internal/controller/endpoints"
+)
+
+// Options configure the controllers.
+type Options struct {
+	Workers int
+	// LeaderElect makes several control planes on one etcd run one set of
+	// controllers, chosen through a Lease in kube-system.
+	LeaderElect bool
+	Log         *slog.Logger
+}
+
+// Run starts the controllers and blocks until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("controller client: %w", err)
+	}
+	run := func(ctx context.Context) {
+		broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+		defer broadcaster.Shutdown()
+		recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "svcnet-controller-manager"})
+		factory := informers.NewSharedInformerFactory(client, 0)
+		eps := endpoints.New(client, factory, recorder, o.Log.With("controller", "endpoints"))
+		factory.Start(ctx.Done())
+		go eps.Run(ctx, o.Workers)
+		<-ctx.Done()
+		factory.Shutdown()
+	}
+	if !o.LeaderElect {
+		run(ctx)
+		return nil
+	}
+	host, _ := os.Hostname()
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Name: "svcnet-controller-manager", Namespace: "kube-system"},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: host + "_" + string(uuid.NewUUID())},
+	}
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock: lock, ReleaseOnCancel: true,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				o.Log.Info("leading: starting controllers")
+				run(ctx)
+			},
+			OnStoppedLeading: func() { o.Log.Info("stopped leading controllers") },
+		},
+	})
+	return nil
+}
