@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
+	"github.com/svcnet/svcnet/internal/controller/workload"
 )
 
 // Options configure the controllers.
@@ -50,8 +51,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "svcnet-controller-manager"})
 		factory := informers.NewSharedInformerFactory(client, 0)
 		eps := endpoints.New(client, factory, recorder, o.Log.With("controller", "endpoints"))
+		rs := workload.NewReplicaSets(client, factory, recorder, o.Log)
+		deploys := workload.NewDeployments(client, factory, recorder, o.Log)
 		factory.Start(ctx.Done())
 		go eps.Run(ctx, o.Workers)
+		go rs.Run(ctx, o.Workers)
+		go deploys.Run(ctx, o.Workers)
 		<-ctx.Done()
 		factory.Shutdown()
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,23 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
 
-// fakeClient is a fake clientset that, like the API server, fills in generateName.
-func fakeClient(objs ...runtime.Object) *fake.Clientset {
-	c := fake.NewClientset(objs...)
-	var n atomic.Int64
-	c.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		obj := a.(k8stesting.CreateAction).GetObject()
-		if m, ok := obj.(metav1.Object); ok && m.GetName() == "" && m.GetGenerateName() != "" {
-			m.SetName(fmt.Sprintf("%s%05d", m.GetGenerateName(), n.Add(1)))
-		}
-		return false, nil, nil
-	})
-	return c
-}
+func fakeClient(objs ...runtime.Object) *fake.Clientset { return fakekube.NewClientset(objs...) }
 
 func startController(t *testing.T, c *fake.Clientset) {
 	t.Helper()

@@ -1,0 +1,29 @@
+// Package fakekube is client-go's fake clientset made to behave a little more like
+// an API server (generateName), for controller tests.
+package fakekube
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// NewClientset returns a fake clientset holding objs that fills in names from
+// generateName on create.
+func NewClientset(objs ...runtime.Object) *fake.Clientset {
+	c := fake.NewClientset(objs...)
+	var n atomic.Int64
+	c.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if ca, ok := a.(k8stesting.CreateAction); ok {
+			if m, ok := ca.GetObject().(metav1.Object); ok && m.GetName() == "" && m.GetGenerateName() != "" {
+				m.SetName(fmt.Sprintf("%s%05d", m.GetGenerateName(), n.Add(1)))
+			}
+		}
+		return false, nil, nil
+	})
+	return c
+}

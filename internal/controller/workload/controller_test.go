@@ -1,0 +1,138 @@
+package workload
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/svcnet/svcnet/internal/controller/fakekube"
+)
+
+// kubelet plays every node: pods get an IP and turn ready, and pods being
+// deleted go away, until ctx ends.
+func kubelet(ctx context.Context, c *fake.Clientset) {
+	n := 0
+	for ctx.Err() == nil {
+		pods, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if p.DeletionTimestamp != nil {
+				_ = c.CoreV1().Pods("ns").Delete(ctx, p.Name, metav1.DeleteOptions{})
+				continue
+			}
+			if p.Status.Phase != corev1.PodRunning {
+				n++
+				p.Status.Phase, p.Status.PodIP = corev1.PodRunning, fmt.Sprintf("10.244.0.%d", n)
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+				_, _ = c.CoreV1().Pods("ns").UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDeploymentScalesAndRollsOut(t *testing.T) {
+	replicas := int32(3)
+	surge, unavail := intstr.FromInt32(1), intstr.FromInt32(0)
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "d-uid", Generation: 1},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavail}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "v1"}}}}}}
+	c := fakekube.NewClientset(d)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := informers.NewSharedInformerFactory(c, 0)
+	log := slog.New(slog.DiscardHandler)
+	rs, deps := NewReplicaSets(c, f, record.NewFakeRecorder(1000), log), NewDeployments(c, f, record.NewFakeRecorder(1000), log)
+	f.Start(ctx.Done())
+	go rs.Run(ctx, 2)
+	go deps.Run(ctx, 2)
+	go kubelet(ctx, c)
+
+	status := func() (appsv1.DeploymentStatus, int) {
+		got, _ := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+		pods, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
+		return got.Status, len(pods.Items)
+	}
+	waitFor := func(what string, cond func(appsv1.DeploymentStatus, int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if st, n := status(); cond(st, n) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		st, n := status()
+		t.Fatalf("%s: not reached; status %+v, %d pods", what, st, n)
+	}
+	waitFor("3 ready", func(s appsv1.DeploymentStatus, n int) bool {
+		return s.ReadyReplicas == 3 && s.AvailableReplicas == 3 && s.UpdatedReplicas == 3 && n == 3
+	})
+
+	maxPods := 0
+	scaleTo := func(n int32) {
+		cur, _ := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+		cur.Spec.Replicas = &n
+		cur.Generation++
+		if _, err := c.AppsV1().Deployments("ns").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scaleTo(5)
+	waitFor("scaled to 5", func(s appsv1.DeploymentStatus, n int) bool { return s.AvailableReplicas == 5 && n == 5 })
+	scaleTo(1)
+	waitFor("scaled to 1", func(s appsv1.DeploymentStatus, n int) bool { return s.Replicas == 1 && n == 1 })
+	scaleTo(3)
+	waitFor("back to 3", func(s appsv1.DeploymentStatus, n int) bool { return s.AvailableReplicas == 3 && n == 3 })
+
+	// New template: a rolling update with maxSurge 1, maxUnavailable 0.
+	cur, _ := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+	cur.Spec.Template.Spec.Containers[0].Image = "v2"
+	cur.Generation++
+	if _, err := c.AppsV1().Deployments("ns").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("rolled out", func(s appsv1.DeploymentStatus, n int) bool {
+		maxPods = max(maxPods, n)
+		return s.UpdatedReplicas == 3 && s.Replicas == 3 && s.AvailableReplicas == 3 && n == 3 && s.ObservedGeneration == cur.Generation
+	})
+	if maxPods > 4 {
+		t.Errorf("rollout ran %d pods at once, maxSurge allows 4", maxPods)
+	}
+	sets, _ := c.AppsV1().ReplicaSets("ns").List(ctx, metav1.ListOptions{})
+	if len(sets.Items) != 2 {
+		t.Fatalf("replica sets: %d", len(sets.Items))
+	}
+	for _, s := range sets.Items {
+		img := s.Spec.Template.Spec.Containers[0].Image
+		if (img == "v1") != (*s.Spec.Replicas == 0) || s.Labels[LabelPodTemplateHash] == "" || s.Spec.Selector.MatchLabels[LabelPodTemplateHash] == "" {
+			t.Fatalf("replica set %s: image %s replicas %d labels %v", s.Name, img, *s.Spec.Replicas, s.Labels)
+		}
+		if img == "v2" && s.Annotations[AnnotationRevision] != "2" {
+			t.Fatalf("new set revision %q", s.Annotations[AnnotationRevision])
+		}
+	}
+	final, _ := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+	var reason string
+	for _, cond := range final.Status.Conditions {
+		if cond.Type == appsv1.DeploymentProgressing {
+			reason = cond.Reason
+		}
+	}
+	if reason != "NewReplicaSetAvailable" {
+		t.Fatalf("Progressing reason %q", reason)
+	}
+}
