@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -34,6 +35,7 @@ func serverFlags(fs *pflag.FlagSet, o *system.ServerOptions, bind string) *strin
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "IP address published in the kubernetes Service's endpoints (default: bind address or first non-loopback IPv4)")
 	fs.StringVar(&o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "CIDR cluster IPs are allocated from")
 	fs.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "port range node ports are allocated from")
+	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 5*time.Second, "how long a node may miss heartbeats before it and its pods are marked not ready")
 	return &etcd
 }
 

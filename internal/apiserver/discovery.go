@@ -43,6 +43,9 @@ func (s *Server) resourceList(gv schema.GroupVersion) (*metav1.APIResourceList, 
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/scale", Namespaced: true,
 				Group: "autoscaling", Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"}})
 		}
+		if r.Resource == "pods" {
+			out.APIResources = append(out.APIResources, metav1.APIResource{Name: "pods/binding", Namespaced: true, Kind: "Binding", Verbs: metav1.Verbs{"create"}})
+		}
 		if r.Resource == "namespaces" {
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: "namespaces/finalize", Kind: "Namespace", Verbs: metav1.Verbs{"update"}})
 		}

@@ -55,8 +55,11 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		q.w.Header().Add("Warning", `299 - "`+q.legacy.Warning+`"`)
 	}
 	handle := s.dispatch
-	if q.sub == "scale" {
+	switch q.sub {
+	case "scale":
 		handle = s.handleScale
+	case "binding":
+		handle = s.handleBinding
 	}
 	if err := handle(q); err != nil {
 		writeError(q.w, err)

@@ -209,3 +209,20 @@ func TestSelfReviews(t *testing.T) {
 	}
 	h.must(405, h.do("GET", "/apis/authentication.k8s.io/v1/selfsubjectreviews", ""))
 }
+
+func TestPodBinding(t *testing.T) {
+	h := newHarness(t)
+	h.must(201, h.do("POST", "/api/v1/namespaces/default/pods", `{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}`))
+	bind := `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"node1"}}`
+	h.must(403, h.do("POST", "/api/v1/namespaces/default/pods/p/binding", bind, "Authorization", "Bearer "+nodeToken))
+	h.must(201, h.do("POST", "/api/v1/namespaces/default/pods/p/binding", bind))
+	if p := h.must(200, h.do("GET", "/api/v1/namespaces/default/pods/p", "")); p.str("spec", "nodeName") != "node1" {
+		t.Fatalf("bound to %q", p.str("spec", "nodeName"))
+	}
+	c := h.must(409, h.do("POST", "/api/v1/namespaces/default/pods/p/binding", bind))
+	if !strings.Contains(c.str("message"), `already assigned to node "node1"`) {
+		t.Fatalf("double binding: %s", c.body)
+	}
+	h.must(422, h.do("POST", "/api/v1/namespaces/default/pods/p/binding", `{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{}}`))
+	h.must(405, h.do("POST", "/api/v1/namespaces/default/pods/p", `{}`))
+}

@@ -252,6 +252,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		case q.sub == "status" && q.res.HasStatus:
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
 		case q.sub == "scale" && hasScale(q.res.Resource) && q.legacy == nil:
+		case q.sub == "binding" && q.res.Resource == "pods":
 		default:
 			return nil, false
 		}
@@ -268,6 +269,9 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		}
 	case http.MethodPost:
 		q.verb = "create"
+		if q.name != "" && q.sub != "binding" {
+			q.verb = "unknown"
+		}
 	case http.MethodPut:
 		q.verb = "update"
 	case http.MethodPatch:

@@ -23,12 +23,18 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
+	"github.com/svcnet/svcnet/internal/controller/gc"
+	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
+	"github.com/svcnet/svcnet/internal/controller/scheduler"
 	"github.com/svcnet/svcnet/internal/controller/workload"
 )
 
 // Options configure the controllers.
 type Options struct {
 	Workers int
+	// NodeMonitorGracePeriod is how long a node may stay silent before it is
+	// marked NotReady (Kubernetes' default is 40s; ours 5s).
+	NodeMonitorGracePeriod time.Duration
 	// LeaderElect makes several control planes on one etcd run one set of
 	// controllers, chosen through a Lease in kube-system.
 	LeaderElect bool
@@ -39,6 +45,9 @@ type Options struct {
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Workers <= 0 {
 		o.Workers = 4
+	}
+	if o.NodeMonitorGracePeriod <= 0 {
+		o.NodeMonitorGracePeriod = 5 * time.Second
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -53,10 +62,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		eps := endpoints.New(client, factory, recorder, o.Log.With("controller", "endpoints"))
 		rs := workload.NewReplicaSets(client, factory, recorder, o.Log)
 		deploys := workload.NewDeployments(client, factory, recorder, o.Log)
+		sched := scheduler.New(client, factory, recorder, o.Log)
+		collector := gc.New(client, factory, o.Log)
+		nodes := nodelifecycle.New(client, factory, recorder, o.NodeMonitorGracePeriod, o.Log)
 		factory.Start(ctx.Done())
 		go eps.Run(ctx, o.Workers)
 		go rs.Run(ctx, o.Workers)
 		go deploys.Run(ctx, o.Workers)
+		go sched.Run(ctx, 1)
+		go collector.Run(ctx, 2)
+		go nodes.Run(ctx, 2)
 		<-ctx.Done()
 		factory.Shutdown()
 	}

@@ -40,8 +40,9 @@ type ServerOptions struct {
 	ServiceCIDR      string
 	NodePortRange    string
 	// NoControllers leaves the controllers off (benchmarks of the bare API server).
-	NoControllers bool
-	Log           *slog.Logger
+	NoControllers          bool
+	NodeMonitorGracePeriod time.Duration
+	Log                    *slog.Logger
 }
 
 // ControlPlane is a running API server and its storage.
@@ -85,6 +86,9 @@ func (o *ServerOptions) Validate() error {
 		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--etcd-servers: %q is not an http(s)://host:port URL", e)
 		}
+	}
+	if o.NodeMonitorGracePeriod < 0 {
+		return fmt.Errorf("--node-monitor-grace-period: %v is negative", o.NodeMonitorGracePeriod)
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -211,7 +215,8 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		ctrlCtx, stop := context.WithCancel(ctx)
 		cp.stopControllers = stop
 		go func() {
-			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0, Log: o.Log}); err != nil {
+			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
+				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, Log: o.Log}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()

@@ -52,10 +52,11 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 // startCluster runs `svcnet up` on dir and waits until it says it is up. The
 // process is stopped when the test ends.
-func startCluster(t *testing.T, dir string, port int) *cluster {
+func startCluster(t *testing.T, dir string, port int, extra ...string) *cluster {
 	t.Helper()
 	want := fmt.Sprintf("svcnet is up at https://127.0.0.1:%d. Use it with: export KUBECONFIG=%s; kubectl get svc", port, filepath.Join(dir, "kubeconfig"))
-	return startProcess(t, dir, port, filepath.Join(dir, "kubeconfig"), want, "up", "--data-dir", dir, "--secure-port", fmt.Sprint(port))
+	args := append([]string{"up", "--data-dir", dir, "--secure-port", fmt.Sprint(port)}, extra...)
+	return startProcess(t, dir, port, filepath.Join(dir, "kubeconfig"), want, args...)
 }
 
 // startProcess runs svcnet with args and waits for the line ready on stdout.

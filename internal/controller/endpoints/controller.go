@@ -284,10 +284,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	plan := PlanServiceSlices(svc, pods, nodes, ours, c.MaxPerSlice, trigger)
 	plan.Delete = append(plan.Delete, mirrors...)
 	if err := c.apply(ctx, key, svc, plan); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+			return err // a stale cache; retried, not worth an event
+		}
 		c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToUpdateEndpointSlices", "Error updating Endpoint Slices for Service %s/%s: %v", ns, name, err)
 		return err
 	}
 	if err := c.syncEndpoints(ctx, svc, ep, DesiredEndpoints(svc, pods), trigger); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+			return err
+		}
 		c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToUpdateEndpoint", "Failed to update endpoint %s/%s: %v", ns, name, err)
 		return err
 	}

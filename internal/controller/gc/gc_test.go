@@ -1,0 +1,74 @@
+package gc
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+
+	"github.com/svcnet/svcnet/internal/controller/fakekube"
+)
+
+func owned(kind, name string, uid types.UID) []metav1.OwnerReference {
+	t := true
+	return []metav1.OwnerReference{{Kind: kind, Name: name, UID: uid, Controller: &t}}
+}
+
+func TestCollectsOrphansOnly(t *testing.T) {
+	live := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "live", Namespace: "ns", UID: "live-uid"}}
+	c := fakekube.NewClientset(
+		live,
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "ns", OwnerReferences: owned("Deployment", "gone", "gone-uid")}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "ns", OwnerReferences: owned("ReplicaSet", "live", "live-uid")}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stale-uid", Namespace: "ns", OwnerReferences: owned("ReplicaSet", "live", "old-uid")}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "ns", OwnerReferences: owned("StatefulSet", "db", "x")}},
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := informers.NewSharedInformerFactory(c, 0)
+	gc := New(c, f, slog.New(slog.DiscardHandler))
+	f.Start(ctx.Done())
+	go gc.Run(ctx, 2)
+	exists := func(get func() error) bool { return get() == nil }
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		orphanGone := !exists(func() error {
+			_, err := c.AppsV1().ReplicaSets("ns").Get(ctx, "orphan", metav1.GetOptions{})
+			return err
+		})
+		staleGone := !exists(func() error { _, err := c.CoreV1().Pods("ns").Get(ctx, "stale-uid", metav1.GetOptions{}); return err })
+		if orphanGone && staleGone {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, name := range []string{"kept", "foreign"} {
+		if _, err := c.CoreV1().Pods("ns").Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("pod %s was collected: %v", name, err)
+		}
+	}
+	if _, err := c.AppsV1().ReplicaSets("ns").Get(ctx, "orphan", metav1.GetOptions{}); err == nil {
+		t.Error("orphaned ReplicaSet not collected")
+	}
+	if _, err := c.CoreV1().Pods("ns").Get(ctx, "stale-uid", metav1.GetOptions{}); err == nil {
+		t.Error("pod whose owner was recreated (other UID) not collected")
+	}
+	// Deleting the owner collects its pods.
+	if err := c.AppsV1().ReplicaSets("ns").Delete(ctx, "live", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.CoreV1().Pods("ns").Get(ctx, "kept", metav1.GetOptions{}); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("pods of a deleted ReplicaSet not collected")
+}
