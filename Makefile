@@ -30,6 +30,7 @@ check: fmt vet staticcheck test-unit
 
 bench:
 	go run ./bench/apiserver
+	go run ./bench/endpoints
 
 fuzz:
 	go test ./internal/apiserver -run XXX -fuzz FuzzDecodeRequest -fuzztime 60s
