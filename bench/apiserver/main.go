@@ -98,7 +98,7 @@ func run(n, workers, lists int) error {
 	}
 	defer os.RemoveAll(dir)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cp, err := system.StartControlPlane(ctx, system.ServerOptions{DataDir: dir, BindAddress: "127.0.0.1", SecurePort: 0, Log: log})
+	cp, err := system.StartControlPlane(ctx, system.ServerOptions{DataDir: dir, BindAddress: "127.0.0.1", SecurePort: 0, NoControllers: true, Log: log})
 	if err != nil {
 		return err
 	}
