@@ -38,6 +38,6 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newUpCmd(), newServerCmd(), newKubeconfigCmd(), newVersionCmd())
+	root.AddCommand(newUpCmd(), newServerCmd(), newDNSCmd(), newKubeconfigCmd(), newVersionCmd())
 	return root
 }

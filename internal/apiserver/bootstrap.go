@@ -39,10 +39,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return err
 		}
 	}
-	first := s.alloc.ips.String()
-	if p, err := netip.ParsePrefix(first); err == nil {
-		first = p.Addr().Next().String()
-	}
+	first, dnsIP := nthAddr(s.alloc.ips.String(), 1), nthAddr(s.alloc.ips.String(), 10)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
 			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
@@ -51,6 +48,20 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	if _, err := s.create(ctx, s.res("", "services"), "default", svc, writeOptions{}); ignoreExists(err) != nil {
 		s.log.Warn("cannot create the kubernetes service", "err", err)
+	}
+	// The cluster DNS Service: every node agent answers on its IP locally, so it
+	// has no selector and proxies skip it (service-proxy-name).
+	kubeDNS := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: "kube-system", Labels: map[string]string{
+			"k8s-app": "kube-dns", "kubernetes.io/name": "svcnet-dns", ServiceProxyNameLabel: NodeLocalDNSProxyName}},
+		Spec: corev1.ServiceSpec{ClusterIP: dnsIP, Ports: []corev1.ServicePort{
+			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(53)},
+			{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(53)}}},
+	}
+	if dnsIP == "" {
+		s.log.Warn("service CIDR too small for the cluster DNS IP (the 10th address); no kube-dns Service")
+	} else if _, err := s.create(ctx, s.res("", "services"), "kube-system", kubeDNS, writeOptions{}); ignoreExists(err) != nil {
+		s.log.Warn("cannot create the kube-dns service", "ip", dnsIP, "err", err)
 	}
 	if s.cfg.AdvertiseAddress == "" {
 		return nil
@@ -188,4 +199,27 @@ func (s *Server) emptyNamespace(ctx context.Context, ns string) int {
 		}
 	}
 	return remaining
+}
+
+// Labels of the cluster DNS Service.
+const (
+	ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
+	NodeLocalDNSProxyName = "svcnet-node-local-dns"
+)
+
+// nthAddr returns the n-th address of a CIDR (1 = the first after the network
+// address): 10.96.0.0/12 -> 10.96.0.1 for 1, 10.96.0.10 for 10.
+func nthAddr(cidr string, n int) string {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return ""
+	}
+	a := p.Masked().Addr()
+	for i := 0; i < n; i++ {
+		a = a.Next()
+	}
+	if !p.Contains(a) {
+		return ""
+	}
+	return a.String()
 }

@@ -260,7 +260,7 @@ func TestMetrics(t *testing.T) {
 		`apiserver_request_total{code="201",group="",resource="services",subresource="",verb="create"} 1`,
 		`apiserver_request_total{code="404",group="",resource="services",subresource="",verb="get"} 1`,
 		`apiserver_request_duration_seconds_bucket{group="",resource="services",verb="create",le="10"} 1`,
-		"svcnet_service_cluster_ips_free 1.048572e+06",
+		"svcnet_service_cluster_ips_free 1.048571e+06",
 		"svcnet_service_node_ports_free 2768",
 	} {
 		if !strings.Contains(m.body, want) {

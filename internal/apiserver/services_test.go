@@ -96,8 +96,8 @@ func TestAllocationRepair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Restored != 1 || rep.Removed != 1 || rep.Conflicts != 0 || rep.Services != 2 {
-		t.Fatalf("repair report %+v, want 1 restored, 1 removed, 2 services", rep)
+	if rep.Restored != 1 || rep.Removed != 1 || rep.Conflicts != 0 || rep.Services != 3 {
+		t.Fatalf("repair report %+v, want 1 restored, 1 removed, 3 services (kubernetes, kube-dns, a)", rep)
 	}
 	if _, err := h.store.Get(ctx, h.srv.alloc.portKey(30100)); err != nil {
 		t.Fatalf("claim not restored: %v", err)

@@ -67,6 +67,9 @@ func (ix *Index) Zone() string { return ix.zone }
 // SetSynced marks the index complete: until then cluster names get SERVFAIL.
 func (ix *Index) SetSynced() { ix.synced.Store(true) }
 
+// Synced reports whether the first full sync is done.
+func (ix *Index) Synced() bool { return ix.synced.Load() }
+
 func (ix *Index) hdr(name string, t uint16) mdns.RR_Header {
 	return mdns.RR_Header{Name: name, Rrtype: t, Class: mdns.ClassINET, Ttl: ix.ttl}
 }

@@ -1,0 +1,175 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultAllowed are the client networks answered by default: loopback and the
+// private ranges pod and node networks use. Others get REFUSED (no open resolver).
+var DefaultAllowed = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("fc00::/7"),
+}
+
+// Server answers DNS queries: cluster names from the index, the rest forwarded.
+type Server struct {
+	Index     *Index
+	Forwarder *Forwarder // nil: names outside the cluster get SERVFAIL
+	Pods      PodMode
+	Allowed   []netip.Prefix
+	Log       *slog.Logger
+
+	requests *prometheus.CounterVec
+	latency  prometheus.Histogram
+}
+
+// RegisterMetrics adds the server's metrics (CoreDNS-like names) to reg.
+func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "svcnet_dns_requests_total",
+		Help: "DNS requests by query type and response code."}, []string{"type", "rcode"})
+	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "svcnet_dns_request_duration_seconds",
+		Help: "Time to answer a DNS request.", Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)})
+	reg.MustRegister(s.requests, s.latency)
+	if f := s.Forwarder; f != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "svcnet_dns_cache_hits_total",
+			Help: "Forwarder cache hits."}, func() float64 { return float64(f.Hits.Load()) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "svcnet_dns_cache_misses_total",
+			Help: "Forwarder cache misses."}, func() float64 { return float64(f.Misses.Load()) }))
+	}
+}
+
+func (s *Server) allowed(addr net.Addr) bool {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	}
+	ip = ip.Unmap()
+	for _, p := range s.Allowed {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeDNS implements mdns.Handler.
+func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
+	start := time.Now()
+	resp := s.answer(w, req)
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	if !tcp {
+		size := mdns.MinMsgSize
+		if o := req.IsEdns0(); o != nil {
+			size = int(o.UDPSize())
+		}
+		resp.Truncate(size)
+	}
+	if o := req.IsEdns0(); o != nil && resp.IsEdns0() == nil {
+		resp.SetEdns0(o.UDPSize(), o.Do())
+	}
+	_ = w.WriteMsg(resp)
+	if s.requests != nil {
+		qt := "other"
+		if len(req.Question) == 1 {
+			qt = mdns.TypeToString[req.Question[0].Qtype]
+		}
+		s.requests.WithLabelValues(qt, mdns.RcodeToString[resp.Rcode]).Inc()
+		s.latency.Observe(time.Since(start).Seconds())
+	}
+}
+
+func (s *Server) answer(w mdns.ResponseWriter, req *mdns.Msg) *mdns.Msg {
+	fail := func(rcode int) *mdns.Msg {
+		m := new(mdns.Msg)
+		m.SetRcode(req, rcode)
+		return m
+	}
+	if len(req.Question) != 1 || req.Opcode != mdns.OpcodeQuery {
+		return fail(mdns.RcodeFormatError)
+	}
+	if !s.allowed(w.RemoteAddr()) {
+		return fail(mdns.RcodeRefused)
+	}
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	res := s.Index.Answer(req, s.Pods)
+	if res.Ours {
+		if res.Chase != "" && s.Forwarder != nil {
+			sub := new(mdns.Msg)
+			sub.SetQuestion(res.Chase, req.Question[0].Qtype)
+			sub.RecursionDesired = true
+			if up, err := s.Forwarder.Forward(ctx, sub, tcp); err == nil {
+				res.Msg.Answer = append(res.Msg.Answer, up.Answer...)
+			}
+		}
+		return res.Msg
+	}
+	if s.Forwarder == nil {
+		return fail(mdns.RcodeServerFailure)
+	}
+	up, err := s.Forwarder.Forward(ctx, req, tcp)
+	if err != nil {
+		return fail(mdns.RcodeServerFailure)
+	}
+	up.Id = req.Id
+	return up
+}
+
+// ListenAndServe serves UDP and TCP on addr until ctx ends. ready is closed once
+// both listen.
+func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- struct{}) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	udp := &mdns.Server{PacketConn: pc, Handler: s, ReusePort: true}
+	tcp := &mdns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second}
+	errs := make(chan error, 2)
+	go func() { errs <- udp.ActivateAndServe() }()
+	go func() { errs <- tcp.ActivateAndServe() }()
+	if ready != nil {
+		close(ready)
+	}
+	if s.Forwarder != nil {
+		go func() {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					s.Forwarder.Probe(ctx)
+				}
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	_ = udp.Shutdown()
+	_ = tcp.Shutdown()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+
+	mdns "github.com/miekg/dns"
+)
+
+// fakeUpstream answers A queries for *.example.com. with 192.0.2.x on loopback.
+func fakeUpstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &mdns.Server{PacketConn: pc, Handler: mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
+		m := new(mdns.Msg)
+		m.SetReply(r)
+		switch r.Question[0].Name {
+		case "example.com.":
+			m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: "example.com.", Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 80)})
+		case "db.example.com.":
+			m.Answer = append(m.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: "db.example.com.", Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 81)})
+		default:
+			m.Rcode = mdns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+func startServer(t *testing.T, s *Server) string {
+	t.Helper()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ready := make(chan struct{})
+	go func() { _ = s.ListenAndServe(ctx, addr, ready) }()
+	<-ready
+	return addr
+}
+
+func query(t *testing.T, addr, name string, qtype uint16, net string) *mdns.Msg {
+	t.Helper()
+	req := new(mdns.Msg)
+	req.SetQuestion(name, qtype)
+	c := &mdns.Client{Net: net}
+	m, _, err := c.Exchange(req, addr)
+	if err != nil {
+		t.Fatalf("%s %s over %s: %v", name, mdns.TypeToString[qtype], net, err)
+	}
+	return m
+}
+
+func TestServer(t *testing.T) {
+	up := fakeUpstream(t)
+	dead, _ := net.ListenPacket("udp", "127.0.0.1:0") // bound, never answers
+	deadAddr := dead.LocalAddr().String()
+	dead.Close()
+	ix := testIndex()
+	var many []Endpoint
+	for i := 0; i < 60; i++ {
+		ip := fmt.Sprintf("10.244.2.%d", i+1)
+		many = append(many, Endpoint{IP: ip, Hostname: dashed(ip)})
+	}
+	ix.SetService(&Service{Name: "big", Namespace: "default", Headless: true, Endpoints: many})
+	fw := NewForwarder([]string{deadAddr, up}, 100)
+	s := &Server{Index: ix, Forwarder: fw, Allowed: DefaultAllowed, Log: slog.New(slog.DiscardHandler)}
+	addr := startServer(t, s)
+
+	if m := query(t, addr, "httpd-svc.default.svc.cluster.local.", mdns.TypeA, "udp"); len(m.Answer) != 1 || !m.Authoritative {
+		t.Fatalf("cluster name: %v", m)
+	}
+	if m := query(t, addr, "example.com.", mdns.TypeA, "udp"); len(m.Answer) != 1 || m.Answer[0].(*mdns.A).A.String() != "192.0.2.80" {
+		t.Fatalf("forwarded (after the dead upstream failed): %v", m)
+	}
+	if m := query(t, addr, "example.com.", mdns.TypeA, "udp"); len(m.Answer) != 1 || fw.Hits.Load() != 1 {
+		t.Fatalf("second lookup should be a cache hit (hits %d): %v", fw.Hits.Load(), m)
+	}
+	if m := query(t, addr, "nothing.example.com.", mdns.TypeA, "udp"); m.Rcode != mdns.RcodeNameError {
+		t.Fatalf("upstream NXDOMAIN passed through: %s", mdns.RcodeToString[m.Rcode])
+	}
+	m := query(t, addr, "ext.default.svc.cluster.local.", mdns.TypeA, "udp")
+	if len(m.Answer) != 2 || m.Answer[0].Header().Rrtype != mdns.TypeCNAME || m.Answer[1].(*mdns.A).A.String() != "192.0.2.81" {
+		t.Fatalf("ExternalName chase: %v", m.Answer)
+	}
+	if m := query(t, addr, "db.default.svc.cluster.local.", mdns.TypeA, "tcp"); len(m.Answer) != 2 {
+		t.Fatalf("TCP: %v", m)
+	}
+	if m := query(t, addr, "big.default.svc.cluster.local.", mdns.TypeA, "udp"); !m.Truncated {
+		t.Fatal("60 A records over 512-byte UDP must be truncated")
+	}
+	if m := query(t, addr, "big.default.svc.cluster.local.", mdns.TypeA, "tcp"); len(m.Answer) != 60 || m.Truncated {
+		t.Fatalf("TCP retry got %d answers", len(m.Answer))
+	}
+
+	closed := startServer(t, &Server{Index: ix, Forwarder: fw, Allowed: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}})
+	if m := query(t, closed, "example.com.", mdns.TypeA, "udp"); m.Rcode != mdns.RcodeRefused {
+		t.Fatalf("client outside the allowed networks: %s", mdns.RcodeToString[m.Rcode])
+	}
+}

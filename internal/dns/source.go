@@ -1,0 +1,102 @@
+package dns
+
+import (
+	"context"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Source feeds an Index from watches on Services, EndpointSlices and Namespaces.
+type Source struct {
+	ix     *Index
+	svcs   corelisters.ServiceLister
+	slices discoverylisters.EndpointSliceLister
+	synced []cache.InformerSynced
+	log    *slog.Logger
+}
+
+// NewSource wires an index to informers from factory.
+func NewSource(ix *Index, factory informers.SharedInformerFactory, log *slog.Logger) *Source {
+	s := &Source{ix: ix, log: log}
+	svcInf, sliceInf, nsInf := factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), factory.Core().V1().Namespaces()
+	s.svcs, s.slices = svcInf.Lister(), sliceInf.Lister()
+	s.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, sliceInf.Informer().HasSynced, nsInf.Informer().HasSynced}
+	unwrap := func(o any) any {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			return t.Obj
+		}
+		return o
+	}
+	_, _ = svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.update(o.(*corev1.Service)) },
+		UpdateFunc: func(_, o any) { s.update(o.(*corev1.Service)) },
+		DeleteFunc: func(o any) {
+			if svc, ok := unwrap(o).(*corev1.Service); ok {
+				ix.DeleteService(svc.Namespace, svc.Name)
+			}
+		},
+	})
+	onSlice := func(o any) {
+		sl, ok := unwrap(o).(*discoveryv1.EndpointSlice)
+		if !ok {
+			return
+		}
+		if svc, err := s.svcs.Services(sl.Namespace).Get(sl.Labels[discoveryv1.LabelServiceName]); err == nil && svc.Spec.ClusterIP == corev1.ClusterIPNone {
+			s.update(svc)
+		}
+	}
+	_, _ = sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: onSlice, UpdateFunc: func(_, o any) { onSlice(o) }, DeleteFunc: onSlice})
+	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { ix.SetNamespace(o.(*corev1.Namespace).Name, true) },
+		UpdateFunc: func(_, o any) { ix.SetNamespace(o.(*corev1.Namespace).Name, true) },
+		DeleteFunc: func(o any) {
+			if ns, ok := unwrap(o).(*corev1.Namespace); ok {
+				ix.SetNamespace(ns.Name, false)
+			}
+		},
+	})
+	return s
+}
+
+// update converts a Service (with its endpoints when headless) into the index.
+func (s *Source) update(svc *corev1.Service) {
+	d := FromService(svc)
+	if d == nil {
+		s.ix.DeleteService(svc.Namespace, svc.Name)
+		return
+	}
+	if d.Headless {
+		slices, _ := s.slices.EndpointSlices(svc.Namespace).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: svc.Name}))
+		d.Endpoints = EndpointsFromSlices(slices)
+	}
+	s.ix.SetService(d)
+}
+
+// Run waits for the first full sync, then marks the index ready (cluster names
+// get SERVFAIL until then).
+func (s *Source) Run(ctx context.Context) bool {
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+		return false
+	}
+	s.ix.SetSynced()
+	s.log.Info("cluster DNS index synced")
+	return true
+}
+
+// RunWithClient starts informers on client and the source until ctx ends.
+func RunWithClient(ctx context.Context, client kubernetes.Interface, ix *Index, log *slog.Logger) *Source {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	src := NewSource(ix, factory, log)
+	factory.Start(ctx.Done())
+	go src.Run(ctx)
+	return src
+}
