@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,6 +69,12 @@ func newDNSCmd() *cobra.Command {
 					return fmt.Errorf("--resolv-conf: %w", err)
 				}
 				fw = dns.NewForwarder(ups, cacheSize)
+			}
+			if os.Getenv("GOGC") == "" {
+				// A node-local DNS has a small live heap and a steady stream of
+				// short-lived garbage: collect at +50% instead of +100% to keep
+				// the resident size down, at a small CPU cost.
+				debug.SetGCPercent(50)
 			}
 			log := slog.Default()
 			ix := dns.NewIndex(zone, ttl)

@@ -49,7 +49,11 @@ type Index struct {
 	namespaces map[string]bool
 	serial     uint32
 	synced     atomic.Bool
+	gen        atomic.Uint64 // bumped on every change: packed answers of older generations are stale
 }
+
+// Generation returns a number that changes whenever any answer may change.
+func (ix *Index) Generation() uint64 { return ix.gen.Load() }
 
 // NewIndex returns an empty index for zone (e.g. "cluster.local") with record TTL ttl.
 func NewIndex(zone string, ttl uint32) *Index {
@@ -65,7 +69,7 @@ func NewIndex(zone string, ttl uint32) *Index {
 func (ix *Index) Zone() string { return ix.zone }
 
 // SetSynced marks the index complete: until then cluster names get SERVFAIL.
-func (ix *Index) SetSynced() { ix.synced.Store(true) }
+func (ix *Index) SetSynced() { ix.synced.Store(true); ix.gen.Add(1) }
 
 // Synced reports whether the first full sync is done.
 func (ix *Index) Synced() bool { return ix.synced.Load() }
@@ -128,6 +132,7 @@ func (ix *Index) replace(source string, recs []record) {
 		n.rebuild()
 	}
 	ix.serial = uint32(time.Now().Unix())
+	ix.gen.Add(1)
 }
 
 func reverseName(ip string) string {

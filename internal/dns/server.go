@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -30,6 +31,8 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	latency  prometheus.Histogram
+	counters sync.Map // "type/rcode" -> prometheus.Counter
+	wire     wireCache
 }
 
 // RegisterMetrics adds the server's metrics (CoreDNS-like names) to reg.
@@ -55,7 +58,10 @@ func (s *Server) allowed(addr net.Addr) bool {
 	case *net.TCPAddr:
 		ip, _ = netip.AddrFromSlice(a.IP)
 	}
-	ip = ip.Unmap()
+	return s.allowedAddr(ip.Unmap())
+}
+
+func (s *Server) allowedAddr(ip netip.Addr) bool {
 	for _, p := range s.Allowed {
 		if p.Contains(ip) {
 			return true
@@ -64,11 +70,33 @@ func (s *Server) allowed(addr net.Addr) bool {
 	return false
 }
 
-// ServeDNS implements mdns.Handler.
+// ServeDNS implements mdns.Handler (the TCP path).
 func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
-	start := time.Now()
-	resp := s.answer(w, req)
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	_ = w.WriteMsg(s.respond(req, w.RemoteAddr(), tcp))
+}
+
+// count records one answered request.
+func (s *Server) count(qtype, rcode string, d time.Duration) {
+	if s.requests == nil {
+		return
+	}
+	k := qtype + "/" + rcode
+	c, ok := s.counters.Load(k)
+	if !ok {
+		c, _ = s.counters.LoadOrStore(k, s.requests.WithLabelValues(qtype, rcode))
+	}
+	c.(prometheus.Counter).Inc()
+	if d > 0 {
+		s.latency.Observe(d.Seconds())
+	}
+}
+
+// respond computes the full answer to req from remote (truncated for UDP) and
+// keeps it for the fast path when only the index decided it.
+func (s *Server) respond(req *mdns.Msg, remote net.Addr, tcp bool) *mdns.Msg {
+	start := time.Now()
+	resp, gen, cacheable := s.answer(remote, req)
 	if !tcp {
 		size := mdns.MinMsgSize
 		if o := req.IsEdns0(); o != nil {
@@ -79,32 +107,35 @@ func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	if o := req.IsEdns0(); o != nil && resp.IsEdns0() == nil {
 		resp.SetEdns0(o.UDPSize(), o.Do())
 	}
-	_ = w.WriteMsg(resp)
-	if s.requests != nil {
-		qt := "other"
-		if len(req.Question) == 1 {
-			qt = mdns.TypeToString[req.Question[0].Qtype]
-		}
-		s.requests.WithLabelValues(qt, mdns.RcodeToString[resp.Rcode]).Inc()
-		s.latency.Observe(time.Since(start).Seconds())
+	if !tcp {
+		s.remember(req, resp, gen, cacheable)
 	}
+	qt := "other"
+	if len(req.Question) == 1 {
+		qt = typeLabel(req.Question[0].Qtype)
+	}
+	s.count(qt, mdns.RcodeToString[resp.Rcode], time.Since(start))
+	return resp
 }
 
-func (s *Server) answer(w mdns.ResponseWriter, req *mdns.Msg) *mdns.Msg {
+// answer computes the response; cacheable says it came from the index alone, at
+// index generation gen.
+func (s *Server) answer(remote net.Addr, req *mdns.Msg) (*mdns.Msg, uint64, bool) {
 	fail := func(rcode int) *mdns.Msg {
 		m := new(mdns.Msg)
 		m.SetRcode(req, rcode)
 		return m
 	}
 	if len(req.Question) != 1 || req.Opcode != mdns.OpcodeQuery {
-		return fail(mdns.RcodeFormatError)
+		return fail(mdns.RcodeFormatError), 0, false
 	}
-	if !s.allowed(w.RemoteAddr()) {
-		return fail(mdns.RcodeRefused)
+	if !s.allowed(remote) {
+		return fail(mdns.RcodeRefused), 0, false
 	}
-	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	_, tcp := remote.(*net.TCPAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
+	gen := s.Index.Generation()
 	res := s.Index.Answer(req, s.Pods)
 	if res.Ours {
 		if res.Chase != "" && s.Forwarder != nil {
@@ -114,18 +145,20 @@ func (s *Server) answer(w mdns.ResponseWriter, req *mdns.Msg) *mdns.Msg {
 			if up, err := s.Forwarder.Forward(ctx, sub, tcp); err == nil {
 				res.Msg.Answer = append(res.Msg.Answer, up.Answer...)
 			}
+			return res.Msg, 0, false
 		}
-		return res.Msg
+		// Cacheable unless the index changed while answering (or was not synced).
+		return res.Msg, gen, res.Msg.Rcode != mdns.RcodeServerFailure && s.Index.Generation() == gen
 	}
 	if s.Forwarder == nil {
-		return fail(mdns.RcodeServerFailure)
+		return fail(mdns.RcodeServerFailure), 0, false
 	}
 	up, err := s.Forwarder.Forward(ctx, req, tcp)
 	if err != nil {
-		return fail(mdns.RcodeServerFailure)
+		return fail(mdns.RcodeServerFailure), 0, false
 	}
 	up.Id = req.Id
-	return up
+	return up, 0, false
 }
 
 // ListenAndServe serves UDP and TCP on addr until ctx ends. ready is closed once
@@ -140,10 +173,9 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- s
 		pc.Close()
 		return err
 	}
-	udp := &mdns.Server{PacketConn: pc, Handler: s, ReusePort: true}
 	tcp := &mdns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second}
 	errs := make(chan error, 2)
-	go func() { errs <- udp.ActivateAndServe() }()
+	go func() { errs <- s.serveUDP(pc) }()
 	go func() { errs <- tcp.ActivateAndServe() }()
 	if ready != nil {
 		close(ready)
@@ -166,7 +198,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- s
 	case <-ctx.Done():
 	case err = <-errs:
 	}
-	_ = udp.Shutdown()
+	_ = pc.Close()
 	_ = tcp.Shutdown()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return err

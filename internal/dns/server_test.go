@@ -108,3 +108,43 @@ func TestServer(t *testing.T) {
 		t.Fatalf("client outside the allowed networks: %s", mdns.RcodeToString[m.Rcode])
 	}
 }
+
+func TestFastPathNeverStale(t *testing.T) {
+	ix := testIndex()
+	s := &Server{Index: ix, Allowed: DefaultAllowed}
+	addr := startServer(t, s)
+	a := func(name string, edns bool) *mdns.Msg {
+		req := new(mdns.Msg)
+		req.SetQuestion(name, mdns.TypeA)
+		if edns {
+			req.SetEdns0(1232, false)
+		}
+		m, _, err := (&mdns.Client{}).Exchange(req, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for i := 0; i < 3; i++ { // the first fills the cache, the others are served from it
+		if m := a("httpd-svc.default.svc.cluster.local.", i == 2); len(m.Answer) != 1 || m.Answer[0].(*mdns.A).A.String() != "10.96.12.7" || !m.Authoritative {
+			t.Fatalf("query %d: %v", i, m)
+		}
+	}
+	s.wire.mu.RLock()
+	cached := len(s.wire.m)
+	s.wire.mu.RUnlock()
+	if cached == 0 {
+		t.Fatal("nothing cached for the fast path")
+	}
+	ix.SetService(&Service{Name: "httpd-svc", Namespace: "default", ClusterIPs: []string{"10.96.99.1"}})
+	if m := a("httpd-svc.default.svc.cluster.local.", false); m.Answer[0].(*mdns.A).A.String() != "10.96.99.1" {
+		t.Fatalf("stale answer after the index changed: %v", m.Answer)
+	}
+	if m := a("HTTPD-svc.default.svc.cluster.local.", false); m.Answer[0].Header().Name != "HTTPD-svc.default.svc.cluster.local." {
+		t.Fatalf("case not echoed: %v", m.Answer)
+	}
+	ix.DeleteService("default", "httpd-svc")
+	if m := a("httpd-svc.default.svc.cluster.local.", false); m.Rcode != mdns.RcodeNameError {
+		t.Fatalf("deleted service still answered from the cache: %v", m)
+	}
+}

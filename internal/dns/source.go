@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +28,12 @@ type Source struct {
 func NewSource(ix *Index, factory informers.SharedInformerFactory, log *slog.Logger) *Source {
 	s := &Source{ix: ix, log: log}
 	svcInf, sliceInf, nsInf := factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), factory.Core().V1().Namespaces()
+	// Keep only what DNS reads in the informer caches (as CoreDNS does): with
+	// thousands of Services, annotations such as last-applied-configuration and
+	// managedFields would otherwise dominate the memory.
+	_ = svcInf.Informer().SetTransform(slimService)
+	_ = sliceInf.Informer().SetTransform(slimSlice)
+	_ = nsInf.Informer().SetTransform(slimNamespace)
 	s.svcs, s.slices = svcInf.Lister(), sliceInf.Lister()
 	s.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, sliceInf.Informer().HasSynced, nsInf.Informer().HasSynced}
 	unwrap := func(o any) any {
@@ -99,4 +106,47 @@ func RunWithClient(ctx context.Context, client kubernetes.Interface, ix *Index, 
 	factory.Start(ctx.Done())
 	go src.Run(ctx)
 	return src
+}
+
+func slimMeta(m metav1.ObjectMeta, keepLabels ...string) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+	for _, k := range keepLabels {
+		if v, ok := m.Labels[k]; ok {
+			if out.Labels == nil {
+				out.Labels = map[string]string{}
+			}
+			out.Labels[k] = v
+		}
+	}
+	return out
+}
+
+func slimService(o any) (any, error) {
+	s, ok := o.(*corev1.Service)
+	if !ok {
+		return o, nil
+	}
+	return &corev1.Service{ObjectMeta: slimMeta(s.ObjectMeta), Spec: corev1.ServiceSpec{Type: s.Spec.Type, ClusterIP: s.Spec.ClusterIP,
+		ClusterIPs: s.Spec.ClusterIPs, ExternalName: s.Spec.ExternalName, Ports: s.Spec.Ports}}, nil
+}
+
+func slimSlice(o any) (any, error) {
+	s, ok := o.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return o, nil
+	}
+	out := &discoveryv1.EndpointSlice{ObjectMeta: slimMeta(s.ObjectMeta, discoveryv1.LabelServiceName), AddressType: s.AddressType}
+	for _, e := range s.Endpoints {
+		out.Endpoints = append(out.Endpoints, discoveryv1.Endpoint{Addresses: e.Addresses, Hostname: e.Hostname,
+			Conditions: discoveryv1.EndpointConditions{Ready: e.Conditions.Ready}})
+	}
+	return out, nil
+}
+
+func slimNamespace(o any) (any, error) {
+	n, ok := o.(*corev1.Namespace)
+	if !ok {
+		return o, nil
+	}
+	return &corev1.Namespace{ObjectMeta: slimMeta(n.ObjectMeta)}, nil
 }
