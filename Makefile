@@ -31,6 +31,7 @@ check: fmt vet staticcheck test-unit
 bench:
 	go run ./bench/apiserver
 	go run ./bench/endpoints
+	go run ./bench/dns
 
 fuzz:
 	go test ./internal/apiserver -run XXX -fuzz FuzzDecodeRequest -fuzztime 60s

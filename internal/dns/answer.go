@@ -57,7 +57,7 @@ func (ix *Index) Answer(req *mdns.Msg, pods PodMode) Result {
 		n := ix.names[name]
 		var rrs []mdns.RR
 		if n != nil {
-			rrs = n.byType[mdns.TypePTR]
+			rrs = n.of(mdns.TypePTR)
 		}
 		ix.mu.RUnlock()
 		if len(rrs) == 0 || (q.Qtype != mdns.TypePTR && q.Qtype != mdns.TypeANY) {
@@ -104,23 +104,23 @@ func (ix *Index) Answer(req *mdns.Msg, pods PodMode) Result {
 	case q.Qtype == mdns.TypeSOA && name == ix.zone:
 		m.Answer = []mdns.RR{withName(ix.soa(), q.Name)}
 		return res
-	case len(n.byType[mdns.TypeCNAME]) > 0 && q.Qtype != mdns.TypeCNAME:
-		cname := n.byType[mdns.TypeCNAME][0].(*mdns.CNAME)
+	case len(n.of(mdns.TypeCNAME)) > 0 && q.Qtype != mdns.TypeCNAME:
+		cname := n.of(mdns.TypeCNAME)[0].(*mdns.CNAME)
 		m.Answer = []mdns.RR{withName(cname, q.Name)}
 		if t := cname.Target; t != ix.zone && !strings.HasSuffix(t, "."+ix.zone) {
 			res.Chase = t
 		} else if tn := ix.names[t]; tn != nil {
-			m.Answer = append(m.Answer, tn.byType[q.Qtype]...)
+			m.Answer = append(m.Answer, tn.of(q.Qtype)...)
 		}
 		return res
 	}
 	var rrs []mdns.RR
 	if q.Qtype == mdns.TypeANY {
 		for _, t := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeSRV, mdns.TypeTXT, mdns.TypeNS} {
-			rrs = append(rrs, n.byType[t]...)
+			rrs = append(rrs, n.of(t)...)
 		}
 	} else {
-		rrs = n.byType[q.Qtype]
+		rrs = n.of(q.Qtype)
 	}
 	if len(rrs) == 0 {
 		m.Ns = []mdns.RR{ix.soa()} // NODATA: the name exists, not with this type
@@ -130,8 +130,8 @@ func (ix *Index) Answer(req *mdns.Msg, pods PodMode) Result {
 		m.Answer = append(m.Answer, withName(rr, q.Name))
 		if srv, ok := rr.(*mdns.SRV); ok {
 			if tn := ix.names[srv.Target]; tn != nil {
-				m.Extra = append(m.Extra, tn.byType[mdns.TypeA]...)
-				m.Extra = append(m.Extra, tn.byType[mdns.TypeAAAA]...)
+				m.Extra = append(m.Extra, tn.of(mdns.TypeA)...)
+				m.Extra = append(m.Extra, tn.of(mdns.TypeAAAA)...)
 			}
 		}
 	}

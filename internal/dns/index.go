@@ -16,26 +16,70 @@ import (
 const SchemaVersion = "1.1.0"
 
 // node is one DNS name: the records each source (a Service, a namespace, the
-// zone) puts there, merged by type. A node with sources but no records is an
-// empty non-terminal: it exists (NODATA), it just has nothing of that type.
+// zone) puts there, and all of them merged, sorted by type. A node with sources
+// but no records is an empty non-terminal: it exists (NODATA), it just has
+// nothing of that type. Slices, not maps: a node holds a handful of records and
+// there are several nodes per Service.
 type node struct {
-	contrib map[string][]mdns.RR
-	byType  map[uint16][]mdns.RR
+	contrib []contribution
+	rrs     []mdns.RR
+}
+
+type contribution struct {
+	source string
+	rrs    []mdns.RR
 }
 
 func (n *node) rebuild() {
-	n.byType = map[uint16][]mdns.RR{}
-	keys := make([]string, 0, len(n.contrib))
-	for k := range n.contrib {
-		keys = append(keys, k)
+	n.rrs = n.rrs[:0]
+	for _, c := range n.contrib {
+		n.rrs = append(n.rrs, c.rrs...)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		for _, rr := range n.contrib[k] {
-			t := rr.Header().Rrtype
-			n.byType[t] = append(n.byType[t], rr)
+	sort.SliceStable(n.rrs, func(i, j int) bool { return n.rrs[i].Header().Rrtype < n.rrs[j].Header().Rrtype })
+}
+
+// of returns the node's records of type t (a sub-slice: no allocation).
+func (n *node) of(t uint16) []mdns.RR {
+	lo := -1
+	for i, rr := range n.rrs {
+		if rr.Header().Rrtype == t {
+			if lo < 0 {
+				lo = i
+			}
+		} else if lo >= 0 {
+			return n.rrs[lo:i]
 		}
 	}
+	if lo < 0 {
+		return nil
+	}
+	return n.rrs[lo:]
+}
+
+func (n *node) remove(source string) {
+	for i, c := range n.contrib {
+		if c.source == source {
+			n.contrib = append(n.contrib[:i], n.contrib[i+1:]...)
+			return
+		}
+	}
+}
+
+func (n *node) add(source string, rr mdns.RR) bool {
+	for i := range n.contrib {
+		if n.contrib[i].source == source {
+			if rr != nil {
+				n.contrib[i].rrs = append(n.contrib[i].rrs, rr)
+			}
+			return false
+		}
+	}
+	c := contribution{source: source}
+	if rr != nil {
+		c.rrs = []mdns.RR{rr}
+	}
+	n.contrib = append(n.contrib, c)
+	return true
 }
 
 // Index holds every name of the cluster zone and the reverse zones, updated
@@ -102,7 +146,7 @@ func (ix *Index) zoneRecords() []record {
 func (ix *Index) replace(source string, recs []record) {
 	for _, name := range ix.sources[source] {
 		if n := ix.names[name]; n != nil {
-			delete(n.contrib, source)
+			n.remove(source)
 			if len(n.contrib) == 0 {
 				delete(ix.names, name)
 			} else {
@@ -116,15 +160,11 @@ func (ix *Index) replace(source string, recs []record) {
 		name := strings.ToLower(r.name)
 		n := ix.names[name]
 		if n == nil {
-			n = &node{contrib: map[string][]mdns.RR{}}
+			n = &node{}
 			ix.names[name] = n
 		}
-		if _, ok := n.contrib[source]; !ok {
-			n.contrib[source] = nil
+		if n.add(source, r.rr) {
 			ix.sources[source] = append(ix.sources[source], name)
-		}
-		if r.rr != nil {
-			n.contrib[source] = append(n.contrib[source], r.rr)
 		}
 		touched[name] = n
 	}
