@@ -9,22 +9,16 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/svcnet/svcnet/internal/system"
+	"github.com/svcnet/svcnet/bench/harness"
 )
 
 func main() {
@@ -57,31 +51,11 @@ func service(i int) *corev1.Service {
 	}
 }
 
-// parallel runs fn(i) for i in [0,n) on workers goroutines and returns the elapsed time.
+// parallel runs fn over [0,n) on workers goroutines and returns the elapsed time.
 func parallel(n, workers int, fn func(i int) error) (time.Duration, error) {
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
 	start := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := fn(i); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return time.Since(start), firstErr
+	err := harness.Parallel(n, workers, fn)
+	return time.Since(start), err
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -92,28 +66,13 @@ func median(ds []time.Duration) time.Duration {
 func run(n, workers, lists int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir, err := os.MkdirTemp("", "svcnet-bench-")
+	cl, err := harness.Start(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cp, err := system.StartControlPlane(ctx, system.ServerOptions{DataDir: dir, BindAddress: "127.0.0.1", SecurePort: 0, NoControllers: true, Log: log})
-	if err != nil {
-		return err
-	}
-	defer cp.Close()
-	kc := filepath.Join(dir, "kubeconfig")
-	if err := cp.WriteKubeconfig(kc); err != nil {
-		return err
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
-	if err != nil {
-		return err
-	}
-	cfg.QPS, cfg.Burst = -1, 0 // no client-side throttling
-	cs := kubernetes.NewForConfigOrDie(cfg)
-	etcd := cp.Store.Client()
+	defer cl.Close()
+	cs := cl.Client
+	etcd := cl.CP.Store.Client()
 
 	fmt.Printf("svcnet API server bench: %d Services, %d workers, embedded etcd, loopback TLS\n", n, workers)
 	// Baseline: raw etcd puts of the same JSON a Service is stored as.

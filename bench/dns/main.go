@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -28,10 +27,8 @@ import (
 	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/svcnet/svcnet/internal/system"
+	"github.com/svcnet/svcnet/bench/harness"
 )
 
 func main() {
@@ -160,21 +157,12 @@ func run(n, seconds, runs int, coredns string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir, _ := os.MkdirTemp("", "svcnet-bench-dns-")
-	defer os.RemoveAll(dir)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	cp, err := system.StartControlPlane(ctx, system.ServerOptions{DataDir: dir, BindAddress: "127.0.0.1", SecurePort: 0, Log: log})
+	cl, err := harness.Start(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer cp.Close()
-	kc := filepath.Join(dir, "kubeconfig")
-	if err := cp.WriteKubeconfig(kc); err != nil {
-		return err
-	}
-	cfg, _ := clientcmd.BuildConfigFromFlags("", kc)
-	cfg.QPS, cfg.Burst = -1, 0
-	cs := kubernetes.NewForConfigOrDie(cfg)
+	defer cl.Close()
+	cs, kc, dir := cl.Client, cl.Kubeconfig, cl.Dir
 	fmt.Printf("cluster DNS bench: %d Services, svcnet dns vs CoreDNS 1.11.3 (kubernetes + cache 30), each GOMAXPROCS=1 on core 0, dnsperf -c 10 on core 1\n", n)
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
 		return err
@@ -238,8 +226,6 @@ func run(n, seconds, runs int, coredns string) error {
 	if err := os.WriteFile(corefile, []byte(fmt.Sprintf("cluster.local:%d {\n  kubernetes cluster.local {\n    kubeconfig %s admin@svcnet\n    pods disabled\n  }\n  cache 30\n}\n", cport, kc)), 0o644); err != nil {
 		return err
 	}
-	self, _ := os.Executable()
-	_ = self
 	svcnetBin := filepath.Join(dir, "svcnet")
 	if out, err := exec.Command("go", "build", "-o", svcnetBin, "github.com/svcnet/svcnet/cmd/svcnet").CombinedOutput(); err != nil {
 		return fmt.Errorf("build svcnet: %v %s", err, out)

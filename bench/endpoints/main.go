@@ -8,13 +8,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,10 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/svcnet/svcnet/internal/system"
+	"github.com/svcnet/svcnet/bench/harness"
 )
 
 const ns = "bench"
@@ -39,27 +33,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-}
-
-func parallel(n, workers int, fn func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if err := fn(i); err != nil {
-					once.Do(func() { first = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return first
 }
 
 func pct(ds []time.Duration, p float64) time.Duration {
@@ -79,30 +52,18 @@ func setReady(p *corev1.Pod, ready bool) {
 func run(nSvc, perSvc, samples int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir, err := os.MkdirTemp("", "svcnet-bench-eps-")
+	cl, err := harness.Start(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	cp, err := system.StartControlPlane(ctx, system.ServerOptions{DataDir: dir, BindAddress: "127.0.0.1", SecurePort: 0, Log: log})
-	if err != nil {
-		return err
-	}
-	defer cp.Close()
-	kc := filepath.Join(dir, "kubeconfig")
-	if err := cp.WriteKubeconfig(kc); err != nil {
-		return err
-	}
-	cfg, _ := clientcmd.BuildConfigFromFlags("", kc)
-	cfg.QPS, cfg.Burst = -1, 0
-	cs := kubernetes.NewForConfigOrDie(cfg)
+	defer cl.Close()
+	cs := cl.Client
 	fmt.Printf("endpoint programming bench: %d Services x %d pods, controllers in-process, loopback TLS\n", nSvc, perSvc)
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	start := time.Now()
-	err = parallel(nSvc, 8, func(i int) error {
+	err = harness.Parallel(nSvc, 8, func(i int) error {
 		_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%04d", i)},
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": fmt.Sprintf("app-%04d", i)},
 				Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, metav1.CreateOptions{})
@@ -113,7 +74,7 @@ func run(nSvc, perSvc, samples int) error {
 	}
 	total := nSvc * perSvc
 	podIPs := make([]string, total)
-	err = parallel(total, 8, func(i int) error {
+	err = harness.Parallel(total, 8, func(i int) error {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pod-%05d", i), Labels: map[string]string{"app": fmt.Sprintf("app-%04d", i/perSvc)}},
 			Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "c", Image: "agnhost"}}}}
 		p, err := cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})

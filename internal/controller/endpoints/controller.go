@@ -13,15 +13,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
+
+	"github.com/svcnet/svcnet/internal/controller/queue"
 )
 
 // Controller reconciles the EndpointSlices and Endpoints of every Service.
@@ -33,7 +32,7 @@ type Controller struct {
 	slices      discoverylisters.EndpointSliceLister
 	endpoints   corelisters.EndpointsLister
 	synced      []cache.InformerSynced
-	queue       workqueue.TypedRateLimitingInterface[string]
+	loop        *queue.Loop
 	recorder    record.EventRecorder
 	log         *slog.Logger
 	now         func() time.Time
@@ -46,11 +45,9 @@ type Controller struct {
 
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
-	c := &Controller{
-		client: client, recorder: recorder, log: log, now: time.Now, MaxPerSlice: DefaultMaxPerSlice,
-		queue:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoints"}),
-		triggers: map[string]time.Time{},
-	}
+	c := &Controller{client: client, recorder: recorder, log: log, now: time.Now, MaxPerSlice: DefaultMaxPerSlice,
+		triggers: map[string]time.Time{}}
+	c.loop = queue.New("endpoints", c.sync, log)
 	svcInf := factory.Core().V1().Services()
 	podInf := factory.Core().V1().Pods()
 	nodeInf := factory.Core().V1().Nodes()
@@ -109,7 +106,7 @@ func (c *Controller) enqueueKey(key string, trigger bool) {
 		}
 		c.mu.Unlock()
 	}
-	c.queue.Add(key)
+	c.loop.Add(key)
 }
 
 func (c *Controller) enqueue(o any, trigger bool) {
@@ -168,39 +165,7 @@ func (c *Controller) sliceChanged(o any) {
 }
 
 // Run processes changes with workers goroutines until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	c.log.Info("endpoints controller started", "workers", workers)
-	for i := 0; i < workers; i++ {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		err := c.sync(ctx, key)
-		switch {
-		case err == nil:
-			c.queue.Forget(key)
-		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
-			c.log.Debug("endpoints sync raced with a cache update, retrying", "service", key, "err", err)
-			c.queue.AddRateLimited(key)
-		default:
-			c.log.Warn("endpoints sync failed, retrying", "service", key, "err", err)
-			c.queue.AddRateLimited(key)
-		}
-		c.queue.Done(key)
-	}
-}
+func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
 
 // takeTrigger returns and clears the first unsynced change time of key.
 func (c *Controller) takeTrigger(key string) string {
