@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/svcnet/svcnet/internal/auth"
 	"github.com/svcnet/svcnet/internal/system"
 )
 
@@ -35,6 +36,8 @@ func serverFlags(fs *pflag.FlagSet, o *system.ServerOptions, bind string) *strin
 	fs.StringVar(&o.AdvertiseAddress, "advertise-address", "", "IP address published in the kubernetes Service's endpoints (default: bind address or first non-loopback IPv4)")
 	fs.StringVar(&o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "CIDR cluster IPs are allocated from")
 	fs.StringVar(&o.NodePortRange, "service-node-port-range", "30000-32767", "port range node ports are allocated from")
+	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network: every node gets a piece of it as spec.podCIDR (empty: off)")
+	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 5*time.Second, "how long a node may miss heartbeats before it and its pods are marked not ready")
 	return &etcd
 }
@@ -83,12 +86,28 @@ func newServerCmd() *cobra.Command {
 }
 
 func newUpCmd() *cobra.Command {
-	return controlPlaneCmd("up", "Run everything on this machine: embedded etcd, API server, and write an admin kubeconfig", "127.0.0.1",
+	var af agentFlags
+	var cmd *cobra.Command
+	cmd = controlPlaneCmd("up", "Run everything on this machine: embedded etcd, API server, controllers, a node agent; write an admin kubeconfig", "127.0.0.1",
 		func(cp *system.ControlPlane) (string, error) {
 			kc := filepath.Join(cp.Opts.DataDir, "kubeconfig")
 			if err := cp.WriteKubeconfig(kc); err != nil {
 				return "", fmt.Errorf("write kubeconfig: %w", err)
 			}
+			cfg, err := cp.ClientConfig(auth.NodeUserPrefix+af.o.NodeName, auth.GroupNodes)
+			if err != nil {
+				return "", err
+			}
+			af.o.NodeIP = cp.Opts.AdvertiseAddress
+			ready, failed := make(chan struct{}), make(chan error, 1)
+			go func() { failed <- af.run(cmd, cfg, ready) }()
+			select {
+			case <-ready:
+			case err := <-failed:
+				return "", fmt.Errorf("node agent: %w", err)
+			}
 			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), nil
 		})
+	af.add(cmd.Flags())
+	return cmd
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/gc"
+	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
 	"github.com/svcnet/svcnet/internal/controller/scheduler"
 	"github.com/svcnet/svcnet/internal/controller/workload"
@@ -35,6 +36,8 @@ type Options struct {
 	// NodeMonitorGracePeriod is how long a node may stay silent before it is
 	// marked NotReady (Kubernetes' default is 40s; ours 5s).
 	NodeMonitorGracePeriod time.Duration
+	// PodCIDRs gives nodes their pod CIDRs (nil: nodes bring their own).
+	PodCIDRs *nodeipam.Blocks
 	// LeaderElect makes several control planes on one etcd run one set of
 	// controllers, chosen through a Lease in kube-system.
 	LeaderElect bool
@@ -65,6 +68,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		sched := scheduler.New(client, factory, recorder, o.Log)
 		collector := gc.New(client, factory, o.Log)
 		nodes := nodelifecycle.New(client, factory, recorder, o.NodeMonitorGracePeriod, o.Log)
+		if o.PodCIDRs != nil {
+			go nodeipam.New(client, factory, o.PodCIDRs, o.Log).Run(ctx, 1)
+		}
 		factory.Start(ctx.Done())
 		go eps.Run(ctx, o.Workers)
 		go rs.Run(ctx, o.Workers)

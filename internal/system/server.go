@@ -22,6 +22,7 @@ import (
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/auth"
 	"github.com/svcnet/svcnet/internal/controller"
+	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/ipalloc"
 	"github.com/svcnet/svcnet/internal/storage"
 )
@@ -42,6 +43,8 @@ type ServerOptions struct {
 	// NoControllers leaves the controllers off (benchmarks of the bare API server).
 	NoControllers          bool
 	NodeMonitorGracePeriod time.Duration
+	ClusterCIDR            string // pod network; nodes get /NodeCIDRMaskSize pieces ("" = off)
+	NodeCIDRMaskSize       int
 	Log                    *slog.Logger
 }
 
@@ -85,6 +88,11 @@ func (o *ServerOptions) Validate() error {
 	for _, e := range o.EtcdServers {
 		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--etcd-servers: %q is not an http(s)://host:port URL", e)
+		}
+	}
+	if o.ClusterCIDR != "" {
+		if _, err := nodeipam.NewBlocks(o.ClusterCIDR, o.NodeCIDRMaskSize); err != nil {
+			return err
 		}
 	}
 	if o.NodeMonitorGracePeriod < 0 {
@@ -208,15 +216,19 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 	}()
 	o.Log.Info("API server serving", "url", cp.URL, "etcd", etcdDescription(o))
 	if !o.NoControllers {
-		cfg, err := cp.clientConfig("system:svcnet-controller-manager")
+		cfg, err := cp.ClientConfig("system:svcnet-controller-manager", auth.GroupMasters)
 		if err != nil {
 			return nil, err
+		}
+		var blocks *nodeipam.Blocks
+		if o.ClusterCIDR != "" {
+			blocks, _ = nodeipam.NewBlocks(o.ClusterCIDR, o.NodeCIDRMaskSize)
 		}
 		ctrlCtx, stop := context.WithCancel(ctx)
 		cp.stopControllers = stop
 		go func() {
 			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
-				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, Log: o.Log}); err != nil {
+				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, Log: o.Log}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()
@@ -225,10 +237,10 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 	return cp, nil
 }
 
-// clientConfig is a loopback client of this API server for an in-process
-// component, authenticated by a client certificate in system:masters.
-func (cp *ControlPlane) clientConfig(user string) (*rest.Config, error) {
-	cert, key, err := cp.CA.Issue(user, []string{auth.GroupMasters}, nil, 365*24*time.Hour)
+// ClientConfig is a loopback client of this API server for an in-process
+// component, authenticated by a client certificate for user in group.
+func (cp *ControlPlane) ClientConfig(user, group string) (*rest.Config, error) {
+	cert, key, err := cp.CA.Issue(user, []string{group}, nil, 365*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 )
 
 // fakeNode plays a node agent until stopped: it registers a Ready node, renews
@@ -41,12 +42,19 @@ func startFakeNode(t *testing.T, c *cluster, name string) *fakeNode {
 	n.cancel = cancel
 	now := metav1.Now()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelTopologyZone: "zone-1"}}}
-	created, err := n.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := n.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	created.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: now}}
-	if _, err := n.cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error { // the pod CIDR allocator writes the node too
+		cur, err := n.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: now}}
+		_, err = n.cs.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	holder := name
@@ -139,7 +147,8 @@ var ipPort = regexp.MustCompile(`10\.244\.0\.\d+:8080`)
 
 func TestControllersEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	c := startCluster(t, dir, freePort(t), "--node-monitor-grace-period", "2s")
+	c := startCluster(t, dir, freePort(t), "--node-monitor-grace-period", "2s", "--node-name", "local")
+	c.must("cordon", "local") // this test plays node-a itself; the agent's node runs nothing
 	node := startFakeNode(t, c, "node-a")
 	manifest := writeFile(t, filepath.Join(dir, "web.yaml"), `apiVersion: apps/v1
 kind: Deployment

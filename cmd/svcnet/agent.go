@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/svcnet/svcnet/internal/agent"
+	"github.com/svcnet/svcnet/internal/dns"
+)
+
+// agentFlags are the node agent's flags, shared by `svcnet agent` and `svcnet up`.
+type agentFlags struct {
+	o          agent.Options
+	resolvConf string
+}
+
+func (f *agentFlags) add(fs *pflag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&f.o.NodeName, "node-name", strings.ToLower(host), "name of this node")
+	fs.DurationVar(&f.o.LeaseDuration, "node-lease-duration", 4*time.Second, "lease duration the node heartbeats with (renewed every quarter of it)")
+	fs.StringVar(&f.o.DNSListen, "cluster-dns-listen", "", "run the cluster DNS server on this address (e.g. 10.96.0.10:53; empty: off)")
+	fs.StringVar(&f.o.DNSZone, "cluster-domain", "cluster.local", "cluster DNS zone")
+	fs.StringVar(&f.resolvConf, "dns-resolv-conf", "/etc/resolv.conf", "upstream resolvers of the cluster DNS for other names (empty: none)")
+}
+
+// start runs an agent with client config cfg until the command's context ends.
+func (f *agentFlags) run(cmd *cobra.Command, cfg *rest.Config, ready chan<- struct{}) error {
+	o := f.o
+	o.Log = slog.Default()
+	if o.DNSListen != "" && f.resolvConf != "" {
+		ups, err := dns.UpstreamsFromResolvConf(f.resolvConf)
+		if err != nil {
+			return fmt.Errorf("--dns-resolv-conf: %w", err)
+		}
+		o.DNSUpstreams = ups
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(client, o)
+	if err != nil {
+		return err
+	}
+	return a.Run(cmd.Context(), ready)
+}
+
+func newAgentCmd() *cobra.Command {
+	var f agentFlags
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent: register the node, heartbeat, serve cluster DNS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.o.NodeIP == "" {
+				return fmt.Errorf("--node-ip: required")
+			}
+			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("--kubeconfig: %w", err)
+			}
+			cfg.QPS, cfg.Burst = 50, 100
+			ready := make(chan struct{})
+			go func() {
+				select {
+				case <-ready:
+					fmt.Fprintf(cmd.OutOrStdout(), "svcnet agent: node %s registered\n", f.o.NodeName)
+				case <-cmd.Context().Done():
+				}
+			}()
+			return f.run(cmd, cfg, ready)
+		},
+	}
+	home, _ := os.UserHomeDir()
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", filepath.Join(home, ".kube", "config"), "kubeconfig with this node's identity (svcnet kubeconfig --user system:node:NAME)")
+	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP)")
+	f.add(cmd.Flags())
+	return cmd
+}

@@ -1,0 +1,256 @@
+// Package agent is the node agent: it registers its Node, keeps it alive through a
+// coordination.k8s.io Lease in kube-node-lease and Ready status heartbeats, and
+// runs the node-local services (cluster DNS now; pods and the service proxy
+// next). It talks to the API only through client-go, as system:node:<name>.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/svcnet/svcnet/internal/dns"
+)
+
+// Version is what the node reports as its kubelet version.
+const Version = "v1.37.2-svcnet"
+
+// Options configure an agent.
+type Options struct {
+	NodeName string
+	NodeIP   string
+	// LeaseDuration is written into the Lease; renewals happen every quarter of it.
+	LeaseDuration time.Duration
+	// DNSListen, when set, runs the cluster DNS server there (e.g. 10.96.0.10:53).
+	DNSListen string
+	DNSZone   string
+	// DNSUpstreams are resolvers for names outside the cluster (nil: SERVFAIL).
+	DNSUpstreams []string
+	Log          *slog.Logger
+	Now          func() time.Time
+}
+
+// Validate checks options and fills defaults.
+func (o *Options) Validate() error {
+	if o.NodeName == "" || strings.ToLower(o.NodeName) != o.NodeName {
+		return fmt.Errorf("--node-name: %q must be a non-empty lower-case name", o.NodeName)
+	}
+	if _, err := netip.ParseAddr(o.NodeIP); err != nil {
+		return fmt.Errorf("--node-ip: %q is not an IP address", o.NodeIP)
+	}
+	if o.LeaseDuration <= 0 {
+		o.LeaseDuration = 4 * time.Second
+	}
+	if o.DNSZone == "" {
+		o.DNSZone = "cluster.local"
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Agent is one running node agent.
+type Agent struct {
+	o      Options
+	client kubernetes.Interface
+}
+
+// New builds an agent.
+func New(client kubernetes.Interface, o Options) (*Agent, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return &Agent{o: o, client: client}, nil
+}
+
+func osImage() string {
+	data, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return runtime.GOOS
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return runtime.GOOS
+}
+
+func kernel() string {
+	data, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// nodeStatus is what the agent reports about its node.
+func (a *Agent) nodeStatus(prev corev1.NodeStatus) corev1.NodeStatus {
+	now := metav1.NewTime(a.o.Now())
+	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+		Message: "svcnet agent is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now}
+	for _, c := range prev.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			ready.LastTransitionTime = c.LastTransitionTime
+		}
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(memoryBytes(), resource.BinarySI),
+	}
+	return corev1.NodeStatus{
+		Capacity: capacity, Allocatable: capacity, Phase: corev1.NodeRunning,
+		Conditions: []corev1.NodeCondition{ready},
+		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.o.NodeIP}, {Type: corev1.NodeHostName, Address: a.o.NodeName}},
+		NodeInfo: corev1.NodeSystemInfo{KubeletVersion: Version, KubeProxyVersion: Version, OperatingSystem: runtime.GOOS,
+			Architecture: runtime.GOARCH, OSImage: osImage(), KernelVersion: kernel(), ContainerRuntimeVersion: "svcnet://" + strings.TrimPrefix(Version, "v")},
+	}
+}
+
+func memoryBytes() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "MemTotal:") {
+			fmt.Sscanf(strings.TrimPrefix(l, "MemTotal:"), "%d", &kb)
+		}
+	}
+	return kb * 1024
+}
+
+// register creates the Node or takes it over, and reports status.
+func (a *Agent) register(ctx context.Context) error {
+	nodes := a.client.CoreV1().Nodes()
+	n, err := nodes.Get(ctx, a.o.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		n = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.o.NodeName, Labels: map[string]string{
+			corev1.LabelHostname: a.o.NodeName, corev1.LabelOSStable: runtime.GOOS, corev1.LabelArchStable: runtime.GOARCH}}}
+		n, err = nodes.Create(ctx, n, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", a.o.NodeName, err)
+	}
+	return a.postStatus(ctx, n)
+}
+
+func (a *Agent) postStatus(ctx context.Context, n *corev1.Node) error {
+	cp := n.DeepCopy()
+	cp.Status = a.nodeStatus(n.Status)
+	_, err := a.client.CoreV1().Nodes().UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+	return err
+}
+
+// renewLease creates or renews the node's Lease.
+func (a *Agent) renewLease(ctx context.Context) error {
+	leases := a.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(a.o.Now())
+	secs := int32(a.o.LeaseDuration / time.Second)
+	holder := a.o.NodeName
+	l, err := leases.Get(ctx, a.o.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: a.o.NodeName},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &now}}, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = &holder, &secs, &now
+	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+	return err
+}
+
+// Run registers the node and keeps it alive until ctx ends. ready is closed once
+// the node is registered (and the DNS server, if any, listens).
+func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
+	log := a.o.Log.With("node", a.o.NodeName)
+	for {
+		err := a.register(ctx)
+		if err == nil {
+			break
+		}
+		log.Warn("registering the node failed, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if err := a.renewLease(ctx); err != nil {
+		log.Warn("lease renewal failed", "err", err)
+	}
+	a.finishDeletions(ctx)
+	if a.o.DNSListen != "" {
+		if err := a.startDNS(ctx, log); err != nil {
+			return err
+		}
+	}
+	log.Info("node registered", "ip", a.o.NodeIP)
+	if ready != nil {
+		close(ready)
+	}
+	renew := time.NewTicker(a.o.LeaseDuration / 4)
+	defer renew.Stop()
+	status := time.NewTicker(10 * time.Second)
+	defer status.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-renew.C:
+			if err := a.renewLease(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("lease renewal failed", "err", err)
+			}
+		case <-status.C:
+			n, err := a.client.CoreV1().Nodes().Get(ctx, a.o.NodeName, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				err = a.register(ctx) // deleted while running: register again
+			} else if err == nil {
+				err = a.postStatus(ctx, n)
+			}
+			if err != nil && ctx.Err() == nil {
+				log.Warn("node status update failed", "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
+	ix := dns.NewIndex(a.o.DNSZone, 5)
+	var fw *dns.Forwarder
+	if len(a.o.DNSUpstreams) > 0 {
+		fw = dns.NewForwarder(a.o.DNSUpstreams, 10000)
+	}
+	srv := &dns.Server{Index: ix, Forwarder: fw, Allowed: dns.DefaultAllowed, Log: log}
+	dns.RunWithClient(ctx, a.client, ix, log)
+	up := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() { errs <- srv.ListenAndServe(ctx, a.o.DNSListen, up) }()
+	select {
+	case <-up:
+		log.Info("cluster DNS serving", "listen", a.o.DNSListen)
+		return nil
+	case err := <-errs:
+		return fmt.Errorf("--cluster-dns-listen %s: %w", a.o.DNSListen, err)
+	}
+}

@@ -1,0 +1,140 @@
+// Package nodeipam gives every Node a pod CIDR (spec.podCIDR) carved from
+// --cluster-cidr, as kube-controller-manager's range allocator does, and never
+// hands out one that another Node holds.
+package nodeipam
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/svcnet/svcnet/internal/controller/queue"
+)
+
+// Blocks splits a cluster CIDR into per-node subnets of the given size.
+type Blocks struct {
+	base  netip.Prefix
+	bits  int
+	count int
+}
+
+// NewBlocks parses a cluster CIDR such as 10.244.0.0/16 with per-node mask 24.
+func NewBlocks(clusterCIDR string, nodeMask int) (*Blocks, error) {
+	p, err := netip.ParsePrefix(clusterCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	p = p.Masked()
+	if nodeMask < p.Bits() || nodeMask > p.Addr().BitLen() || nodeMask-p.Bits() > 16 {
+		return nil, fmt.Errorf("--node-cidr-mask-size: /%d does not fit in %s (at most 65536 nodes)", nodeMask, p)
+	}
+	return &Blocks{base: p, bits: nodeMask, count: 1 << (nodeMask - p.Bits())}, nil
+}
+
+// Nth returns the i-th node subnet.
+func (b *Blocks) Nth(i int) netip.Prefix {
+	a := b.base.Addr().As16()
+	shift := b.base.Addr().BitLen() - b.bits
+	// add i << shift to the address, big-endian
+	carry := uint64(i)
+	for k := 15; k >= 0 && (carry > 0 || shift > 0); k-- {
+		if shift >= 8 {
+			shift -= 8
+			continue
+		}
+		v := uint64(a[k]) + (carry << shift)
+		a[k] = byte(v)
+		carry = v >> 8
+		shift = 0
+	}
+	addr := netip.AddrFrom16(a)
+	if b.base.Addr().Is4() {
+		addr = addr.Unmap()
+	}
+	return netip.PrefixFrom(addr, b.bits)
+}
+
+// Index returns which subnet p is, or -1.
+func (b *Blocks) Index(p netip.Prefix) int {
+	for i := 0; i < b.count; i++ { // at most 65536: only at start and on conflicts
+		if b.Nth(i) == p {
+			return i
+		}
+	}
+	return -1
+}
+
+// Controller assigns pod CIDRs.
+type Controller struct {
+	client kubernetes.Interface
+	nodes  corelisters.NodeLister
+	synced cache.InformerSynced
+	loop   *queue.Loop
+	blocks *Blocks
+	mu     sync.Mutex
+	used   map[int]string // subnet index -> node
+}
+
+// New wires the controller to informers from factory.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, blocks *Blocks, log *slog.Logger) *Controller {
+	c := &Controller{client: client, blocks: blocks, used: map[int]string{}}
+	c.loop = queue.New("node-ipam", c.sync, log)
+	inf := factory.Core().V1().Nodes()
+	c.nodes, c.synced = inf.Lister(), inf.Informer().HasSynced
+	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { c.loop.AddObject(o) }, UpdateFunc: func(_, o any) { c.loop.AddObject(o) },
+		DeleteFunc: func(o any) { c.loop.AddObject(o) }})
+	return c
+}
+
+// Run runs the controller until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced) }
+
+func (c *Controller) sync(ctx context.Context, name string) error {
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.used = map[int]string{}
+	var target *corev1.Node
+	for _, n := range nodes {
+		if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
+			if i := c.blocks.Index(p); i >= 0 {
+				c.used[i] = n.Name
+			}
+		}
+		if n.Name == name {
+			target = n
+		}
+	}
+	if target == nil || target.Spec.PodCIDR != "" {
+		return nil
+	}
+	for i := 0; i < c.blocks.count; i++ {
+		if _, taken := c.used[i]; taken {
+			continue
+		}
+		cp := target.DeepCopy()
+		cidr := c.blocks.Nth(i).String()
+		cp.Spec.PodCIDR, cp.Spec.PodCIDRs = cidr, []string{cidr}
+		_, err := c.client.CoreV1().Nodes().Update(ctx, cp, metav1.UpdateOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	return fmt.Errorf("no pod CIDR left in %s for node %s", c.blocks.base, name)
+}
