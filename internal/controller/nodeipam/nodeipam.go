@@ -83,12 +83,14 @@ type Controller struct {
 	loop   *queue.Loop
 	blocks *Blocks
 	mu     sync.Mutex
-	used   map[int]string // subnet index -> node
+	// assigned are subnets this controller gave nodes whose new podCIDR the
+	// cache may not show yet: they stay taken until it does.
+	assigned map[string]int
 }
 
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, blocks *Blocks, log *slog.Logger) *Controller {
-	c := &Controller{client: client, blocks: blocks, used: map[int]string{}}
+	c := &Controller{client: client, blocks: blocks, assigned: map[string]int{}}
 	c.loop = queue.New("node-ipam", c.sync, log)
 	inf := factory.Core().V1().Nodes()
 	c.nodes, c.synced = inf.Lister(), inf.Informer().HasSynced
@@ -108,23 +110,34 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.used = map[int]string{}
+	used := map[int]bool{}
 	var target *corev1.Node
 	for _, n := range nodes {
 		if p, err := netip.ParsePrefix(n.Spec.PodCIDR); err == nil {
 			if i := c.blocks.Index(p); i >= 0 {
-				c.used[i] = n.Name
+				used[i] = true
 			}
+			delete(c.assigned, n.Name) // the cache shows it now
 		}
 		if n.Name == name {
 			target = n
 		}
 	}
-	if target == nil || target.Spec.PodCIDR != "" {
+	if target == nil {
+		delete(c.assigned, name) // deleted: its subnet is free again
+		return nil
+	}
+	for _, i := range c.assigned {
+		used[i] = true
+	}
+	if target.Spec.PodCIDR != "" {
+		return nil
+	}
+	if _, pending := c.assigned[name]; pending {
 		return nil
 	}
 	for i := 0; i < c.blocks.count; i++ {
-		if _, taken := c.used[i]; taken {
+		if used[i] {
 			continue
 		}
 		cp := target.DeepCopy()
@@ -133,6 +146,9 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		_, err := c.client.CoreV1().Nodes().Update(ctx, cp, metav1.UpdateOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
+		}
+		if err == nil {
+			c.assigned[name] = i
 		}
 		return err
 	}
