@@ -11,6 +11,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // DefaultAllowed are the client networks answered by default: loopback and the
@@ -181,18 +182,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready chan<- s
 		close(ready)
 	}
 	if s.Forwarder != nil {
-		go func() {
-			t := time.NewTicker(5 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					s.Forwarder.Probe(ctx)
-				}
-			}
-		}()
+		go wait.UntilWithContext(ctx, s.Forwarder.Probe, 5*time.Second)
 	}
 	select {
 	case <-ctx.Done():
