@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -242,6 +243,19 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
 		fw = dns.NewForwarder(a.o.DNSUpstreams, 10000)
 	}
 	srv := &dns.Server{Index: ix, Forwarder: fw, Allowed: dns.DefaultAllowed, Log: log}
+	host, _, err := net.SplitHostPort(a.o.DNSListen)
+	if err != nil {
+		return fmt.Errorf("--cluster-dns-listen: %w", err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("--cluster-dns-listen: %q is not an IP address", host)
+	}
+	cleanup, err := ensureLocal(ip)
+	if err != nil {
+		return fmt.Errorf("--cluster-dns-listen: %w", err)
+	}
+	go func() { <-ctx.Done(); cleanup() }()
 	dns.RunWithClient(ctx, a.client, ix, log)
 	up := make(chan struct{})
 	errs := make(chan error, 1)

@@ -26,7 +26,7 @@ func TestAgentJoinsAndDies(t *testing.T) {
 	}
 	kc := writeFile(t, filepath.Join(dir, "agent-b.kubeconfig"), string(out), 0o600)
 	args := []string{"agent", "--kubeconfig", kc, "--node-name", "agent-b", "--node-ip", "192.0.2.20",
-		"--cluster-dns-listen", "127.0.0.2:53", "--dns-resolv-conf", "", "--node-lease-duration", "2s"}
+		"--cluster-dns-listen", "10.96.0.53:53", "--dns-resolv-conf", "", "--node-lease-duration", "2s"}
 	agent := startProcess(t, dir, 0, kc, "svcnet agent: node agent-b registered", args...)
 	ready := func(o string) bool { return strings.Count(o, " Ready ") == 2 }
 	waitKubectl(t, c, "two Ready nodes", 20*time.Second, ready, "get", "nodes")
@@ -47,7 +47,7 @@ func TestAgentJoinsAndDies(t *testing.T) {
 		}
 	}
 	waitFor("DNS in the agent", func() bool {
-		out, _ := exec.Command("dig", "@127.0.0.2", "+short", "+tries=1", "+time=1", "kubernetes.default.svc.cluster.local").Output()
+		out, _ := exec.Command("dig", "@10.96.0.53", "+short", "+tries=1", "+time=1", "kubernetes.default.svc.cluster.local").Output()
 		return strings.TrimSpace(string(out)) == "10.96.0.1"
 	})
 	// The node's identity cannot write other nodes.
@@ -55,8 +55,14 @@ func TestAgentJoinsAndDies(t *testing.T) {
 		t.Fatalf("node identity labelled another node: %v %s", err, e)
 	}
 
+	if out, err := exec.Command("ip", "-o", "addr", "show").CombinedOutput(); err != nil || !strings.Contains(string(out), "10.96.0.53/32") {
+		t.Fatalf("cluster DNS address not on an interface (svcnet-dns, or lo without dummy links): %v %s", err, out)
+	}
 	// The agent stops: its node is NotReady within the grace period.
 	agent.stop()
+	if out, _ := exec.Command("ip", "-o", "addr", "show").CombinedOutput(); strings.Contains(string(out), "10.96.0.53/32") {
+		t.Fatalf("cluster DNS address left behind after the agent stopped:\n%s", out)
+	}
 	stopped := time.Now()
 	waitKubectl(t, c, "agent-b NotReady", 15*time.Second, func(o string) bool { return strings.Contains(o, "NotReady") }, "get", "node", "agent-b")
 	t.Logf("agent-b NotReady %v after its agent stopped (grace 2s, lease renewed every 0.5s)", time.Since(stopped).Round(10*time.Millisecond))
