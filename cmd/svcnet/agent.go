@@ -30,6 +30,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.o.LeaseDuration, "node-lease-duration", 4*time.Second, "lease duration the node heartbeats with (renewed every quarter of it)")
 	fs.StringVar(&f.o.DNSListen, "cluster-dns-listen", "", "run the cluster DNS server on this address (e.g. 10.96.0.10:53; empty: off)")
 	fs.StringVar(&f.o.DNSZone, "cluster-domain", "cluster.local", "cluster DNS zone")
+	fs.BoolVar(&f.o.DNSAutopath, "cluster-dns-autopath", false, "walk pods' DNS search paths server-side (cuts ndots:5 lookups)")
 	fs.StringVar(&f.resolvConf, "dns-resolv-conf", "/etc/resolv.conf", "upstream resolvers of the cluster DNS for other names (empty: none)")
 }
 

@@ -24,6 +24,7 @@ import (
 func newDNSCmd() *cobra.Command {
 	var kubeconfig, listen, zone, resolvConf, pods, metricsAddr string
 	var ttl uint32
+	var autopath bool
 	var cacheSize int
 	var allow []string
 	cmd := &cobra.Command{
@@ -79,10 +80,13 @@ func newDNSCmd() *cobra.Command {
 			log := slog.Default()
 			ix := dns.NewIndex(zone, ttl)
 			srv := &dns.Server{Index: ix, Forwarder: fw, Pods: mode, Allowed: allowed, Log: log}
+			if autopath {
+				srv.Autopath = &dns.PodIPs{}
+			}
 			reg := prometheus.NewRegistry()
 			srv.RegisterMetrics(reg)
 			ctx := cmd.Context()
-			dns.RunWithClient(ctx, client, ix, log)
+			dns.RunWithClient(ctx, client, ix, log, srv.Autopath)
 			if metricsAddr != "" {
 				mux := http.NewServeMux()
 				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -124,6 +128,7 @@ func newDNSCmd() *cobra.Command {
 	f.Uint32Var(&ttl, "ttl", 5, "TTL of cluster records, seconds")
 	f.StringVar(&resolvConf, "resolv-conf", "/etc/resolv.conf", "upstream resolvers for other names (empty: SERVFAIL for them)")
 	f.IntVar(&cacheSize, "cache-size", 10000, "answers kept from upstream resolvers (0: no cache)")
+	f.BoolVar(&autopath, "autopath", false, "answer a pod's first search-path expansion (<name>.<ns>.svc.<zone>) by walking the rest of its search path server-side, with a CNAME (needs a pods watch)")
 	f.StringVar(&pods, "pods", "disabled", "pod records <a-b-c-d>.<ns>.pod.<zone>: disabled or insecure")
 	f.StringSliceVar(&allow, "allow", []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
 		"client networks answered; others get REFUSED")

@@ -39,8 +39,10 @@ type Options struct {
 	DNSZone   string
 	// DNSUpstreams are resolvers for names outside the cluster (nil: SERVFAIL).
 	DNSUpstreams []string
-	Log          *slog.Logger
-	Now          func() time.Time
+	// DNSAutopath walks pods' search paths server-side.
+	DNSAutopath bool
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // Validate checks options and fills defaults.
@@ -243,6 +245,9 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
 		fw = dns.NewForwarder(a.o.DNSUpstreams, 10000)
 	}
 	srv := &dns.Server{Index: ix, Forwarder: fw, Allowed: dns.DefaultAllowed, Log: log}
+	if a.o.DNSAutopath {
+		srv.Autopath = &dns.PodIPs{}
+	}
 	host, _, err := net.SplitHostPort(a.o.DNSListen)
 	if err != nil {
 		return fmt.Errorf("--cluster-dns-listen: %w", err)
@@ -256,7 +261,7 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("--cluster-dns-listen: %w", err)
 	}
 	go func() { <-ctx.Done(); cleanup() }()
-	dns.RunWithClient(ctx, a.client, ix, log)
+	dns.RunWithClient(ctx, a.client, ix, log, srv.Autopath)
 	up := make(chan struct{})
 	errs := make(chan error, 1)
 	go func() { errs <- srv.ListenAndServe(ctx, a.o.DNSListen, up) }()

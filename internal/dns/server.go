@@ -29,6 +29,8 @@ type Server struct {
 	Pods      PodMode
 	Allowed   []netip.Prefix
 	Log       *slog.Logger
+	// Autopath, when set, walks pods' search paths server-side (see autopath.go).
+	Autopath *PodIPs
 
 	requests *prometheus.CounterVec
 	latency  prometheus.Histogram
@@ -51,15 +53,16 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) {
 	}
 }
 
-func (s *Server) allowed(addr net.Addr) bool {
-	var ip netip.Addr
-	switch a := addr.(type) {
+func (s *Server) allowed(addr net.Addr) bool { return s.allowedAddr(addrOf(addr)) }
+
+func addrOf(a net.Addr) netip.Addr {
+	switch a := a.(type) {
 	case *net.UDPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
+		return a.AddrPort().Addr().Unmap()
 	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
+		return a.AddrPort().Addr().Unmap()
 	}
-	return s.allowedAddr(ip.Unmap())
+	return netip.Addr{}
 }
 
 func (s *Server) allowedAddr(ip netip.Addr) bool {
@@ -138,6 +141,14 @@ func (s *Server) answer(remote net.Addr, req *mdns.Msg) (*mdns.Msg, uint64, bool
 	defer cancel()
 	gen := s.Index.Generation()
 	res := s.Index.Answer(req, s.Pods)
+	if s.Autopath != nil && res.Ours && res.Msg.Rcode == mdns.RcodeNameError {
+		if ns, ok := s.Autopath.Namespace(addrOf(remote)); ok {
+			if m := s.autopath(ctx, req, ns, tcp); m != nil {
+				return m, 0, false
+			}
+		}
+		return res.Msg, 0, false // an NXDOMAIN other clients may see answered
+	}
 	if res.Ours {
 		if res.Chase != "" && s.Forwarder != nil {
 			sub := new(mdns.Msg)

@@ -148,3 +148,41 @@ func TestFastPathNeverStale(t *testing.T) {
 		t.Fatalf("deleted service still answered from the cache: %v", m)
 	}
 }
+
+func TestAutopath(t *testing.T) {
+	up := fakeUpstream(t)
+	ix := testIndex()
+	pods := &PodIPs{}
+	pods.Set("default/client", "default", netip.MustParseAddr("127.0.0.1"))
+	s := &Server{Index: ix, Forwarder: NewForwarder([]string{up}, 0), Allowed: DefaultAllowed, Autopath: pods}
+	addr := startServer(t, s)
+	cases := []struct {
+		q    string
+		want []string
+	}{
+		// A pod in "default" resolving "httpd2-svc.kube-public": its first search expansion.
+		{"httpd2-svc.kube-public.default.svc.cluster.local.", []string{
+			"httpd2-svc.kube-public.default.svc.cluster.local. 5 IN CNAME httpd2-svc.kube-public.svc.cluster.local.",
+			"httpd2-svc.kube-public.svc.cluster.local. 5 IN A 10.96.12.8"}},
+		// "example.com" with ndots:5: found upstream on the last step.
+		{"example.com.default.svc.cluster.local.", []string{
+			"example.com.default.svc.cluster.local. 5 IN CNAME example.com.",
+			"example.com. 60 IN A 192.0.2.80"}},
+		// Names that exist are answered as they are.
+		{"httpd-svc.default.svc.cluster.local.", []string{"httpd-svc.default.svc.cluster.local. 5 IN A 10.96.12.7"}},
+	}
+	for _, c := range cases {
+		m := query(t, addr, c.q, mdns.TypeA, "udp")
+		if got := lines(m.Answer); fmt.Sprint(got) != fmt.Sprint(c.want) || m.Rcode != mdns.RcodeSuccess {
+			t.Errorf("%s: %s %q, want %q", c.q, mdns.RcodeToString[m.Rcode], got, c.want)
+		}
+	}
+	if m := query(t, addr, "nothing.anywhere.default.svc.cluster.local.", mdns.TypeA, "udp"); m.Rcode != mdns.RcodeNameError {
+		t.Errorf("nothing on the path: %s", mdns.RcodeToString[m.Rcode])
+	}
+	// A client that is not a known pod gets no rewriting.
+	pods.Delete("default/client")
+	if m := query(t, addr, "httpd2-svc.kube-public.default.svc.cluster.local.", mdns.TypeA, "udp"); m.Rcode != mdns.RcodeNameError {
+		t.Errorf("unknown client: %s %v", mdns.RcodeToString[m.Rcode], m.Answer)
+	}
+}

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -24,8 +25,9 @@ type Source struct {
 	log    *slog.Logger
 }
 
-// NewSource wires an index to informers from factory.
-func NewSource(ix *Index, factory informers.SharedInformerFactory, log *slog.Logger) *Source {
+// NewSource wires an index to informers from factory; with pods non-nil it also
+// tracks pod IPs for autopath.
+func NewSource(ix *Index, factory informers.SharedInformerFactory, log *slog.Logger, pods *PodIPs) *Source {
 	s := &Source{ix: ix, log: log}
 	svcInf, sliceInf, nsInf := factory.Core().V1().Services(), factory.Discovery().V1().EndpointSlices(), factory.Core().V1().Namespaces()
 	// Keep only what DNS reads in the informer caches (as CoreDNS does): with
@@ -62,6 +64,31 @@ func NewSource(ix *Index, factory informers.SharedInformerFactory, log *slog.Log
 	}
 	_, _ = sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: onSlice, UpdateFunc: func(_, o any) { onSlice(o) }, DeleteFunc: onSlice})
+	if pods != nil {
+		podInf := factory.Core().V1().Pods()
+		_ = podInf.Informer().SetTransform(func(o any) (any, error) {
+			if p, ok := o.(*corev1.Pod); ok {
+				return &corev1.Pod{ObjectMeta: slimMeta(p.ObjectMeta), Status: corev1.PodStatus{PodIP: p.Status.PodIP}}, nil
+			}
+			return o, nil
+		})
+		setPod := func(o any) {
+			if p, ok := unwrap(o).(*corev1.Pod); ok {
+				if ip, err := netip.ParseAddr(p.Status.PodIP); err == nil {
+					pods.Set(p.Namespace+"/"+p.Name, p.Namespace, ip.Unmap())
+				}
+			}
+		}
+		_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: setPod, UpdateFunc: func(_, o any) { setPod(o) },
+			DeleteFunc: func(o any) {
+				if p, ok := unwrap(o).(*corev1.Pod); ok {
+					pods.Delete(p.Namespace + "/" + p.Name)
+				}
+			},
+		})
+		s.synced = append(s.synced, podInf.Informer().HasSynced)
+	}
 	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { ix.SetNamespace(o.(*corev1.Namespace).Name, true) },
 		UpdateFunc: func(_, o any) { ix.SetNamespace(o.(*corev1.Namespace).Name, true) },
@@ -99,10 +126,11 @@ func (s *Source) Run(ctx context.Context) bool {
 	return true
 }
 
-// RunWithClient starts informers on client and the source until ctx ends.
-func RunWithClient(ctx context.Context, client kubernetes.Interface, ix *Index, log *slog.Logger) *Source {
+// RunWithClient starts informers on client and the source until ctx ends (pods:
+// see NewSource).
+func RunWithClient(ctx context.Context, client kubernetes.Interface, ix *Index, log *slog.Logger, pods *PodIPs) *Source {
 	factory := informers.NewSharedInformerFactory(client, 0)
-	src := NewSource(ix, factory, log)
+	src := NewSource(ix, factory, log, pods)
 	factory.Start(ctx.Done())
 	go src.Run(ctx)
 	return src
