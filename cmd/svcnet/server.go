@@ -53,8 +53,9 @@ func splitList(s string) []string {
 }
 
 // controlPlaneCmd builds a command that runs the control plane until interrupted;
-// started says what to do once it serves and returns the line to print.
-func controlPlaneCmd(use, short, bind string, started func(cp *system.ControlPlane) (string, error)) *cobra.Command {
+// started says what to do once it serves and returns the line to print and a
+// function to wait for what it started (nil: nothing) before shutting down.
+func controlPlaneCmd(use, short, bind string, started func(cp *system.ControlPlane) (string, func(), error)) *cobra.Command {
 	var o system.ServerOptions
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
 	etcd := serverFlags(cmd.Flags(), &o, bind)
@@ -66,13 +67,16 @@ func controlPlaneCmd(use, short, bind string, started func(cp *system.ControlPla
 			return err
 		}
 		defer cp.Close()
-		line, err := started(cp)
+		line, wait, err := started(cp)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), line)
 		<-cmd.Context().Done()
 		slog.Info("shutting down")
+		if wait != nil {
+			wait()
+		}
 		return nil
 	}
 	return cmd
@@ -80,8 +84,8 @@ func controlPlaneCmd(use, short, bind string, started func(cp *system.ControlPla
 
 func newServerCmd() *cobra.Command {
 	return controlPlaneCmd("server", "Run the Kubernetes-compatible API server (embedded or external etcd)", "0.0.0.0",
-		func(cp *system.ControlPlane) (string, error) {
-			return fmt.Sprintf("svcnet API server at %s (admin kubeconfig: svcnet kubeconfig --data-dir %s)", cp.URL, cp.Opts.DataDir), nil
+		func(cp *system.ControlPlane) (string, func(), error) {
+			return fmt.Sprintf("svcnet API server at %s (admin kubeconfig: svcnet kubeconfig --data-dir %s)", cp.URL, cp.Opts.DataDir), nil, nil
 		})
 }
 
@@ -89,24 +93,30 @@ func newUpCmd() *cobra.Command {
 	var af agentFlags
 	var cmd *cobra.Command
 	cmd = controlPlaneCmd("up", "Run everything on this machine: embedded etcd, API server, controllers, a node agent; write an admin kubeconfig", "127.0.0.1",
-		func(cp *system.ControlPlane) (string, error) {
+		func(cp *system.ControlPlane) (string, func(), error) {
 			kc := filepath.Join(cp.Opts.DataDir, "kubeconfig")
 			if err := cp.WriteKubeconfig(kc); err != nil {
-				return "", fmt.Errorf("write kubeconfig: %w", err)
+				return "", nil, fmt.Errorf("write kubeconfig: %w", err)
 			}
 			cfg, err := cp.ClientConfig(auth.NodeUserPrefix+af.o.NodeName, auth.GroupNodes)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			af.o.NodeIP = cp.Opts.AdvertiseAddress
-			ready, failed := make(chan struct{}), make(chan error, 1)
-			go func() { failed <- af.run(cmd, cfg, ready) }()
+			ready, done := make(chan struct{}), make(chan error, 1)
+			go func() { done <- af.run(cmd, cfg, ready) }()
 			select {
 			case <-ready:
-			case err := <-failed:
-				return "", fmt.Errorf("node agent: %w", err)
+			case err := <-done:
+				return "", nil, fmt.Errorf("node agent: %w", err)
 			}
-			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), nil
+			wait := func() {
+				select { // the agent removes what it added to the node before it returns
+				case <-done:
+				case <-time.After(10 * time.Second):
+				}
+			}
+			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), wait, nil
 		})
 	af.add(cmd.Flags())
 	return cmd

@@ -204,9 +204,11 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	a.finishDeletions(ctx)
 	if a.o.DNSListen != "" {
-		if err := a.startDNS(ctx, log); err != nil {
+		cleanup, err := a.startDNS(ctx, log)
+		if err != nil {
 			return err
 		}
+		defer cleanup() // before Run returns, so the address never outlives the agent
 	}
 	log.Info("node registered", "ip", a.o.NodeIP)
 	if ready != nil {
@@ -238,7 +240,9 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	}
 }
 
-func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
+// startDNS serves the cluster DNS; the returned function removes the address it
+// added to the node, if any.
+func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) (func(), error) {
 	ix := dns.NewIndex(a.o.DNSZone, 5)
 	var fw *dns.Forwarder
 	if len(a.o.DNSUpstreams) > 0 {
@@ -250,17 +254,16 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
 	}
 	host, _, err := net.SplitHostPort(a.o.DNSListen)
 	if err != nil {
-		return fmt.Errorf("--cluster-dns-listen: %w", err)
+		return nil, fmt.Errorf("--cluster-dns-listen: %w", err)
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return fmt.Errorf("--cluster-dns-listen: %q is not an IP address", host)
+		return nil, fmt.Errorf("--cluster-dns-listen: %q is not an IP address", host)
 	}
 	cleanup, err := ensureLocal(ip)
 	if err != nil {
-		return fmt.Errorf("--cluster-dns-listen: %w", err)
+		return nil, fmt.Errorf("--cluster-dns-listen: %w", err)
 	}
-	go func() { <-ctx.Done(); cleanup() }()
 	dns.RunWithClient(ctx, a.client, ix, log, srv.Autopath)
 	up := make(chan struct{})
 	errs := make(chan error, 1)
@@ -268,8 +271,9 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) error {
 	select {
 	case <-up:
 		log.Info("cluster DNS serving", "listen", a.o.DNSListen)
-		return nil
+		return cleanup, nil
 	case err := <-errs:
-		return fmt.Errorf("--cluster-dns-listen %s: %w", a.o.DNSListen, err)
+		cleanup()
+		return nil, fmt.Errorf("--cluster-dns-listen %s: %w", a.o.DNSListen, err)
 	}
 }
