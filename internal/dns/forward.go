@@ -78,7 +78,7 @@ func (f *Forwarder) Forward(ctx context.Context, req *mdns.Msg, tcp bool) (*mdns
 		f.Misses.Add(1)
 	}
 	now := f.now().UnixNano()
-	var lastErr error = ErrNoUpstream
+	lastErr := ErrNoUpstream
 	tried := 0
 	for pass := 0; pass < 2 && tried == 0; pass++ {
 		for _, u := range f.upstreams {
