@@ -173,14 +173,12 @@ func (m *Memory) Watch(ctx context.Context, prefix string, after int64) <-chan E
 	wake := make(chan struct{}, 1)
 	m.mu.Lock()
 	m.subs[wake] = struct{}{}
+	seenProgress := m.progress // progress requested after Watch returns is reported
 	m.mu.Unlock()
 	go func() {
 		defer close(out)
 		defer func() { m.mu.Lock(); delete(m.subs, wake); m.mu.Unlock() }()
 		next := after
-		m.mu.Lock()
-		seenProgress := m.progress
-		m.mu.Unlock()
 		for {
 			m.mu.Lock()
 			if next < m.compacted-1 {
