@@ -1,9 +1,11 @@
 // Package fakekube is client-go's fake clientset made to behave a little more like
-// an API server (generateName), for controller tests.
+// an API server (generateName; status writes change only status), for controller
+// tests.
 package fakekube
 
 import (
 	"fmt"
+	"reflect"
 	"sync/atomic"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +26,31 @@ func NewClientset(objs ...runtime.Object) *fake.Clientset {
 			}
 		}
 		return false, nil, nil
+	})
+	c.PrependReactor("update", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		ua, ok := a.(k8stesting.UpdateAction)
+		if !ok || ua.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		obj := ua.GetObject()
+		m, ok := obj.(metav1.Object)
+		if !ok {
+			return false, nil, nil
+		}
+		cur, err := c.Tracker().Get(ua.GetResource(), ua.GetNamespace(), m.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		cur = cur.DeepCopyObject()
+		src, dst := reflect.ValueOf(obj).Elem().FieldByName("Status"), reflect.ValueOf(cur).Elem().FieldByName("Status")
+		if !src.IsValid() || !dst.IsValid() {
+			return false, nil, nil
+		}
+		dst.Set(src)
+		if err := c.Tracker().Update(ua.GetResource(), cur, ua.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, cur, nil
 	})
 	return c
 }
