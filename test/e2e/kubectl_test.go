@@ -316,3 +316,33 @@ subsets:
 		}
 	})
 }
+
+func TestExamplesApply(t *testing.T) {
+	c := startCluster(t, t.TempDir(), freePort(t))
+	out := c.must("apply", "-f", filepath.Join(repoRoot(), "examples"))
+	for _, want := range []string{"deployment.apps/httpd created", "service/httpd-svc created", "service/httpd-nodeport created",
+		"service/httpd-headless created", "service/db created", "deployment.apps/netexec created", "service/netexec created"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply examples: missing %q in\n%s", want, out)
+		}
+	}
+	rows := map[string][]string{}
+	for _, r := range wantHeader(t, c.must("get", "svc"), "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE") {
+		rows[r[0]] = r
+	}
+	if r := rows["httpd-nodeport"]; r[1] != "NodePort" || r[4] != "80:30080/TCP" {
+		t.Errorf("nodeport row %v", r)
+	}
+	if r := rows["httpd-headless"]; r[2] != "None" {
+		t.Errorf("headless row %v", r)
+	}
+	if r := rows["db"]; r[1] != "ExternalName" || r[3] != "db.example.com" {
+		t.Errorf("externalname row %v", r)
+	}
+	if r := rows["netexec"]; r[4] != "80/TCP,81/UDP" {
+		t.Errorf("netexec row %v", r)
+	}
+	if got := c.must("get", "svc", "netexec", "-o", "jsonpath={.spec.sessionAffinityConfig.clientIP.timeoutSeconds}"); got != "600" {
+		t.Errorf("affinity timeout %q", got)
+	}
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/svcnet/svcnet/internal/agnhost"
+)
+
+func newAgnhostCmd() *cobra.Command {
+	root := &cobra.Command{Use: "agnhost", Short: "Built-in test workload (like Kubernetes' agnhost image)"}
+	var port int
+	sh := &cobra.Command{
+		Use:   "serve-hostname",
+		Short: "Answer every HTTP request with this pod's name",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if port < 1 || port > 65535 {
+				return fmt.Errorf("--port: %d is not a port number", port)
+			}
+			return agnhost.Serve(cmd.Context(), ":"+strconv.Itoa(port), agnhost.ServeHostname(agnhost.Hostname()))
+		},
+	}
+	sh.Flags().IntVar(&port, "port", 9376, "HTTP port")
+	var httpPort, udpPort int
+	ne := &cobra.Command{
+		Use:   "netexec",
+		Short: "HTTP /hostname /clientip /echo?msg= /shutdown, and UDP hostname | echo <text> | clientip",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for name, p := range map[string]int{"--http-port": httpPort, "--udp-port": udpPort} {
+				if p < 0 || p > 65535 {
+					return fmt.Errorf("%s: %d is not a port number", name, p)
+				}
+			}
+			host := agnhost.Hostname()
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			if udpPort > 0 {
+				pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(udpPort))
+				if err != nil {
+					return fmt.Errorf("--udp-port: %w", err)
+				}
+				defer pc.Close()
+				go func() { _ = agnhost.ServeUDP(pc, host) }()
+			}
+			return agnhost.Serve(ctx, ":"+strconv.Itoa(httpPort), agnhost.NetExec(host, stop))
+		},
+	}
+	ne.Flags().IntVar(&httpPort, "http-port", 8080, "HTTP port")
+	ne.Flags().IntVar(&udpPort, "udp-port", 8081, "UDP port (0: off)")
+	root.AddCommand(sh, ne)
+	return root
+}

@@ -1,0 +1,90 @@
+// Package agnhost is svcnet's built-in test workload, modelled on Kubernetes'
+// agnhost image, so examples and tests need nothing installed: serve-hostname
+// answers every HTTP request with the pod's name; netexec answers /hostname,
+// /clientip, /echo and /shutdown over HTTP and hostname / echo / clientip over UDP.
+package agnhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Hostname is the pod's name: $HOSTNAME (set in pods) or the host name.
+func Hostname() string {
+	if h := os.Getenv("HOSTNAME"); h != "" {
+		return h
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// ServeHostname returns the serve-hostname handler.
+func ServeHostname(host string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, host)
+	})
+}
+
+// NetExec returns the netexec HTTP handler; shutdown is called by /shutdown.
+func NetExec(host string, shutdown func()) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hostname", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, host) })
+	mux.HandleFunc("/clientip", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.Query().Get("msg")) })
+	mux.HandleFunc("/shutdown", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "shutting down")
+		go shutdown()
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "NOW: "+time.Now().UTC().Format(time.RFC3339Nano)) })
+	return mux
+}
+
+// UDPReply is netexec's UDP protocol: "hostname", "echo <text>", "clientip".
+func UDPReply(msg string, host string, from net.Addr) string {
+	msg = strings.TrimSpace(msg)
+	switch {
+	case msg == "hostname":
+		return host
+	case msg == "clientip":
+		return from.String()
+	case strings.HasPrefix(msg, "echo "):
+		return strings.TrimPrefix(msg, "echo ")
+	}
+	return "unknown command: " + msg
+}
+
+// ServeUDP answers netexec UDP requests on pc until it is closed.
+func ServeUDP(pc net.PacketConn, host string) error {
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		_, _ = pc.WriteTo([]byte(UDPReply(string(buf[:n]), host, from)), from)
+	}
+}
+
+// Serve runs h on addr until ctx ends or stop is closed.
+func Serve(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(c)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
