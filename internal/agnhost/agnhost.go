@@ -41,7 +41,9 @@ func NetExec(host string, shutdown func()) http.Handler {
 		fmt.Fprint(w, "shutting down")
 		go shutdown()
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "NOW: "+time.Now().UTC().Format(time.RFC3339Nano)) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "NOW: "+time.Now().UTC().Format(time.RFC3339Nano))
+	})
 	return mux
 }
 

@@ -1,0 +1,135 @@
+package pod
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// HostResolv is the node's own resolver configuration (from its resolv.conf).
+type HostResolv struct {
+	Nameservers []string
+	Searches    []string
+	Options     []string
+}
+
+// Limits the kubelet applies to a pod's resolver configuration.
+const (
+	maxNameservers = 3
+	maxSearches    = 32
+	maxSearchChars = 2048
+)
+
+// ResolvConf renders a pod's /etc/resolv.conf for its dnsPolicy and dnsConfig:
+// ClusterFirst (default) points at the cluster DNS with the search path
+// <ns>.svc.<zone> svc.<zone> <zone> (then the node's own) and ndots:5; Default
+// uses the node's configuration; None uses only dnsConfig. Host-network pods
+// with ClusterFirst use the node's configuration, as the kubelet does.
+func ResolvConf(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv) (string, error) {
+	zone = strings.TrimSuffix(zone, ".")
+	var ns, search, opts []string
+	policy := p.Spec.DNSPolicy
+	if policy == "" {
+		policy = corev1.DNSClusterFirst
+	}
+	if policy == corev1.DNSClusterFirst && p.Spec.HostNetwork {
+		policy = corev1.DNSDefault
+	}
+	switch policy {
+	case corev1.DNSClusterFirst, corev1.DNSClusterFirstWithHostNet:
+		if len(clusterDNS) == 0 {
+			return "", fmt.Errorf("pod %s/%s: dnsPolicy %s but no cluster DNS address is configured", p.Namespace, p.Name, policy)
+		}
+		ns = append(ns, clusterDNS...)
+		search = append([]string{p.Namespace + ".svc." + zone, "svc." + zone, zone}, host.Searches...)
+		opts = []string{"ndots:5"}
+	case corev1.DNSDefault:
+		ns, search, opts = append(ns, host.Nameservers...), append(search, host.Searches...), append(opts, host.Options...)
+	case corev1.DNSNone:
+		if p.Spec.DNSConfig == nil {
+			return "", fmt.Errorf("pod %s/%s: dnsPolicy None needs dnsConfig", p.Namespace, p.Name)
+		}
+	default:
+		return "", fmt.Errorf("pod %s/%s: unsupported dnsPolicy %q", p.Namespace, p.Name, policy)
+	}
+	if c := p.Spec.DNSConfig; c != nil {
+		ns = append(ns, c.Nameservers...)
+		search = append(search, c.Searches...)
+		for _, o := range c.Options {
+			opt := o.Name
+			if o.Value != nil {
+				opt += ":" + *o.Value
+			}
+			opts = mergeOption(opts, opt)
+		}
+	}
+	ns, search = dedup(ns), dedup(search)
+	if len(ns) > maxNameservers {
+		ns = ns[:maxNameservers]
+	}
+	for len(search) > maxSearches || len(strings.Join(search, " ")) > maxSearchChars {
+		search = search[:len(search)-1]
+	}
+	var b strings.Builder
+	for _, n := range ns {
+		fmt.Fprintf(&b, "nameserver %s\n", n)
+	}
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	if len(opts) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
+	}
+	return b.String(), nil
+}
+
+// mergeOption sets an option, a later value replacing an earlier one of the same name.
+func mergeOption(opts []string, opt string) []string {
+	name, _, _ := strings.Cut(opt, ":")
+	for i, o := range opts {
+		if n, _, _ := strings.Cut(o, ":"); n == name {
+			opts[i] = opt
+			return opts
+		}
+	}
+	return append(opts, opt)
+}
+
+func dedup(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if x != "" && !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Hosts renders a pod's /etc/hosts: loopback entries, the pod's own name (with
+// its FQDN when it has a subdomain) and its hostAliases.
+func Hosts(p *corev1.Pod, podIP, zone string) string {
+	var b strings.Builder
+	b.WriteString("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		"fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+	host := p.Spec.Hostname
+	if host == "" {
+		host = p.Name
+	}
+	if podIP != "" {
+		if p.Spec.Subdomain != "" {
+			fmt.Fprintf(&b, "%s\t%s.%s.%s.svc.%s\t%s\n", podIP, host, p.Spec.Subdomain, p.Namespace, strings.TrimSuffix(zone, "."), host)
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", podIP, host)
+		}
+	}
+	if len(p.Spec.HostAliases) > 0 {
+		b.WriteString("\n# Entries added by HostAliases.\n")
+	}
+	for _, a := range p.Spec.HostAliases {
+		fmt.Fprintf(&b, "%s\t%s\n", a.IP, strings.Join(a.Hostnames, "\t"))
+	}
+	return b.String()
+}
