@@ -1,0 +1,136 @@
+// Package podnet gives pods their network the way container runtimes do: one
+// network namespace per pod, set up and torn down through the standard CNI
+// plugins (loopback, and bridge with host-local IPAM over the node's pod CIDR)
+// invoked with libcni.
+package podnet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netns"
+)
+
+// DefaultPluginDirs are where Debian's containernetworking-plugins and the usual
+// manual installs put the plugins.
+var DefaultPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
+
+// Network is the pod network of one node.
+type Network struct {
+	cni      *libcni.CNIConfig
+	bridge   *libcni.NetworkConfigList
+	loopback *libcni.PluginConfig
+}
+
+// Config describes the node's pod network.
+type Config struct {
+	PodCIDR    string // the node's spec.podCIDR
+	Bridge     string // bridge name, e.g. svcnet0
+	DataDir    string // CNI cache and host-local IPAM state
+	PluginDirs []string
+}
+
+// New builds the CNI configuration for the node.
+func New(c Config) (*Network, error) {
+	p, err := netip.ParsePrefix(c.PodCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("pod CIDR: %w", err)
+	}
+	if c.Bridge == "" {
+		c.Bridge = "svcnet0"
+	}
+	if len(c.PluginDirs) == 0 {
+		c.PluginDirs = DefaultPluginDirs
+	}
+	def := "0.0.0.0/0"
+	if p.Addr().Is6() {
+		def = "::/0"
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0", "name": "svcnet",
+		"plugins": []any{map[string]any{
+			"type": "bridge", "bridge": c.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": p.Masked().String()}}},
+				"routes": []map[string]string{{"dst": def}}, "dataDir": filepath.Join(c.DataDir, "ipam")},
+		}},
+	}
+	raw, _ := json.Marshal(conf)
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		return nil, err
+	}
+	lo, err := libcni.ConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"lo","type":"loopback"}`))
+	if err != nil {
+		return nil, err
+	}
+	return &Network{cni: libcni.NewCNIConfigWithCacheDir(c.PluginDirs, filepath.Join(c.DataDir, "cache"), nil), bridge: list, loopback: lo}, nil
+}
+
+// NetnsPath is where a pod's network namespace is kept.
+func NetnsPath(name string) string { return filepath.Join("/var/run/netns", name) }
+
+// newNetns creates a named network namespace without moving this process into it.
+func newNetns(name string) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	h, err := netns.NewNamed(name)
+	if err != nil {
+		_ = netns.Set(orig)
+		return fmt.Errorf("create network namespace %s: %w", name, err)
+	}
+	h.Close()
+	return netns.Set(orig)
+}
+
+// Setup creates the pod's network namespace and network, returning its IP.
+func (n *Network) Setup(ctx context.Context, id, nsName string) (netip.Addr, error) {
+	if _, err := os.Stat(NetnsPath(nsName)); err != nil {
+		if err := newNetns(nsName); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "eth0"}
+	if _, err := n.cni.AddNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "lo"}); err != nil {
+		return netip.Addr{}, fmt.Errorf("CNI loopback: %w", err)
+	}
+	res, err := n.cni.AddNetworkList(ctx, n.bridge, rt)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("CNI bridge: %w", err)
+	}
+	r, err := types100.NewResultFromResult(res)
+	if err != nil || len(r.IPs) == 0 {
+		return netip.Addr{}, fmt.Errorf("CNI result without an IP: %v", err)
+	}
+	ip, _ := netip.AddrFromSlice(r.IPs[0].Address.IP)
+	return ip.Unmap(), nil
+}
+
+// Teardown releases the pod's network (CNI DEL) and deletes its namespace. It
+// is safe to call again.
+func (n *Network) Teardown(ctx context.Context, id, nsName string) error {
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "eth0"}
+	if _, err := os.Stat(rt.NetNS); err != nil {
+		rt.NetNS = "" // gone already: DEL still frees the IP
+	}
+	if err := n.cni.DelNetworkList(ctx, n.bridge, rt); err != nil {
+		return fmt.Errorf("CNI DEL: %w", err)
+	}
+	if rt.NetNS != "" {
+		if err := netns.DeleteNamed(nsName); err != nil {
+			return fmt.Errorf("delete network namespace %s: %w", nsName, err)
+		}
+	}
+	return nil
+}
