@@ -127,17 +127,14 @@ func (s *Server) fastAnswer(msg, key, out []byte, from netip.Addr) ([]byte, *pac
 	return out, p
 }
 
-// remember packs a full-path response for reuse when it depends only on the index.
-func (s *Server) remember(req, resp *mdns.Msg, gen uint64, cacheable bool) {
-	if !cacheable || resp.Truncated {
+// remember packs a full-path response under the question's wire key (nil: the
+// question cannot use the fast path) for reuse when it depends only on the index.
+func (s *Server) remember(key []byte, req, resp *mdns.Msg, gen uint64, cacheable bool) {
+	if key == nil || !cacheable || resp.Truncated {
 		return
 	}
 	wire, err := resp.Pack()
 	if err != nil {
-		return
-	}
-	key, _, ok := question(mustPack(req), nil)
-	if !ok {
 		return
 	}
 	p := &packed{gen: gen, wire: wire}
@@ -145,11 +142,6 @@ func (s *Server) remember(req, resp *mdns.Msg, gen uint64, cacheable bool) {
 		p.counter = s.requests.WithLabelValues(typeLabel(req.Question[0].Qtype), mdns.RcodeToString[resp.Rcode])
 	}
 	s.wire.put(string(key), p)
-}
-
-func mustPack(m *mdns.Msg) []byte {
-	b, _ := m.Pack()
-	return b
 }
 
 func typeLabel(t uint16) string {
@@ -210,8 +202,12 @@ func (s *Server) serveUDP(pc net.PacketConn) error {
 			if err := req.Unpack(msg); err != nil {
 				continue // not DNS: drop, as servers do
 			}
+			k, _, ok := question(msg, nil) // a copy: buf is reused
+			if !ok {
+				k = nil
+			}
 			go func() {
-				if wire, err := s.respond(req, ua, false).Pack(); err == nil {
+				if wire, err := s.respond(req, ua, false, k).Pack(); err == nil {
 					_, _ = pc.WriteTo(wire, ua)
 				}
 			}()

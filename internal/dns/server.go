@@ -77,7 +77,7 @@ func (s *Server) allowedAddr(ip netip.Addr) bool {
 // ServeDNS implements mdns.Handler (the TCP path).
 func (s *Server) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	_ = w.WriteMsg(s.respond(req, w.RemoteAddr(), tcp))
+	_ = w.WriteMsg(s.respond(req, w.RemoteAddr(), tcp, nil))
 }
 
 // count records one answered request.
@@ -97,8 +97,9 @@ func (s *Server) count(qtype, rcode string, d time.Duration) {
 }
 
 // respond computes the full answer to req from remote (truncated for UDP) and
-// keeps it for the fast path when only the index decided it.
-func (s *Server) respond(req *mdns.Msg, remote net.Addr, tcp bool) *mdns.Msg {
+// keeps it for the fast path under key (the question's wire key, nil for none)
+// when only the index decided it.
+func (s *Server) respond(req *mdns.Msg, remote net.Addr, tcp bool, key []byte) *mdns.Msg {
 	start := time.Now()
 	resp, gen, cacheable := s.answer(remote, req)
 	if !tcp {
@@ -112,7 +113,7 @@ func (s *Server) respond(req *mdns.Msg, remote net.Addr, tcp bool) *mdns.Msg {
 		resp.SetEdns0(o.UDPSize(), o.Do())
 	}
 	if !tcp {
-		s.remember(req, resp, gen, cacheable)
+		s.remember(key, req, resp, gen, cacheable)
 	}
 	qt := "other"
 	if len(req.Question) == 1 {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/netip"
 	"sync"
 
@@ -65,14 +66,23 @@ func (b *Blocks) Nth(i int) netip.Prefix {
 	return netip.PrefixFrom(addr, b.bits)
 }
 
-// Index returns which subnet p is, or -1.
+// Index returns which subnet p is, or -1 (computed, not searched).
 func (b *Blocks) Index(p netip.Prefix) int {
-	for i := 0; i < b.count; i++ { // at most 65536: only at start and on conflicts
-		if b.Nth(i) == p {
-			return i
-		}
+	if p.Bits() != b.bits || !b.base.Contains(p.Addr()) || p.Addr().Is4() != b.base.Addr().Is4() {
+		return -1
 	}
-	return -1
+	x, base := p.Addr().As16(), b.base.Addr().As16()
+	shift := b.base.Addr().BitLen() - b.bits
+	var off big.Int
+	off.Sub(new(big.Int).SetBytes(x[:]), new(big.Int).SetBytes(base[:]))
+	if off.Sign() < 0 || off.TrailingZeroBits() < uint(shift) && off.Sign() != 0 {
+		return -1
+	}
+	i := off.Rsh(&off, uint(shift))
+	if !i.IsInt64() || i.Int64() >= int64(b.count) {
+		return -1
+	}
+	return int(i.Int64())
 }
 
 // Controller assigns pod CIDRs.
