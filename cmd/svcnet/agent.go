@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"time"
 
@@ -16,12 +17,16 @@ import (
 
 	"github.com/svcnet/svcnet/internal/agent"
 	"github.com/svcnet/svcnet/internal/dns"
+	"github.com/svcnet/svcnet/internal/podnet"
 )
 
 // agentFlags are the node agent's flags, shared by `svcnet agent` and `svcnet up`.
 type agentFlags struct {
 	o          agent.Options
 	resolvConf string
+	podRuntime string
+	clusterDNS string
+	cniDirs    string
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet) {
@@ -32,11 +37,48 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.DNSZone, "cluster-domain", "cluster.local", "cluster DNS zone")
 	fs.BoolVar(&f.o.DNSAutopath, "cluster-dns-autopath", false, "walk pods' DNS search paths server-side (cuts ndots:5 lookups)")
 	fs.StringVar(&f.resolvConf, "dns-resolv-conf", "/etc/resolv.conf", "upstream resolvers of the cluster DNS for other names (empty: none)")
+	fs.StringVar(&f.podRuntime, "pod-runtime", "auto", "run the pods bound to this node: on, off, or auto (on when root on Linux)")
+	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
+	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
+	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
+	fs.IntVar(&f.o.AgentPort, "agent-port", 10250, "HTTPS port the API server reaches for logs, exec and attach (the kubelet's port)")
+}
+
+// resolve checks the flags that need more than parsing.
+func (f *agentFlags) resolve() error {
+	switch f.podRuntime {
+	case "on":
+		if os.Geteuid() != 0 || goruntime.GOOS != "linux" {
+			return fmt.Errorf("--pod-runtime=on: the pod runtime needs root on Linux (network namespaces, CNI)")
+		}
+		f.o.PodRuntime = true
+	case "off":
+		f.o.PodRuntime = false
+	case "auto":
+		f.o.PodRuntime = os.Geteuid() == 0 && goruntime.GOOS == "linux"
+		if !f.o.PodRuntime {
+			slog.Warn("not root: the pod runtime is off (pods bound to this node do not run; deletions are confirmed at once)")
+		}
+	default:
+		return fmt.Errorf("--pod-runtime: %q is not on, off or auto", f.podRuntime)
+	}
+	f.o.ClusterDNS = splitList(f.clusterDNS)
+	f.o.CNIPluginDirs = splitList(f.cniDirs)
+	f.o.HostResolvConf = "/etc/resolv.conf"
+	return nil
 }
 
 // start runs an agent with client config cfg until the command's context ends.
 func (f *agentFlags) run(cmd *cobra.Command, cfg *rest.Config, ready chan<- struct{}) error {
 	o := f.o
+	o.ClientCA = cfg.TLSClientConfig.CAData
+	if len(o.ClientCA) == 0 && cfg.TLSClientConfig.CAFile != "" {
+		data, err := os.ReadFile(cfg.TLSClientConfig.CAFile)
+		if err != nil {
+			return fmt.Errorf("--kubeconfig: certificate-authority: %w", err)
+		}
+		o.ClientCA = data
+	}
 	o.Log = slog.Default()
 	if o.DNSListen != "" && f.resolvConf != "" {
 		ups, err := dns.UpstreamsFromResolvConf(f.resolvConf)
@@ -61,11 +103,14 @@ func newAgentCmd() *cobra.Command {
 	var kubeconfig string
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run the node agent: register the node, heartbeat, serve cluster DNS",
+		Short: "Run the node agent: register the node, heartbeat, run its pods, serve cluster DNS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.o.NodeIP == "" {
 				return fmt.Errorf("--node-ip: required")
+			}
+			if err := f.resolve(); err != nil {
+				return err
 			}
 			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 			if err != nil {

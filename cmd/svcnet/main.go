@@ -2,6 +2,8 @@
 package main
 
 import (
+	"github.com/svcnet/svcnet/internal/runtime"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 )
 
 func main() {
+	runtime.MaybeInit() // a container process being born: becomes the container's command
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -103,6 +104,15 @@ func newUpCmd() *cobra.Command {
 				return "", nil, err
 			}
 			af.o.NodeIP = cp.Opts.AdvertiseAddress
+			if err := af.resolve(); err != nil {
+				return "", nil, err
+			}
+			if !cmd.Flags().Changed("root-dir") {
+				af.o.RootDir = filepath.Join(cp.Opts.DataDir, "agent")
+			}
+			if !cmd.Flags().Changed("cluster-dns-listen") && af.o.PodRuntime && len(af.o.ClusterDNS) > 0 {
+				af.o.DNSListen = net.JoinHostPort(af.o.ClusterDNS[0], "53") // pods' nameserver answers
+			}
 			ready, done := make(chan struct{}), make(chan error, 1)
 			go func() { done <- af.run(cmd, cfg, ready) }()
 			select {
@@ -113,7 +123,7 @@ func newUpCmd() *cobra.Command {
 			wait := func() {
 				select { // the agent removes what it added to the node before it returns
 				case <-done:
-				case <-time.After(10 * time.Second):
+				case <-time.After(20 * time.Second):
 				}
 			}
 			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), wait, nil

@@ -41,6 +41,19 @@ type Options struct {
 	DNSUpstreams []string
 	// DNSAutopath walks pods' search paths server-side.
 	DNSAutopath bool
+	// PodRuntime runs the pods bound to this node (root, Linux); without it
+	// deletions are confirmed at once.
+	PodRuntime bool
+	// RootDir holds pod files, logs and CNI state.
+	RootDir string
+	// ClusterDNS is the nameserver pods get (the kube-dns Service IP).
+	ClusterDNS     []string
+	CNIPluginDirs  []string
+	HostResolvConf string
+	// AgentPort serves logs, exec and attach to the API server (0: any free port).
+	AgentPort int
+	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
+	ClientCA []byte
 	Log         *slog.Logger
 	Now         func() time.Time
 }
@@ -65,6 +78,17 @@ func (o *Options) Validate() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.PodRuntime && o.RootDir == "" {
+		return fmt.Errorf("--root-dir: required for the pod runtime")
+	}
+	if o.AgentPort < 0 || o.AgentPort > 65535 {
+		return fmt.Errorf("--agent-port: %d is not a port", o.AgentPort)
+	}
+	for _, ip := range o.ClusterDNS {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("--cluster-dns: %q is not an IP address", ip)
+		}
+	}
 	return nil
 }
 
@@ -72,6 +96,7 @@ func (o *Options) Validate() error {
 type Agent struct {
 	o      Options
 	client kubernetes.Interface
+	port   int // the agent port, once listening
 }
 
 // New builds an agent.
@@ -122,6 +147,7 @@ func (a *Agent) nodeStatus(prev corev1.NodeStatus) corev1.NodeStatus {
 		Capacity: capacity, Allocatable: capacity, Phase: corev1.NodeRunning,
 		Conditions: []corev1.NodeCondition{ready},
 		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.o.NodeIP}, {Type: corev1.NodeHostName, Address: a.o.NodeName}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(a.port)}},
 		NodeInfo: corev1.NodeSystemInfo{KubeletVersion: Version, KubeProxyVersion: Version, OperatingSystem: runtime.GOOS,
 			Architecture: runtime.GOARCH, OSImage: osImage(), KernelVersion: kernel(), ContainerRuntimeVersion: "svcnet://" + strings.TrimPrefix(Version, "v")},
 	}
@@ -202,7 +228,24 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if err := a.renewLease(ctx); err != nil {
 		log.Warn("lease renewal failed", "err", err)
 	}
-	a.finishDeletions(ctx)
+	if a.o.PodRuntime {
+		rt, stop, err := a.startPods(ctx, log)
+		if err != nil {
+			return fmt.Errorf("pod runtime: %w", err)
+		}
+		defer stop()
+		srvCtx, stopSrv := context.WithCancel(context.Background())
+		defer stopSrv()
+		if a.port, err = a.serveNode(srvCtx, rt, log); err != nil {
+			return err
+		}
+		if n, err := a.client.CoreV1().Nodes().Get(ctx, a.o.NodeName, metav1.GetOptions{}); err == nil {
+			_ = a.postStatus(ctx, n) // publish the agent port
+		}
+		defer a.startRoutes(ctx, log)()
+	} else {
+		a.finishDeletions(ctx)
+	}
 	if a.o.DNSListen != "" {
 		cleanup, err := a.startDNS(ctx, log)
 		if err != nil {

@@ -2,37 +2,282 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/svcnet/svcnet/internal/pod"
+	"github.com/svcnet/svcnet/internal/podnet"
+	"github.com/svcnet/svcnet/internal/runtime"
 )
 
-// finishDeletions watches the pods bound to this node and completes their
-// graceful deletion. This node runs no containers yet (the pod runtime comes
-// next), so there is nothing to stop: like a kubelet whose containers have all
-// exited, it confirms the deletion with grace period 0.
-func (a *Agent) finishDeletions(ctx context.Context) {
+// podInformer watches the pods bound to this node.
+func (a *Agent) podInformer() (informers.SharedInformerFactory, cache.SharedIndexInformer) {
 	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.o.NodeName).String()
 	}))
-	inf := factory.Core().V1().Pods().Informer()
+	return factory, factory.Core().V1().Pods().Informer()
+}
+
+// finishDeletion confirms a pod's deletion once nothing of it runs here.
+func (a *Agent) finishDeletion(ctx context.Context, uid types.UID, namespace, name string) {
+	zero := int64(0)
+	err := a.client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero,
+		Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
+		a.o.Log.Warn("finishing pod deletion failed", "pod", namespace+"/"+name, "err", err)
+	}
+}
+
+// finishDeletions is the agent without a pod runtime (not root): it runs no
+// containers, so like a kubelet whose containers have all exited it confirms
+// every deletion at once.
+func (a *Agent) finishDeletions(ctx context.Context) {
+	factory, inf := a.podInformer()
 	finish := func(o any) {
-		p, ok := o.(*corev1.Pod)
-		if !ok || p.DeletionTimestamp == nil {
-			return
-		}
-		zero := int64(0)
-		uid := p.UID
-		err := a.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero,
-			Preconditions: &metav1.Preconditions{UID: &uid}})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
-			a.o.Log.Warn("finishing pod deletion failed", "pod", p.Namespace+"/"+p.Name, "err", err)
+		if p, ok := o.(*corev1.Pod); ok && p.DeletionTimestamp != nil {
+			a.finishDeletion(ctx, p.UID, p.Namespace, p.Name)
 		}
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: finish, UpdateFunc: func(_, o any) { finish(o) }})
 	factory.Start(ctx.Done())
+}
+
+// waitPodCIDR waits until the control plane has given the node its pod CIDR.
+func (a *Agent) waitPodCIDR(ctx context.Context, log *slog.Logger) (string, error) {
+	for i := 0; ; i++ {
+		n, err := a.client.CoreV1().Nodes().Get(ctx, a.o.NodeName, metav1.GetOptions{})
+		if err == nil && n.Spec.PodCIDR != "" {
+			return n.Spec.PodCIDR, nil
+		}
+		if i == 10 {
+			log.Info("waiting for the control plane to assign this node a pod CIDR (--cluster-cidr)")
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// startPods runs the pod runtime: pods bound to this node become processes in
+// their own network namespaces, and their status goes back to the API. The
+// returned function stops them all.
+func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runtime, func(), error) {
+	cidr, err := a.waitPodCIDR(ctx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	root := a.o.RootDir
+	net, err := podnet.New(podnet.Config{PodCIDR: cidr, DataDir: filepath.Join(root, "cni"), PluginDirs: a.o.CNIPluginDirs})
+	if err != nil {
+		return nil, nil, err
+	}
+	binDir := filepath.Join(root, "bin")
+	if err := linkSelf(binDir); err != nil {
+		return nil, nil, err
+	}
+	host, err := pod.ReadHostResolv(a.o.HostResolvConf)
+	if err != nil {
+		log.Warn("node resolv.conf unreadable; pods with dnsPolicy Default get no resolvers", "err", err)
+	}
+	factory, inf := a.podInformer()
+	svcFactory := informers.NewSharedInformerFactory(a.client, 0)
+	services := svcFactory.Core().V1().Services().Lister()
+	svcInf := svcFactory.Core().V1().Services().Informer()
+	status := newStatusWriter(a, inf.GetStore())
+	rt, err := runtime.New(runtime.Options{Root: root, Net: net, ClusterDNS: a.o.ClusterDNS, Zone: a.o.DNSZone, HostResolv: host,
+		ServiceEnv: func(ns string, links bool) []corev1.EnvVar { return serviceEnv(services, ns, links) },
+		Changed:    status.mark,
+		Terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) },
+		BinDir:     binDir, Log: log, Now: a.o.Now})
+	if err != nil {
+		return nil, nil, err
+	}
+	status.rt = rt
+	factory.Start(ctx.Done())
+	svcFactory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, svcInf.HasSynced) {
+		return nil, nil, ctx.Err()
+	}
+	exists := map[types.UID]bool{}
+	for _, o := range inf.GetStore().List() {
+		exists[o.(*corev1.Pod).UID] = true
+	}
+	if err := rt.Reconcile(ctx, func(uid types.UID) bool { return exists[uid] }); err != nil {
+		return nil, nil, fmt.Errorf("reconcile pods of a previous run: %w", err)
+	}
+	sync := func(o any) {
+		if p, ok := o.(*corev1.Pod); ok {
+			rt.Sync(p)
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    sync,
+		UpdateFunc: func(_, o any) { sync(o) },
+		DeleteFunc: func(o any) {
+			if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if p, ok := o.(*corev1.Pod); ok {
+				rt.Remove(p.UID)
+			}
+		},
+	})
+	go status.run(ctx)
+	log.Info("pod runtime started", "podCIDR", cidr, "root", root)
+	return rt, func() { rt.Shutdown(5 * time.Second) }, nil
+}
+
+// serviceEnv lists the Services a container gets variables for.
+func serviceEnv(l listersv1.ServiceLister, ns string, links bool) []corev1.EnvVar {
+	var svcs []*corev1.Service
+	if links {
+		svcs, _ = l.Services(ns).List(labels.Everything())
+	}
+	if k, err := l.Services("default").Get("kubernetes"); err == nil {
+		svcs = append(svcs, k)
+	}
+	return pod.ServiceEnv(ns, links, svcs)
+}
+
+// linkSelf puts a `svcnet` link to this binary in dir, which containers have
+// first on their PATH: manifests can run `svcnet agnhost ...` with nothing installed.
+func linkSelf(dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	link := filepath.Join(dir, "svcnet")
+	_ = os.Remove(link)
+	return os.Symlink(self, link)
+}
+
+// statusWriter writes pod status to the API as soon as the runtime reports a
+// change: a few workers drain a set of dirty pods, skipping unchanged status.
+type statusWriter struct {
+	a       *Agent
+	rt      *runtime.Runtime
+	pods    cache.Store
+	mu      sync.Mutex
+	dirty   map[types.UID]bool
+	written map[types.UID]corev1.PodStatus
+	wake    chan struct{}
+}
+
+func newStatusWriter(a *Agent, pods cache.Store) *statusWriter {
+	return &statusWriter{a: a, pods: pods, dirty: map[types.UID]bool{}, written: map[types.UID]corev1.PodStatus{}, wake: make(chan struct{}, 1)}
+}
+
+func (s *statusWriter) mark(uid types.UID) {
+	s.mu.Lock()
+	s.dirty[uid] = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *statusWriter) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				uid, ok := s.next()
+				if !ok {
+					select {
+					case <-ctx.Done():
+						return
+					case <-s.wake:
+						continue
+					}
+				}
+				if err := s.write(ctx, uid); err != nil && ctx.Err() == nil {
+					s.a.o.Log.Warn("pod status update failed, retrying", "uid", uid, "err", err)
+					time.AfterFunc(time.Second, func() { s.mark(uid) })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *statusWriter) next() (types.UID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for uid := range s.dirty {
+		delete(s.dirty, uid)
+		if len(s.dirty) > 0 {
+			select {
+			case s.wake <- struct{}{}: // let another worker take the rest
+			default:
+			}
+		}
+		return uid, true
+	}
+	return "", false
+}
+
+// write patches one pod's status if it differs from what was last written.
+func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
+	st, ok := s.rt.Status(uid)
+	if !ok {
+		s.mu.Lock()
+		delete(s.written, uid)
+		s.mu.Unlock()
+		return nil
+	}
+	var current *corev1.Pod
+	for _, o := range s.pods.List() { // the store is small: this node's pods
+		if p := o.(*corev1.Pod); p.UID == uid {
+			current = p
+		}
+	}
+	if current == nil {
+		return nil
+	}
+	st.HostIP = s.a.o.NodeIP
+	st.HostIPs = []corev1.HostIP{{IP: s.a.o.NodeIP}}
+	s.mu.Lock()
+	prev, seen := s.written[uid]
+	s.mu.Unlock()
+	if seen && apiequality.Semantic.DeepEqual(prev, st) {
+		return nil
+	}
+	body, err := json.Marshal(map[string]any{"status": st})
+	if err != nil {
+		return err
+	}
+	_, err = s.a.client.CoreV1().Pods(current.Namespace).Patch(ctx, current.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err == nil {
+		s.mu.Lock()
+		s.written[uid] = st
+		s.mu.Unlock()
+	}
+	return err
 }

@@ -60,6 +60,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		handle = s.handleScale
 	case "binding":
 		handle = s.handleBinding
+	case "log", "exec", "attach":
+		handle = s.handleNodeProxy
 	}
 	if err := handle(q); err != nil {
 		writeError(q.w, err)

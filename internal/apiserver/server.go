@@ -6,6 +6,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,9 +32,11 @@ type Config struct {
 	// AdvertiseAddress and Port are published in the kubernetes Service's endpoints.
 	AdvertiseAddress string
 	Port             int
-	Version          string
-	Log              *slog.Logger
-	Now              func() time.Time
+	// NodeClientCert is shown to node agents for logs, exec and attach.
+	NodeClientCert *tls.Certificate
+	Version        string
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Server is the API server. Create it with New, call Start, serve Handler.
@@ -253,6 +256,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
 		case q.sub == "scale" && hasScale(q.res.Resource) && q.legacy == nil:
 		case q.sub == "binding" && q.res.Resource == "pods":
+		case nodeSubresources[q.sub] && q.res.Resource == "pods" && q.legacy == nil:
 		default:
 			return nil, false
 		}
@@ -283,6 +287,12 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		}
 	default:
 		q.verb = "unknown"
+	}
+	if q.sub == "exec" || q.sub == "attach" { // a command in a pod is a write, whatever the method
+		q.verb = "create"
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			q.verb = "unknown"
+		}
 	}
 	return q, true
 }

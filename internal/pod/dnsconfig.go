@@ -2,6 +2,7 @@ package pod
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,33 @@ type HostResolv struct {
 	Nameservers []string
 	Searches    []string
 	Options     []string
+}
+
+// ReadHostResolv reads the node's resolv.conf (nameserver, search, options lines).
+func ReadHostResolv(path string) (HostResolv, error) {
+	var h HostResolv
+	if path == "" {
+		return h, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return h, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], ";") {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			h.Nameservers = append(h.Nameservers, f[1])
+		case "search", "domain":
+			h.Searches = f[1:]
+		case "options":
+			h.Options = append(h.Options, f[1:]...)
+		}
+	}
+	return h, nil
 }
 
 // Limits the kubelet applies to a pod's resolver configuration.

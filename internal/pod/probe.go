@@ -74,13 +74,19 @@ func (p *ProbeState) Record(success bool, now time.Time) (ok, changed bool) {
 	return p.ok, false
 }
 
+// Exhausted reports whether the last failureThreshold probes all failed (a
+// startup probe that never succeeds ends its container this way).
+func (p *ProbeState) Exhausted() bool { return p.failures >= p.spec.FailureThreshold }
+
 // OK returns the current state.
 func (p *ProbeState) OK() bool { return p.ok }
 
-// Backoff is the kubelet's container restart back-off: 10s, doubling up to 5m,
-// back to 10s once a container has run for 10 minutes.
+// Backoff is the kubelet's container restart back-off: the first restart is
+// immediate, then 10s, doubling up to 5m; a container that ran for 10 minutes
+// starts over.
 type Backoff struct {
-	next time.Duration
+	next    time.Duration
+	crashed bool
 }
 
 // Back-off bounds.
@@ -93,7 +99,11 @@ const (
 // Delay returns how long to wait before restarting a container that started at
 // started and exited at exited.
 func (b *Backoff) Delay(started, exited time.Time) time.Duration {
-	if b.next == 0 || exited.Sub(started) >= BackoffReset {
+	if !b.crashed || exited.Sub(started) >= BackoffReset {
+		b.crashed, b.next = true, 0
+		return 0
+	}
+	if b.next == 0 {
 		b.next = BackoffInitial
 	} else {
 		b.next = min(b.next*2, BackoffMax)

@@ -59,16 +59,19 @@ func TestBackoff(t *testing.T) {
 	var b Backoff
 	t0 := time.Unix(0, 0)
 	var got []time.Duration
-	for i := 0; i < 7; i++ {
+	for i := 0; i < 8; i++ {
 		got = append(got, b.Delay(t0, t0.Add(time.Second)))
 	}
-	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second}
+	want := []time.Duration{0, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("delays %v, want %v", got, want)
 		}
 	}
-	if d := b.Delay(t0, t0.Add(11*time.Minute)); d != BackoffInitial {
-		t.Fatalf("after 11 minutes running: %v, want reset to 10s", d)
+	if d := b.Delay(t0, t0.Add(11*time.Minute)); d != 0 {
+		t.Fatalf("after 11 minutes running: %v, want an immediate restart", d)
+	}
+	if d := b.Delay(t0, t0.Add(time.Second)); d != BackoffInitial {
+		t.Fatalf("second crash after the reset: %v, want 10s", d)
 	}
 }

@@ -156,7 +156,15 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		cp.Store = storage.NewEtcd(c)
 		go storage.RunCompactor(ctx, cp.Store, 5*time.Minute, o.Log)
 	}
-	cp.API, err = apiserver.New(apiserver.Config{
+	nodeCert, nodeKey, err := cp.CA.Issue("kube-apiserver-kubelet-client", []string{auth.GroupMasters}, nil, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	nodeClient, err := tls.X509KeyPair(nodeCert, nodeKey)
+	if err != nil {
+		return nil, err
+	}
+	cp.API, err = apiserver.New(apiserver.Config{NodeClientCert: &nodeClient,
 		Store: cp.Store, Prefix: o.EtcdPrefix, ServiceCIDR: o.ServiceCIDR, NodePortRange: o.NodePortRange,
 		Authn: &auth.Authenticator{Tokens: cp.Tokens}, AdvertiseAddress: o.AdvertiseAddress, Port: o.SecurePort,
 		Version: Version, Log: o.Log,

@@ -1,0 +1,162 @@
+package apiserver
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// nodeSubresources are the pod subresources served by the pod's node agent.
+var nodeSubresources = map[string]bool{"log": true, "exec": true, "attach": true}
+
+// nodeTransport talks to node agents with the API server's client certificate.
+// Agents' serving certificates are self-signed and not verified, as
+// kube-apiserver does not verify kubelets without --kubelet-certificate-authority.
+func (s *Server) nodeTransport() *http.Transport {
+	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // see above
+	if s.cfg.NodeClientCert != nil {
+		cfg.Certificates = []tls.Certificate{*s.cfg.NodeClientCert}
+	}
+	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false}
+}
+
+// handleNodeProxy serves pods/log, pods/exec and pods/attach by forwarding to
+// the agent of the pod's node, as kube-apiserver does to the kubelet.
+func (s *Server) handleNodeProxy(q *request) error {
+	ctx := q.r.Context()
+	if (q.sub == "log" && q.verb != "get") || q.verb == "unknown" {
+		return apierrors.NewMethodNotSupported(q.res.GroupResource(), q.r.Method)
+	}
+	obj, _, err := s.get(ctx, q.res, q.ns, q.name)
+	if err != nil {
+		return err
+	}
+	p := obj.(*corev1.Pod)
+	query := q.r.URL.Query()
+	container := query.Get("container")
+	if container == "" {
+		if len(p.Spec.Containers) != 1 {
+			var names []string
+			for _, c := range p.Spec.Containers {
+				names = append(names, c.Name)
+			}
+			return apierrors.NewBadRequest(fmt.Sprintf("a container name must be specified for pod %s, choose one of: [%s]", p.Name, strings.Join(names, " ")))
+		}
+		container = p.Spec.Containers[0].Name
+	}
+	found := false
+	for _, c := range p.Spec.Containers {
+		found = found || c.Name == container
+	}
+	if !found {
+		return apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", container, p.Name))
+	}
+	if p.Spec.NodeName == "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", p.Name))
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == container && cs.State.Waiting != nil && cs.RestartCount == 0 && cs.LastTerminationState.Terminated == nil {
+			return apierrors.NewBadRequest(fmt.Sprintf("container %q in pod %q is waiting to start: %s", container, p.Name, cs.State.Waiting.Reason))
+		}
+	}
+	nodeRes, _ := s.reg.Lookup(schema.GroupVersion{Version: "v1"}, "nodes")
+	nobj, _, err := s.get(ctx, nodeRes, "", p.Spec.NodeName)
+	if err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("node %s of pod %s: %v", p.Spec.NodeName, p.Name, err))
+	}
+	node := nobj.(*corev1.Node)
+	host := ""
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP && host == "" {
+			host = a.Address
+		}
+	}
+	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	if host == "" || port == 0 {
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("node %s runs no pod runtime (no agent port): logs, exec and attach are not available", node.Name))
+	}
+	target := &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(int(port))),
+		Path: "/" + map[string]string{"log": "containerLogs", "exec": "exec", "attach": "attach"}[q.sub] + "/" + q.ns + "/" + q.name + "/" + container}
+	out := url.Values{}
+	if q.sub == "log" {
+		for _, k := range []string{"follow", "previous", "timestamps", "tailLines", "limitBytes", "sinceSeconds", "sinceTime"} {
+			if v := query.Get(k); v != "" {
+				out.Set(k, v)
+			}
+		}
+		target.RawQuery = out.Encode()
+		return s.proxyLogs(q, target)
+	}
+	out["command"] = query["command"]
+	for from, to := range map[string]string{"stdin": "input", "stdout": "output", "stderr": "error", "tty": "tty"} {
+		if v := query.Get(from); v == "true" || v == "1" {
+			out.Set(to, "1")
+		}
+	}
+	target.RawQuery = out.Encode()
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = target
+			pr.Out.Host = target.Host
+			pr.Out.Header.Del("Authorization")
+		},
+		Transport:     s.nodeTransport(),
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the agent of node %s: %v", node.Name, err)))
+		},
+	}
+	rp.ServeHTTP(q.w, q.r)
+	return nil
+}
+
+// proxyLogs streams a container log from the agent, flushing as it goes.
+func (s *Server) proxyLogs(q *request, target *url.URL) error {
+	req, err := http.NewRequestWithContext(q.r.Context(), http.MethodGet, target.String(), nil)
+	if err != nil {
+		return err
+	}
+	tr := s.nodeTransport()
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the node agent: %v", err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		text := strings.TrimSpace(string(msg))
+		if resp.StatusCode == http.StatusNotFound {
+			return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusNotFound,
+				Reason: metav1.StatusReasonNotFound, Message: text}}
+		}
+		return apierrors.NewBadRequest(text)
+	}
+	q.w.Header().Set("Content-Type", "text/plain")
+	q.w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 32*1024)
+	rc := http.NewResponseController(q.w)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := q.w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			return nil
+		}
+	}
+}
