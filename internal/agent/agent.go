@@ -54,8 +54,8 @@ type Options struct {
 	AgentPort int
 	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
 	ClientCA []byte
-	Log         *slog.Logger
-	Now         func() time.Time
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Validate checks options and fills defaults.
@@ -145,8 +145,8 @@ func (a *Agent) nodeStatus(prev corev1.NodeStatus) corev1.NodeStatus {
 	}
 	return corev1.NodeStatus{
 		Capacity: capacity, Allocatable: capacity, Phase: corev1.NodeRunning,
-		Conditions: []corev1.NodeCondition{ready},
-		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.o.NodeIP}, {Type: corev1.NodeHostName, Address: a.o.NodeName}},
+		Conditions:      []corev1.NodeCondition{ready},
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.o.NodeIP}, {Type: corev1.NodeHostName, Address: a.o.NodeName}},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(a.port)}},
 		NodeInfo: corev1.NodeSystemInfo{KubeletVersion: Version, KubeProxyVersion: Version, OperatingSystem: runtime.GOOS,
 			Architecture: runtime.GOARCH, OSImage: osImage(), KernelVersion: kernel(), ContainerRuntimeVersion: "svcnet://" + strings.TrimPrefix(Version, "v")},
