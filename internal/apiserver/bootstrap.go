@@ -32,6 +32,16 @@ func ignoreExists(err error) error {
 
 // bootstrap creates the system namespaces and the kubernetes Service, and adds this
 // server's address to that Service's endpoints.
+// createIfMissing creates a built-in Service unless it exists (a create would
+// fail on its cluster IP first).
+func (s *Server) createIfMissing(ctx context.Context, ns string, svc *corev1.Service) error {
+	if _, _, err := s.get(ctx, s.res("", "services"), ns, svc.Name); err == nil {
+		return nil
+	}
+	_, err := s.create(ctx, s.res("", "services"), ns, svc, writeOptions{})
+	return ignoreExists(err)
+}
+
 func (s *Server) bootstrap(ctx context.Context) error {
 	for _, ns := range SystemNamespaces {
 		_, err := s.create(ctx, s.res("", "namespaces"), "", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, writeOptions{})
@@ -46,7 +56,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		Spec: corev1.ServiceSpec{ClusterIP: first, Ports: []corev1.ServicePort{{
 			Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(int32(s.cfg.Port))}}},
 	}
-	if _, err := s.create(ctx, s.res("", "services"), "default", svc, writeOptions{}); ignoreExists(err) != nil {
+	if err := s.createIfMissing(ctx, "default", svc); err != nil {
 		s.log.Warn("cannot create the kubernetes service", "err", err)
 	}
 	// The cluster DNS Service: every node agent answers on its IP locally, so it
@@ -60,7 +70,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	if dnsIP == "" {
 		s.log.Warn("service CIDR too small for the cluster DNS IP (the 10th address); no kube-dns Service")
-	} else if _, err := s.create(ctx, s.res("", "services"), "kube-system", kubeDNS, writeOptions{}); ignoreExists(err) != nil {
+	} else if err := s.createIfMissing(ctx, "kube-system", kubeDNS); err != nil {
 		s.log.Warn("cannot create the kube-dns service", "ip", dnsIP, "err", err)
 	}
 	if s.cfg.AdvertiseAddress == "" {

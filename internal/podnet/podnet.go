@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultPluginDirs are where Debian's containernetworking-plugins and the usual
@@ -76,6 +77,13 @@ func New(c Config) (*Network, error) {
 // NetnsPath is where a pod's network namespace is kept.
 func NetnsPath(name string) string { return filepath.Join("/var/run/netns", name) }
 
+// isNetns reports whether path is a mounted network namespace (nsfs), not
+// just the empty file a namespace mount leaves when its mount namespace ends.
+func isNetns(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
 // newNetns creates a named network namespace without moving this process into it.
 func newNetns(name string) error {
 	runtime.LockOSThread()
@@ -96,7 +104,8 @@ func newNetns(name string) error {
 
 // Setup creates the pod's network namespace and network, returning its IP.
 func (n *Network) Setup(ctx context.Context, id, nsName string) (netip.Addr, error) {
-	if _, err := os.Stat(NetnsPath(nsName)); err != nil {
+	if !isNetns(NetnsPath(nsName)) {
+		_ = os.Remove(NetnsPath(nsName)) // a mount point whose mount is gone (it lived in another mount namespace)
 		if err := newNetns(nsName); err != nil {
 			return netip.Addr{}, err
 		}
@@ -121,7 +130,8 @@ func (n *Network) Setup(ctx context.Context, id, nsName string) (netip.Addr, err
 // is safe to call again.
 func (n *Network) Teardown(ctx context.Context, id, nsName string) error {
 	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "eth0"}
-	if _, err := os.Stat(rt.NetNS); err != nil {
+	if !isNetns(rt.NetNS) {
+		_ = os.Remove(rt.NetNS)
 		rt.NetNS = "" // gone already: DEL still frees the IP
 	}
 	if err := n.cni.DelNetworkList(ctx, n.bridge, rt); err != nil {

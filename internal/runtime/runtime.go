@@ -215,7 +215,9 @@ func (r *Runtime) Reconcile(ctx context.Context, keep func(uid types.UID) bool) 
 				continue
 			}
 		}
-		r.o.Log.Info("cleaned up after a previous run", "pod", st.Namespace+"/"+st.Name, "uid", uid)
+		if st.Netns != "" || len(st.Procs) > 0 {
+			r.o.Log.Info("cleaned up after a previous run", "pod", st.Namespace+"/"+st.Name, "uid", uid)
+		}
 		if keep(uid) {
 			_ = os.Remove(filepath.Join(pdir, "state.json"))
 		} else {
