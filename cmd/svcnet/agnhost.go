@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,16 @@ func newAgnhostCmd() *cobra.Command {
 	}
 	ne.Flags().IntVar(&httpPort, "http-port", 8080, "HTTP port")
 	ne.Flags().IntVar(&udpPort, "udp-port", 8081, "UDP port (0: off)")
-	root.AddCommand(sh, ne)
+	var timeout time.Duration
+	get := &cobra.Command{
+		Use:   "get URL",
+		Short: "Fetch URL over HTTP and print the body (a curl for pods)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return agnhost.Get(cmd.Context(), args[0], timeout, cmd.OutOrStdout())
+		},
+	}
+	get.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
+	root.AddCommand(sh, ne, get)
 	return root
 }

@@ -180,12 +180,13 @@ type statusWriter struct {
 	pods    cache.Store
 	mu      sync.Mutex
 	dirty   map[types.UID]bool
+	busy    map[types.UID]bool // being written: one write per pod at a time, so none lands out of order
 	written map[types.UID]corev1.PodStatus
 	wake    chan struct{}
 }
 
 func newStatusWriter(a *Agent, pods cache.Store) *statusWriter {
-	return &statusWriter{a: a, pods: pods, dirty: map[types.UID]bool{}, written: map[types.UID]corev1.PodStatus{}, wake: make(chan struct{}, 1)}
+	return &statusWriter{a: a, pods: pods, dirty: map[types.UID]bool{}, busy: map[types.UID]bool{}, written: map[types.UID]corev1.PodStatus{}, wake: make(chan struct{}, 1)}
 }
 
 func (s *statusWriter) mark(uid types.UID) {
@@ -214,7 +215,9 @@ func (s *statusWriter) run(ctx context.Context) {
 						continue
 					}
 				}
-				if err := s.write(ctx, uid); err != nil && ctx.Err() == nil {
+				err := s.write(ctx, uid)
+				s.done(uid)
+				if err != nil && ctx.Err() == nil {
 					s.a.o.Log.Warn("pod status update failed, retrying", "uid", uid, "err", err)
 					time.AfterFunc(time.Second, func() { s.mark(uid) })
 				}
@@ -228,7 +231,11 @@ func (s *statusWriter) next() (types.UID, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for uid := range s.dirty {
+		if s.busy[uid] {
+			continue
+		}
 		delete(s.dirty, uid)
+		s.busy[uid] = true
 		if len(s.dirty) > 0 {
 			select {
 			case s.wake <- struct{}{}: // let another worker take the rest
@@ -238,6 +245,17 @@ func (s *statusWriter) next() (types.UID, bool) {
 		return uid, true
 	}
 	return "", false
+}
+
+// done ends a write; a change that came meanwhile is written next.
+func (s *statusWriter) done(uid types.UID) {
+	s.mu.Lock()
+	delete(s.busy, uid)
+	again := s.dirty[uid]
+	s.mu.Unlock()
+	if again {
+		s.mark(uid)
+	}
 }
 
 // write patches one pod's status if it differs from what was last written.

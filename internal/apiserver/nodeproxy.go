@@ -38,6 +38,11 @@ func (s *Server) handleNodeProxy(q *request) error {
 	if (q.sub == "log" && q.verb != "get") || q.verb == "unknown" {
 		return apierrors.NewMethodNotSupported(q.res.GroupResource(), q.r.Method)
 	}
+	if q.sub != "log" && strings.EqualFold(q.r.Header.Get("Upgrade"), "websocket") {
+		// Agents speak SPDY (and websocket only up to v4.channel.k8s.io); kubectl
+		// falls back to SPDY when the websocket upgrade is refused.
+		return apierrors.NewBadRequest("svcnet serves exec and attach over SPDY; websocket streams (v5.channel.k8s.io) are not supported yet")
+	}
 	obj, _, err := s.get(ctx, q.res, q.ns, q.name)
 	if err != nil {
 		return err

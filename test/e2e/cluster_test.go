@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,6 +55,9 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // process is stopped when the test ends.
 func startCluster(t *testing.T, dir string, port int, extra ...string) *cluster {
 	t.Helper()
+	if !slices.ContainsFunc(extra, func(s string) bool { return strings.HasPrefix(s, "--pod-runtime") }) {
+		extra = append(extra, "--pod-runtime=off") // only the pod tests run pods
+	}
 	want := fmt.Sprintf("svcnet is up at https://127.0.0.1:%d. Use it with: export KUBECONFIG=%s; kubectl get svc", port, filepath.Join(dir, "kubeconfig"))
 	args := append([]string{"up", "--data-dir", dir, "--secure-port", fmt.Sprint(port)}, extra...)
 	return startProcess(t, dir, port, filepath.Join(dir, "kubeconfig"), want, args...)
@@ -62,8 +66,18 @@ func startCluster(t *testing.T, dir string, port int, extra ...string) *cluster 
 // startProcess runs svcnet with args and waits for the line ready on stdout.
 func startProcess(t *testing.T, dir string, port int, kubeconfig, ready string, args ...string) *cluster {
 	t.Helper()
+	return startCommand(t, dir, port, kubeconfig, ready, append([]string{svcnetBin}, args...))
+}
+
+// startCommand runs argv (svcnet, possibly behind `ip netns exec`) like startProcess.
+func startCommand(t *testing.T, dir string, port int, kubeconfig, ready string, argv []string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, dir: dir, port: port, kubeconfig: kubeconfig, done: make(chan struct{})}
-	c.cmd = exec.Command(svcnetBin, args...)
+	c.cmd = exec.Command(argv[0], argv[1:]...)
+	args := argv[1:]
+	if i := slices.Index(argv, svcnetBin); i >= 0 {
+		args = argv[i+1:]
+	}
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
