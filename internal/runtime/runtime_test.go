@@ -27,9 +27,8 @@ func TestMain(m *testing.M) {
 
 // fakeNet gives each pod a bare network namespace (loopback only) and records calls.
 type fakeNet struct {
-	mu        sync.Mutex
-	torndown  map[string]bool
-	setupErrs int
+	mu       sync.Mutex
+	torndown map[string]bool
 }
 
 func (f *fakeNet) Setup(_ context.Context, id, name string) (netip.Addr, error) {
@@ -139,7 +138,12 @@ func TestRuntimeLifecycle(t *testing.T) {
 	rt.mu.Lock()
 	w := rt.pods[uid]
 	rt.mu.Unlock()
-	pid := w.procs["main"].Pid
+	procPid := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.procs["main"].Pid
+	}
+	pid := procPid()
 	if pid == 0 {
 		t.Fatal("no process recorded")
 	}
@@ -156,8 +160,17 @@ func TestRuntimeLifecycle(t *testing.T) {
 		t.Errorf("previous log %q, %v", out.String(), err)
 	}
 
-	// The process ignores SIGTERM: it is killed once the 1s grace period is over.
-	newPid := w.procs["main"].Pid
+	// The process ignores SIGTERM (once its trap is set, i.e. it logged): it is
+	// killed once the 1s grace period is over.
+	for i := 0; i < 100; i++ {
+		out.Reset()
+		_ = rt.Logs(context.Background(), "ns1", "p1", "main", LogOptions{}, &out)
+		if strings.Contains(out.String(), "started") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	newPid := procPid()
 	now := metav1.Now()
 	del := p.DeepCopy()
 	del.DeletionTimestamp, del.DeletionGracePeriodSeconds = &now, &grace
@@ -175,6 +188,8 @@ func TestRuntimeLifecycle(t *testing.T) {
 	if syscall.Kill(newPid, 0) == nil {
 		t.Errorf("process %d survived termination", newPid)
 	}
+	net.mu.Lock()
+	defer net.mu.Unlock()
 	if !net.torndown[string(uid)] {
 		t.Error("network not torn down")
 	}

@@ -130,8 +130,5 @@ func phase(policy corev1.RestartPolicy, sandboxReady bool, cs []corev1.Container
 			return corev1.PodFailed
 		}
 	}
-	if !sandboxReady {
-		return corev1.PodPending
-	}
 	return corev1.PodPending
 }
