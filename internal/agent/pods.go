@@ -145,6 +145,15 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runti
 	return rt, func() { rt.Shutdown(5 * time.Second) }, nil
 }
 
+func podReady(st corev1.PodStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // serviceEnv lists the Services a container gets variables for.
 func serviceEnv(l listersv1.ServiceLister, ns string, links bool) []corev1.EnvVar {
 	var svcs []*corev1.Service
@@ -180,18 +189,22 @@ type statusWriter struct {
 	pods    cache.Store
 	mu      sync.Mutex
 	dirty   map[types.UID]bool
+	since   map[types.UID]time.Time // first unwritten change, for the write latency log
 	busy    map[types.UID]bool // being written: one write per pod at a time, so none lands out of order
 	written map[types.UID]corev1.PodStatus
 	wake    chan struct{}
 }
 
 func newStatusWriter(a *Agent, pods cache.Store) *statusWriter {
-	return &statusWriter{a: a, pods: pods, dirty: map[types.UID]bool{}, busy: map[types.UID]bool{}, written: map[types.UID]corev1.PodStatus{}, wake: make(chan struct{}, 1)}
+	return &statusWriter{a: a, pods: pods, dirty: map[types.UID]bool{}, since: map[types.UID]time.Time{}, busy: map[types.UID]bool{}, written: map[types.UID]corev1.PodStatus{}, wake: make(chan struct{}, 1)}
 }
 
 func (s *statusWriter) mark(uid types.UID) {
 	s.mu.Lock()
 	s.dirty[uid] = true
+	if _, ok := s.since[uid]; !ok {
+		s.since[uid] = time.Now()
+	}
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -295,7 +308,11 @@ func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
 	if err == nil {
 		s.mu.Lock()
 		s.written[uid] = st
+		since := s.since[uid]
+		delete(s.since, uid)
 		s.mu.Unlock()
+		s.a.o.Log.Debug("pod status written", "pod", current.Namespace+"/"+current.Name, "phase", st.Phase,
+			"ready", podReady(st), "after", time.Since(since))
 	}
 	return err
 }
