@@ -190,7 +190,7 @@ type statusWriter struct {
 	mu      sync.Mutex
 	dirty   map[types.UID]bool
 	since   map[types.UID]time.Time // first unwritten change, for the write latency log
-	busy    map[types.UID]bool // being written: one write per pod at a time, so none lands out of order
+	busy    map[types.UID]bool      // being written: one write per pod at a time, so none lands out of order
 	written map[types.UID]corev1.PodStatus
 	wake    chan struct{}
 }
