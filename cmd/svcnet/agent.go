@@ -25,6 +25,7 @@ type agentFlags struct {
 	o          agent.Options
 	resolvConf string
 	podRuntime string
+	proxyMode  string
 	clusterDNS string
 	cniDirs    string
 }
@@ -41,6 +42,8 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
 	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
+	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, none, or auto (nftables when root on Linux)")
+	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 100*time.Millisecond, "the proxy writes rules at most once per period (changes in between are batched)")
 	fs.IntVar(&f.o.AgentPort, "agent-port", 10250, "HTTPS port the API server reaches for logs, exec and attach (the kubelet's port)")
 }
 
@@ -61,6 +64,22 @@ func (f *agentFlags) resolve() error {
 		}
 	default:
 		return fmt.Errorf("--pod-runtime: %q is not on, off or auto", f.podRuntime)
+	}
+	switch f.proxyMode {
+	case "auto":
+		f.o.ProxyMode = "none"
+		if os.Geteuid() == 0 && goruntime.GOOS == "linux" {
+			f.o.ProxyMode = "nftables"
+		}
+	case "nftables":
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("--proxy-mode=nftables: needs root (it programs the kernel's nftables)")
+		}
+		f.o.ProxyMode = "nftables"
+	case "none":
+		f.o.ProxyMode = "none"
+	default:
+		return fmt.Errorf("--proxy-mode: %q is not nftables, none or auto", f.proxyMode)
 	}
 	f.o.ClusterDNS = splitList(f.clusterDNS)
 	f.o.CNIPluginDirs = splitList(f.cniDirs)
@@ -131,6 +150,8 @@ func newAgentCmd() *cobra.Command {
 	home, _ := os.UserHomeDir()
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", filepath.Join(home, ".kube", "config"), "kubeconfig with this node's identity (svcnet kubeconfig --user system:node:NAME)")
 	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP)")
+	cmd.Flags().StringVar(&f.o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network of the cluster: the proxy masquerades traffic from elsewhere to cluster IPs")
+	cmd.Flags().StringVar(&f.o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "cluster IP range: the proxy rejects traffic to unallocated cluster IPs in it")
 	f.add(cmd.Flags())
 	return cmd
 }

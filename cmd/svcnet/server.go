@@ -104,6 +104,7 @@ func newUpCmd() *cobra.Command {
 				return "", nil, err
 			}
 			af.o.NodeIP = cp.Opts.AdvertiseAddress
+			af.o.ClusterCIDR, af.o.ServiceCIDR = cp.Opts.ClusterCIDR, cp.Opts.ServiceCIDR
 			if err := af.resolve(); err != nil {
 				return "", nil, err
 			}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/svcnet/svcnet/internal/dns"
+	"github.com/svcnet/svcnet/internal/proxy"
 )
 
 // Version is what the node reports as its kubelet version.
@@ -54,6 +55,11 @@ type Options struct {
 	AgentPort int
 	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
 	ClientCA []byte
+	// ProxyMode is the service proxy backend: nftables, or none.
+	ProxyMode     string
+	ClusterCIDR   string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
+	ServiceCIDR   string // cluster IPs outside the allocated ones are rejected
+	MinSyncPeriod time.Duration
 	Log      *slog.Logger
 	Now      func() time.Time
 }
@@ -84,6 +90,21 @@ func (o *Options) Validate() error {
 	if o.AgentPort < 0 || o.AgentPort > 65535 {
 		return fmt.Errorf("--agent-port: %d is not a port", o.AgentPort)
 	}
+	switch o.ProxyMode {
+	case "", "none":
+		o.ProxyMode = "none"
+	case "nftables":
+		for flag, v := range map[string]string{"--cluster-cidr": o.ClusterCIDR, "--service-cluster-ip-range": o.ServiceCIDR} {
+			if v == "" {
+				continue
+			}
+			if p, err := netip.ParsePrefix(v); err != nil || !p.Addr().Is4() {
+				return fmt.Errorf("%s: %q is not an IPv4 CIDR", flag, v)
+			}
+		}
+	default:
+		return fmt.Errorf("--proxy-mode: %q is not nftables or none", o.ProxyMode)
+	}
 	for _, ip := range o.ClusterDNS {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			return fmt.Errorf("--cluster-dns: %q is not an IP address", ip)
@@ -97,6 +118,9 @@ type Agent struct {
 	o      Options
 	client kubernetes.Interface
 	port   int // the agent port, once listening
+
+	proxier   *proxy.Proxier
+	proxyDone chan struct{}
 }
 
 // New builds an agent.
@@ -246,12 +270,20 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	} else {
 		a.finishDeletions(ctx)
 	}
+	if a.o.ProxyMode != "none" {
+		if err := a.startProxy(ctx, log); err != nil {
+			return err
+		}
+	}
 	if a.o.DNSListen != "" {
 		cleanup, err := a.startDNS(ctx, log)
 		if err != nil {
 			return err
 		}
 		defer cleanup() // before Run returns, so the address never outlives the agent
+	}
+	if a.proxyDone != nil {
+		defer func() { <-a.proxyDone }() // the proxy removes its rules when ctx ends
 	}
 	log.Info("node registered", "ip", a.o.NodeIP)
 	if ready != nil {

@@ -58,6 +58,9 @@ func startCluster(t *testing.T, dir string, port int, extra ...string) *cluster 
 	if !slices.ContainsFunc(extra, func(s string) bool { return strings.HasPrefix(s, "--pod-runtime") }) {
 		extra = append(extra, "--pod-runtime=off") // only the pod tests run pods
 	}
+	if !slices.ContainsFunc(extra, func(s string) bool { return strings.HasPrefix(s, "--proxy-mode") }) {
+		extra = append(extra, "--proxy-mode=none") // and only the proxy tests program nftables
+	}
 	want := fmt.Sprintf("svcnet is up at https://127.0.0.1:%d. Use it with: export KUBECONFIG=%s; kubectl get svc", port, filepath.Join(dir, "kubeconfig"))
 	args := append([]string{"up", "--data-dir", dir, "--secure-port", fmt.Sprint(port)}, extra...)
 	return startProcess(t, dir, port, filepath.Join(dir, "kubeconfig"), want, args...)

@@ -57,7 +57,7 @@ func isNetnsMount(path string) bool {
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 func httpGet(url string) (string, error) {
-	client := &http.Client{Timeout: 3 * time.Second}
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}} // a connection per request
 	resp, err := client.Get(url)
 	if err != nil {
 		return "", err

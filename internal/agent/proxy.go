@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/nftables"
+)
+
+// startProxy runs the service proxy until ctx ends; it returns once the first
+// full sync is done, so the node is announced only with working Services.
+func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
+	var c nftables.Config
+	if a.o.ClusterCIDR != "" {
+		c.ClusterCIDR = netip.MustParsePrefix(a.o.ClusterCIDR).Masked()
+	}
+	if a.o.ServiceCIDR != "" {
+		c.ServiceCIDR = netip.MustParsePrefix(a.o.ServiceCIDR).Masked()
+	}
+	be, err := nftables.New(c)
+	if err != nil {
+		return fmt.Errorf("--proxy-mode nftables: %w", err)
+	}
+	if c.ServiceCIDR.IsValid() {
+		if err := serviceRoute(c.ServiceCIDR, true); err != nil {
+			return fmt.Errorf("route for --service-cluster-ip-range: %w", err)
+		}
+	}
+	p := proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, Backend: be, Log: log})
+	a.proxier = p
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx, a.client, ready)
+		if err := be.Cleanup(); err != nil { // rules of a stopped proxy would point at stale pods
+			log.Warn("removing the proxy rules", "err", err)
+		}
+		if c.ServiceCIDR.IsValid() {
+			if err := serviceRoute(c.ServiceCIDR, false); err != nil {
+				log.Warn("removing the service CIDR route", "err", err)
+			}
+		}
+	}()
+	a.proxyDone = done
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("service proxy: no successful sync within 60s")
+	}
+}
+
+// serviceRouteProtocol marks the agent's route for the service CIDR.
+const serviceRouteProtocol = netlink.RouteProtocol(0x54)
+
+// serviceRoute adds (or removes) a route for the service CIDR through the
+// loopback device: the node's own connections to cluster IPs then reach the
+// output hook (where they are DNATed) even on a node without a default route,
+// and a cluster IP packet that is not DNATed can never leave the node.
+func serviceRoute(cidr netip.Prefix, add bool) error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	dst := &net.IPNet{IP: cidr.Addr().AsSlice(), Mask: net.CIDRMask(cidr.Bits(), 32)}
+	r := &netlink.Route{LinkIndex: lo.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK, Protocol: serviceRouteProtocol}
+	if add {
+		return netlink.RouteReplace(r)
+	}
+	return netlink.RouteDel(r)
+}

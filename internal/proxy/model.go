@@ -1,0 +1,213 @@
+// Package proxy is the node's service proxy, built the way Kubernetes' pkg/proxy
+// is: informer handlers only record changes in trackers; one sync function,
+// rate-limited, turns the pending changes into the backend's rules; the rules
+// are a pure function of the state below (slim structs converted at the edge),
+// and a backend (nftables, userspace) applies them. A failed sync is retried
+// as a full sync.
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// Key names one port of one Service: namespace/name:port (port name, may be empty).
+type Key struct {
+	Namespace, Name, Port string
+}
+
+func (k Key) String() string {
+	s := k.Namespace + "/" + k.Name
+	if k.Port != "" {
+		s += ":" + k.Port
+	}
+	return s
+}
+
+// ServiceName is the namespace/name a key belongs to.
+func (k Key) ServiceName() string { return k.Namespace + "/" + k.Name }
+
+// ServicePort is what the proxy needs of one Service port.
+type ServicePort struct {
+	Key             Key
+	Protocol        corev1.Protocol
+	ClusterIP       netip.Addr // invalid for headless or ExternalName
+	Port            int32
+	NodePort        int32
+	ExternalIPs     []netip.Addr
+	LoadBalancerIPs []netip.Addr
+	SourceRanges    []netip.Prefix // loadBalancerSourceRanges
+	AffinityTimeout int32          // seconds; 0 = no ClientIP affinity
+	ExternalLocal   bool           // externalTrafficPolicy Local
+	InternalLocal   bool           // internalTrafficPolicy Local
+	HealthCheckPort int32
+}
+
+// Endpoint is one backend of a Service port.
+type Endpoint struct {
+	Addr        netip.AddrPort
+	Ready       bool
+	Serving     bool
+	Terminating bool
+	Node        string
+	Local       bool // on this node
+}
+
+func (e Endpoint) String() string { return e.Addr.String() }
+
+// State is everything the rules are computed from.
+type State struct {
+	Services  map[Key]*ServicePort
+	Endpoints map[Key][]Endpoint // sorted by address
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{Services: map[Key]*ServicePort{}, Endpoints: map[Key][]Endpoint{}}
+}
+
+// Keys returns the service port keys in a stable order.
+func (s *State) Keys() []Key {
+	out := make([]Key, 0, len(s.Services))
+	for k := range s.Services {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+// ServiceProxyNameLabel marks Services that another proxy implements (the
+// cluster DNS Service, answered on every node, carries it).
+const ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
+
+// ServicePorts converts a Service into its ports; Services this proxy does not
+// implement (headless, ExternalName, another service-proxy-name) give none.
+func ServicePorts(s *corev1.Service) []*ServicePort {
+	ip, err := netip.ParseAddr(s.Spec.ClusterIP)
+	if err != nil || s.Spec.Type == corev1.ServiceTypeExternalName || !ip.Is4() {
+		return nil
+	}
+	if _, other := s.Labels[ServiceProxyNameLabel]; other {
+		// Implemented elsewhere; only its cluster IP is known (as allocated), Port 0.
+		return []*ServicePort{{Key: Key{s.Namespace, s.Name, ""}, Protocol: corev1.ProtocolTCP, ClusterIP: ip}}
+	}
+	var ext, lbs []netip.Addr
+	for _, e := range s.Spec.ExternalIPs {
+		if a, err := netip.ParseAddr(e); err == nil && a.Is4() {
+			ext = append(ext, a)
+		}
+	}
+	for _, in := range s.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(in.IP); err == nil && a.Is4() {
+			lbs = append(lbs, a)
+		}
+	}
+	var ranges []netip.Prefix
+	for _, r := range s.Spec.LoadBalancerSourceRanges {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil && p.Addr().Is4() {
+			ranges = append(ranges, p.Masked())
+		}
+	}
+	var affinity int32
+	if s.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		affinity = corev1.DefaultClientIPServiceAffinitySeconds
+		if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			affinity = *c.ClientIP.TimeoutSeconds
+		}
+	}
+	external := s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer || len(ext) > 0
+	var out []*ServicePort
+	for _, p := range s.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		if proto == corev1.ProtocolSCTP {
+			continue
+		}
+		sp := &ServicePort{Key: Key{s.Namespace, s.Name, p.Name}, Protocol: proto, ClusterIP: ip, Port: p.Port,
+			ExternalIPs: ext, LoadBalancerIPs: lbs, SourceRanges: ranges, AffinityTimeout: affinity,
+			ExternalLocal:   external && s.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+			InternalLocal:   s.Spec.InternalTrafficPolicy != nil && *s.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal,
+			HealthCheckPort: s.Spec.HealthCheckNodePort}
+		if s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			sp.NodePort = p.NodePort
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// SliceEndpoints converts one EndpointSlice into endpoints per port name, for node.
+func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]Endpoint {
+	if es.AddressType != discoveryv1.AddressTypeIPv4 {
+		return nil
+	}
+	out := map[string][]Endpoint{}
+	for _, p := range es.Ports {
+		if p.Port == nil {
+			continue
+		}
+		name := ""
+		if p.Name != nil {
+			name = *p.Name
+		}
+		for _, e := range es.Endpoints {
+			if len(e.Addresses) == 0 {
+				continue
+			}
+			a, err := netip.ParseAddr(e.Addresses[0])
+			if err != nil {
+				continue
+			}
+			ep := Endpoint{Addr: netip.AddrPortFrom(a, uint16(*p.Port)),
+				Ready:       e.Conditions.Ready == nil || *e.Conditions.Ready,
+				Serving:     e.Conditions.Serving == nil || *e.Conditions.Serving,
+				Terminating: e.Conditions.Terminating != nil && *e.Conditions.Terminating}
+			if e.Conditions.Serving == nil {
+				ep.Serving = ep.Ready
+			}
+			if e.NodeName != nil {
+				ep.Node = *e.NodeName
+				ep.Local = *e.NodeName == node
+			}
+			out[name] = append(out[name], ep)
+		}
+	}
+	return out
+}
+
+// Usable picks the endpoints traffic goes to, as kube-proxy does: the ready
+// ones; when there are none, the serving terminating ones; with local only
+// those on this node.
+func Usable(eps []Endpoint, local bool) []Endpoint {
+	var ready, terminating []Endpoint
+	for _, e := range eps {
+		if local && !e.Local {
+			continue
+		}
+		if e.Ready && !e.Terminating {
+			ready = append(ready, e)
+		} else if e.Serving && e.Terminating {
+			terminating = append(terminating, e)
+		}
+	}
+	if len(ready) > 0 {
+		return ready
+	}
+	return terminating
+}
+
+// Describe is a one-line summary of a service port, for logs and explain.
+func (sp *ServicePort) Describe() string {
+	s := fmt.Sprintf("%s %s %s:%d", sp.Key, sp.Protocol, sp.ClusterIP, sp.Port)
+	if sp.NodePort != 0 {
+		s += fmt.Sprintf(" nodePort %d", sp.NodePort)
+	}
+	return s
+}

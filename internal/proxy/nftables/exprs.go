@@ -1,0 +1,235 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Netlink expressions of the rules. Concatenated keys live in consecutive
+// 32-bit registers starting at register 1, as nft puts them.
+
+// icmpPortUnreach is ICMP destination unreachable code 3: a TCP client sees
+// "connection refused" at once.
+const icmpPortUnreach = 3
+
+const (
+	reg1  = 1  // NFT_REG_1 (= 32-bit registers 8..11)
+	reg32 = 9  // NFT_REG32_01: the second 4 bytes of a concatenation
+	reg33 = 10 // NFT_REG32_02: the third
+)
+
+func protoNum(p corev1.Protocol) byte {
+	if p == corev1.ProtocolUDP {
+		return unix.IPPROTO_UDP
+	}
+	return unix.IPPROTO_TCP
+}
+
+func u32(v uint32) []byte {
+	b := make([]byte, 4)
+	binary.NativeEndian.PutUint32(b, v)
+	return b
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+// pad4 pads one component of a concatenated key to register size.
+func pad4(b []byte) []byte {
+	out := make([]byte, (len(b)+3)/4*4)
+	copy(out, b)
+	return out
+}
+
+func ipProtoPortKey(k IPProtoPort) []byte {
+	ip := k.IP.As4()
+	key := append([]byte{}, ip[:]...)
+	key = append(key, pad4([]byte{protoNum(k.Proto)})...)
+	return append(key, pad4(be16(k.Port))...)
+}
+
+func protoPortKey(k ProtoPort) []byte {
+	return append(pad4([]byte{protoNum(k.Proto)}), pad4(be16(k.Port))...)
+}
+
+func loadSaddr() expr.Any {
+	return &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
+}
+
+func loadDaddr() expr.Any {
+	return &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
+}
+
+// prefixMatch matches the address in reg1 against p (eq or neq).
+func prefixMatch(p netip.Prefix, op expr.CmpOp) []expr.Any {
+	var out []expr.Any
+	if p.Bits() < 32 {
+		m := make([]byte, 4)
+		binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-p.Bits()))
+		out = append(out, &expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: m, Xor: make([]byte, 4)})
+	}
+	a := p.Masked().Addr().As4()
+	return append(out, &expr.Cmp{Op: op, Register: reg1, Data: a[:]})
+}
+
+func markMasq() []expr.Any {
+	mask := u32(^uint32(MasqMark))
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: mask, Xor: u32(MasqMark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	}
+}
+
+// lookupVmap looks up the key in reg1.. in a verdict map.
+func lookupVmap(set *nftables.Set) expr.Any {
+	return &expr.Lookup{SourceRegister: reg1, SetName: set.Name, SetID: set.ID, IsDestRegSet: true, DestRegister: 0}
+}
+
+// daddrProtoPort loads ip daddr . meta l4proto . th dport.
+func daddrProtoPort() []expr.Any {
+	return []expr.Any{loadDaddr(),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32},
+		&expr.Payload{DestRegister: reg33, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
+}
+
+// localNodePort matches a local, non-loopback destination and loads proto . port.
+func localNodePort() []expr.Any {
+	out := []expr.Any{loadDaddr()}
+	out = append(out, prefixMatch(netip.MustParsePrefix("127.0.0.0/8"), expr.CmpOpNeq)...)
+	return append(out,
+		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(unix.RTN_LOCAL)},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+		&expr.Payload{DestRegister: reg32, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+}
+
+func ctNew() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(expr.CtStateBitNEW), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
+	}
+}
+
+func comment(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return userdata.AppendString(nil, userdata.TypeComment, s)
+}
+
+// ruleExprs turns one rule into netlink expressions.
+func ruleExprs(r Rule, roundRobin bool, sets map[string]*nftables.Set) []expr.Any {
+	var out []expr.Any
+	if r.SaddrIn.IsValid() {
+		out = append(out, loadSaddr())
+		out = append(out, prefixMatch(r.SaddrIn, expr.CmpOpEq)...)
+	}
+	if r.SaddrNotIn.IsValid() {
+		out = append(out, loadSaddr())
+		out = append(out, prefixMatch(r.SaddrNotIn, expr.CmpOpNeq)...)
+	}
+	if r.SaddrInSet != "" {
+		s := sets[r.SaddrInSet]
+		out = append(out, loadSaddr(), &expr.Lookup{SourceRegister: reg1, SetName: r.SaddrInSet, SetID: setID(s)})
+	}
+	if r.Mark {
+		out = append(out, markMasq()...)
+	}
+	if r.Update != "" {
+		s := sets[r.Update]
+		out = append(out, loadSaddr(), &expr.Dynset{SrcRegKey: reg1, SetName: r.Update, SetID: setID(s), Operation: unix.NFT_DYNSET_OP_UPDATE})
+	}
+	switch {
+	case r.Goto != "":
+		out = append(out, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Goto})
+	case r.Pick != nil:
+		typ := uint32(unix.NFT_NG_RANDOM)
+		if roundRobin {
+			typ = unix.NFT_NG_INCREMENTAL
+		}
+		out = append(out, &expr.Immediate{Register: reg1, Data: u32(r.Pick.ID)},
+			&expr.Numgen{Register: reg32, Modulus: uint32(r.Pick.N), Type: typ},
+			lookupVmap(sets[MapServiceEndpoints]))
+	case r.DNAT.IsValid():
+		a := r.DNAT.Addr().As4()
+		out = append(out,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{protoNum(r.Proto)}},
+			&expr.Immediate{Register: reg1, Data: a[:]},
+			&expr.Immediate{Register: 2, Data: be16(r.DNAT.Port())},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: 2, Specified: true})
+	case r.Drop:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
+	}
+	return out
+}
+
+func setID(s *nftables.Set) uint32 {
+	if s == nil {
+		return 0
+	}
+	return s.ID
+}
+
+// baseRules are the rules of the fixed chains.
+func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any {
+	jump := func(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
+	checks := [][]expr.Any{
+		append(daddrProtoPort(), lookupVmap(sets[MapNoEndpointServices])),
+		append(localNodePort(), lookupVmap(sets[MapNoEndpointNodePorts])),
+	}
+	if c.ServiceCIDR.IsValid() {
+		r := append([]expr.Any{loadDaddr()}, prefixMatch(c.ServiceCIDR, expr.CmpOpEq)...)
+		r = append(r, loadDaddr(), &expr.Lookup{SourceRegister: reg1, SetName: SetClusterIPs, SetID: setID(sets[SetClusterIPs]), Invert: true},
+			&expr.Verdict{Kind: expr.VerdictGoto, Chain: ChainReject})
+		checks = append(checks, r)
+	}
+	return map[string][][]expr.Any{
+		"nat-prerouting":    {{jump("services")}},
+		"nat-output":        {{jump("services")}},
+		"nat-postrouting":   {{jump("masquerading")}},
+		"filter-prerouting": {append(ctNew(), jump("service-checks"))},
+		"filter-output":     {append(ctNew(), jump("service-checks"))},
+		"services": {
+			append(daddrProtoPort(), lookupVmap(sets[MapServiceIPs])),
+			append(localNodePort(), lookupVmap(sets[MapServiceNodePorts])),
+		},
+		"service-checks": checks,
+		"masquerading": {
+			{&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(MasqMark), Xor: u32(0)},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(0)},
+				&expr.Verdict{Kind: expr.VerdictReturn}},
+			{&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
+				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(^uint32(0)), Xor: u32(MasqMark)},
+				&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1}},
+			{&expr.Masq{FullyRandom: true}},
+		},
+		ChainReject: { // TCP gets a reset (also where ICMP errors would not reach a local client), others ICMP port unreachable
+			{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_TCP}},
+				&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}},
+			{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreach}},
+		},
+	}
+}
+
+// baseChains are the chains hooked into netfilter, in creation order.
+func baseChains(t *nftables.Table) []*nftables.Chain {
+	accept := nftables.ChainPolicyAccept
+	prio := func(p int32) *nftables.ChainPriority { v := nftables.ChainPriority(p); return &v }
+	return []*nftables.Chain{
+		{Name: "services", Table: t}, {Name: "service-checks", Table: t}, {Name: "masquerading", Table: t}, {Name: ChainReject, Table: t},
+		{Name: "nat-prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
+		{Name: "nat-output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: prio(-100), Policy: &accept},
+		{Name: "nat-postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept},
+		{Name: "filter-prerouting", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: prio(-90), Policy: &accept},
+		{Name: "filter-output", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookOutput, Priority: prio(-90), Policy: &accept},
+	}
+}

@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Backend turns the state into working rules. Sync gets the keys whose service
+// port or endpoints changed since the last successful call; full asks for
+// everything to be rewritten (first sync, or after an error).
+type Backend interface {
+	Name() string
+	Sync(st *State, changed []Key, full bool) error
+	Cleanup() error
+}
+
+// Options configure a Proxier.
+type Options struct {
+	Node          string
+	MinSyncPeriod time.Duration // at most one sync per period (bursts coalesce)
+	Backend       Backend
+	Metrics       *Metrics
+	Log           *slog.Logger
+}
+
+// Proxier runs the informers, the trackers and the sync loop.
+type Proxier struct {
+	o       Options
+	tracker *Tracker
+	kick    chan struct{}
+
+	mu       sync.Mutex
+	lastSync time.Time
+	synced   bool
+}
+
+// New builds a proxier.
+func New(o Options) *Proxier {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	return &Proxier{o: o, tracker: NewTracker(o.Node), kick: make(chan struct{}, 1)}
+}
+
+func (p *Proxier) poke() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Healthy reports whether rules were synced recently (kube-proxy's /healthz):
+// nothing pending for longer than limit without a sync.
+func (p *Proxier) Healthy(limit time.Duration) (bool, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.synced {
+		return false, p.lastSync
+	}
+	return p.tracker.Pending() == 0 || time.Since(p.lastSync) < limit, p.lastSync
+}
+
+// Run watches Services and EndpointSlices and keeps the backend's rules in
+// step until ctx ends.
+func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready chan<- struct{}) {
+	factory := informers.NewSharedInformerFactory(client, 0)
+	svc := factory.Core().V1().Services().Informer()
+	eps := factory.Discovery().V1().EndpointSlices().Informer()
+	m := p.o.Metrics
+	_, _ = svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { p.onService(o, false) },
+		UpdateFunc: func(_, o any) { p.onService(o, false) },
+		DeleteFunc: func(o any) { p.onService(o, true) },
+	})
+	_, _ = eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { p.onSlice(o, false) },
+		UpdateFunc: func(_, o any) { p.onSlice(o, false) },
+		DeleteFunc: func(o any) { p.onSlice(o, true) },
+	})
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), svc.HasSynced, eps.HasSynced) {
+		return
+	}
+	full := true
+	retry := time.Second
+	var timer <-chan time.Time
+	for {
+		start := time.Now()
+		st, changed, triggers := p.tracker.Apply()
+		m.pending(0, 0)
+		err := p.o.Backend.Sync(st, changed, full)
+		took := time.Since(start)
+		m.observeSync(took, full)
+		if err != nil {
+			p.o.Log.Error("proxy rules sync failed; retrying with a full sync", "backend", p.o.Backend.Name(), "err", err)
+			full = true
+			timer = time.After(retry)
+			retry = min(retry*2, 30*time.Second)
+		} else {
+			now := time.Now()
+			for _, t := range triggers {
+				m.programming.Observe(now.Sub(t).Seconds())
+			}
+			if full {
+				p.o.Log.Info("proxy rules synced", "backend", p.o.Backend.Name(), "servicePorts", len(st.Services), "took", took)
+				if ready != nil {
+					close(ready)
+					ready = nil
+				}
+			}
+			full, retry, timer = false, time.Second, nil
+			p.mu.Lock()
+			p.lastSync, p.synced = now, true
+			p.mu.Unlock()
+			m.lastSync.SetToCurrentTime()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-timer:
+		}
+		if wait := p.o.MinSyncPeriod - time.Since(start); wait > 0 { // bounded frequency
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+func (p *Proxier) onService(o any, deleted bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o, deleted = d.Obj, true
+	}
+	if s, ok := o.(*corev1.Service); ok {
+		p.tracker.OnService(s, deleted)
+		p.o.Metrics.serviceChanges.Inc()
+		p.o.Metrics.pending(p.tracker.Pending(), -1)
+		p.poke()
+	}
+}
+
+func (p *Proxier) onSlice(o any, deleted bool) {
+	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o, deleted = d.Obj, true
+	}
+	if es, ok := o.(*discoveryv1.EndpointSlice); ok {
+		p.tracker.OnSlice(es, deleted)
+		p.o.Metrics.endpointChanges.Inc()
+		p.o.Metrics.pending(-1, p.tracker.Pending())
+		p.poke()
+	}
+}

@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// Tracker records Service and EndpointSlice changes as they come off the
+// watches and folds them into the State when the sync function asks, so
+// handlers never wait for rules to be written.
+type Tracker struct {
+	mu       sync.Mutex
+	node     string
+	services map[string][]*ServicePort                  // ns/name -> its ports
+	slices   map[string]map[string]map[string][]Endpoint // ns/name -> slice -> port name -> endpoints
+	pending  map[string]bool                             // ns/name changed since the last Apply
+	triggers []time.Time                                 // EndpointSlice trigger times not yet programmed
+	state    *State
+}
+
+// NewTracker tracks changes for the proxy of node.
+func NewTracker(node string) *Tracker {
+	return &Tracker{node: node, services: map[string][]*ServicePort{}, slices: map[string]map[string]map[string][]Endpoint{},
+		pending: map[string]bool{}, state: NewState()}
+}
+
+// OnService records a Service added, updated or (deleted) removed.
+func (t *Tracker) OnService(s *corev1.Service, deleted bool) {
+	name := s.Namespace + "/" + s.Name
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if deleted {
+		delete(t.services, name)
+	} else {
+		t.services[name] = ServicePorts(s)
+	}
+	t.pending[name] = true
+}
+
+// OnSlice records an EndpointSlice added, updated or (deleted) removed.
+func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
+	svc := es.Labels[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return
+	}
+	name := es.Namespace + "/" + svc
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if deleted {
+		delete(t.slices[name], es.Name)
+	} else {
+		if t.slices[name] == nil {
+			t.slices[name] = map[string]map[string][]Endpoint{}
+		}
+		t.slices[name][es.Name] = SliceEndpoints(es, t.node)
+		if v, ok := es.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
+			if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				t.triggers = append(t.triggers, ts)
+			}
+		}
+	}
+	t.pending[name] = true
+}
+
+// Pending reports how many Services have changes not yet applied.
+func (t *Tracker) Pending() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+// Apply folds the pending changes into the state and returns it with the keys
+// whose service port or endpoints may have changed, and the trigger times of
+// the EndpointSlice changes included. The state is the tracker's own: read it
+// only from the sync goroutine.
+func (t *Tracker) Apply() (*State, []Key, []time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := map[Key]bool{}
+	for name := range t.pending {
+		for k := range t.state.Services {
+			if k.ServiceName() == name {
+				changed[k] = true
+				delete(t.state.Services, k)
+				delete(t.state.Endpoints, k)
+			}
+		}
+		for _, sp := range t.services[name] {
+			changed[sp.Key] = true
+			t.state.Services[sp.Key] = sp
+			var eps []Endpoint
+			seen := map[netipKey]bool{}
+			for _, ports := range t.slices[name] {
+				for _, e := range ports[sp.Key.Port] {
+					if !seen[netipKey(e.Addr.String())] { // an address in two slices counts once
+						seen[netipKey(e.Addr.String())] = true
+						eps = append(eps, e)
+					}
+				}
+			}
+			sort.Slice(eps, func(i, j int) bool { return eps[i].Addr.Compare(eps[j].Addr) < 0 })
+			t.state.Endpoints[sp.Key] = eps
+		}
+		if len(t.slices[name]) == 0 {
+			delete(t.slices, name)
+		}
+	}
+	t.pending = map[string]bool{}
+	keys := make([]Key, 0, len(changed))
+	for k := range changed {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	triggers := t.triggers
+	t.triggers = nil
+	return t.state, keys, triggers
+}
+
+type netipKey string

@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// inNetns runs f on a thread moved into the named network namespace.
+func inNetns(nsName string, f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // the thread is not unlocked: it dies with its namespace
+		h, err := netns.GetFromName(nsName)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// getPath sends GET path to addr from inside nsName and returns the body.
+func getPath(nsName, addr, path string) (string, error) {
+	var body string
+	err := inNetns(nsName, func() error {
+		conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		body = string(b)
+		return nil
+	})
+	return body, err
+}
+
+// udpAsk sends msg to addr from local port lport and returns the reply.
+func udpAsk(lport int, addr, msg string) (string, error) {
+	conn, err := net.DialUDP("udp", &net.UDPAddr{Port: lport}, net.UDPAddrFromAddrPort(netipAddrPort(addr)))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	return string(buf[:n]), err
+}
+
+const netexecApp = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: netexec}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: netexec}}
+  template:
+    metadata: {labels: {app: netexec}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: netexec
+        image: svcnet/agnhost
+        command: ["svcnet", "agnhost", "netexec", "--http-port", "8080", "--udp-port", "8081"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: netexec}
+  ports: [{name: http, port: 8080, nodePort: 30000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: udp}
+spec:
+  selector: {app: netexec}
+  ports: [{name: udp, port: 53, targetPort: 8081, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: sticky}
+spec:
+  selector: {app: httpd}
+  sessionAffinity: ClientIP
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: nobody}
+spec:
+  selector: {app: nobody}
+  ports: [{port: 80}]
+`
+
+// TestServiceProxyNftables runs `svcnet up` with pods and the nftables proxy in
+// the test namespace (the node) and a client namespace on a veth (an outside
+// machine): cluster IPs from the node and from pods with requests spread over
+// the pods, node ports from outside, Local policy keeping the client address,
+// affinity, refusal without endpoints, UDP across an endpoint change.
+func TestServiceProxyNftables(t *testing.T) {
+	requireCNI(t)
+	dir := t.TempDir()
+	c := startCluster(t, dir, freePort(t), "--pod-runtime=on", "--proxy-mode=nftables", "--node-name", "local", "--dns-resolv-conf", "")
+	client := fmt.Sprintf("svcnet-e2e-client-%d", os.Getpid())
+	for _, args := range [][]string{
+		{"netns", "add", client},
+		{"-n", client, "link", "set", "lo", "up"},
+		{"link", "add", "svce2ecl", "type", "veth", "peer", "name", "eth0", "netns", client},
+		{"addr", "add", "192.168.50.1/24", "dev", "svce2ecl"},
+		{"link", "set", "svce2ecl", "up"},
+		{"-n", client, "addr", "add", "192.168.50.2/24", "dev", "eth0"},
+		{"-n", client, "link", "set", "eth0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+		if args[0] == "netns" {
+			t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", client).Run() })
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "svce2ecl").Run() })
+	c.must("apply", "-f", filepath.Join(repoRoot(), "examples", "httpd.yaml"))
+	c.must("apply", "-f", filepath.Join(repoRoot(), "examples", "nodeport.yaml"))
+	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "apps.yaml"), netexecApp, 0o644))
+	waitKubectl(t, c, "3 httpd endpoints", 60*time.Second, func(s string) bool { return strings.Count(s, ":8080") == 3 },
+		"get", "endpoints", "httpd-svc", "-o", `jsonpath={range .subsets[*].addresses[*]}{.ip}:8080 {end}`)
+	waitKubectl(t, c, "netexec endpoint", 60*time.Second, func(s string) bool { return strings.Contains(s, ":8080") }, "get", "endpoints", "local")
+	ip := func(svc string) string { return strings.TrimSpace(c.must("get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}")) }
+
+	// From the node: 300 requests spread over the 3 pods (each 20-45%).
+	svcIP := ip("httpd-svc")
+	counts := map[string]int{}
+	for i := 0; i < 300; i++ {
+		body, err := httpGet("http://" + svcIP + ":80/")
+		if err != nil {
+			t.Fatalf("request %d to %s: %v", i, svcIP, err)
+		}
+		counts[body]++
+	}
+	if len(counts) != 3 {
+		t.Errorf("requests reached %d pods, want 3: %v", len(counts), counts)
+	}
+	for pod, n := range counts {
+		if n < 60 || n > 135 {
+			t.Errorf("pod %s got %d of 300 requests, want 20-45%%: %v", pod, n, counts)
+		}
+	}
+	t.Logf("cluster IP from the node: %v", counts)
+
+	// From a pod.
+	pod := strings.TrimSpace(c.must("get", "pods", "-l", "app=httpd", "-o", "jsonpath={.items[0].metadata.name}"))
+	out := c.must("exec", pod, "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do svcnet agnhost get http://"+svcIP+"/; echo; done")
+	seen := map[string]bool{}
+	for _, l := range strings.Fields(out) {
+		seen[l] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("12 requests from a pod reached %d pods: %q", len(seen), out)
+	}
+
+	// NodePort 30080 and the fixed nodePort 30000 from the outside machine.
+	if body, err := getPath(client, "192.168.50.1:30080", "/"); err != nil || !strings.HasPrefix(body, "httpd-") {
+		t.Errorf("NodePort 30080 from the client namespace: %q, %v", body, err)
+	}
+	// externalTrafficPolicy Local: the pod sees the client's own address.
+	if body, err := getPath(client, "192.168.50.1:30000", "/clientip"); err != nil || !strings.HasPrefix(body, "192.168.50.2:") {
+		t.Errorf("Local policy /clientip from 192.168.50.2 = %q, %v; want the client's address", body, err)
+	}
+
+	// sessionAffinity ClientIP pins the node's requests to one pod.
+	sticky := map[string]int{}
+	for i := 0; i < 30; i++ {
+		body, err := httpGet("http://" + ip("sticky") + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sticky[body]++
+	}
+	if len(sticky) != 1 {
+		t.Errorf("ClientIP affinity: 30 requests reached %v", sticky)
+	}
+
+	// No endpoints: refused at once, not a timeout.
+	start := time.Now()
+	_, err := net.DialTimeout("tcp", ip("nobody")+":80", 3*time.Second)
+	if err == nil || !isRefused(err) || time.Since(start) > time.Second {
+		t.Errorf("service without endpoints: %v after %v; want connection refused at once", err, time.Since(start))
+	}
+	if _, err := net.DialTimeout("tcp", "10.96.255.254:80", 3*time.Second); err == nil || !isRefused(err) {
+		t.Errorf("unallocated cluster IP: %v; want connection refused", err)
+	}
+
+	// UDP, from one client port, keeps working when its endpoint changes.
+	udpAddr := ip("udp") + ":53"
+	first, err := udpAsk(40053, udpAddr, "hostname")
+	if err != nil || !strings.HasPrefix(first, "netexec-") {
+		t.Fatalf("UDP service: %q, %v", first, err)
+	}
+	c.must("delete", "pod", first)
+	waitKubectl(t, c, "a new netexec endpoint", 60*time.Second, func(s string) bool {
+		return s != "" && !strings.Contains(s, first) && strings.Contains(s, "netexec-")
+	}, "get", "endpointslices", "-l", "kubernetes.io/service-name=udp", "-o", `jsonpath={range .items[*].endpoints[?(@.conditions.ready==true)]}{.targetRef.name}{end}`)
+	var second string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if second, err = udpAsk(40053, udpAddr, "hostname"); err == nil && second != first {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil || second == first || !strings.HasPrefix(second, "netexec-") {
+		t.Errorf("UDP from the same client port after the endpoint changed: %q, %v (first %q)", second, err, first)
+	}
+}
+
+func isRefused(err error) bool {
+	return strings.Contains(err.Error(), syscall.ECONNREFUSED.Error())
+}
+
+func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
