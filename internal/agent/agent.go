@@ -60,8 +60,8 @@ type Options struct {
 	ClusterCIDR   string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
 	ServiceCIDR   string // cluster IPs outside the allocated ones are rejected
 	MinSyncPeriod time.Duration
-	Log      *slog.Logger
-	Now      func() time.Time
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // Validate checks options and fills defaults.

@@ -15,7 +15,7 @@ import (
 type Tracker struct {
 	mu       sync.Mutex
 	node     string
-	services map[string][]*ServicePort                  // ns/name -> its ports
+	services map[string][]*ServicePort                   // ns/name -> its ports
 	slices   map[string]map[string]map[string][]Endpoint // ns/name -> slice -> port name -> endpoints
 	pending  map[string]bool                             // ns/name changed since the last Apply
 	triggers []time.Time                                 // EndpointSlice trigger times not yet programmed

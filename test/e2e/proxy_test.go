@@ -158,7 +158,9 @@ func TestServiceProxyNftables(t *testing.T) {
 	waitKubectl(t, c, "3 httpd endpoints", 60*time.Second, func(s string) bool { return strings.Count(s, ":8080") == 3 },
 		"get", "endpoints", "httpd-svc", "-o", `jsonpath={range .subsets[*].addresses[*]}{.ip}:8080 {end}`)
 	waitKubectl(t, c, "netexec endpoint", 60*time.Second, func(s string) bool { return strings.Contains(s, ":8080") }, "get", "endpoints", "local")
-	ip := func(svc string) string { return strings.TrimSpace(c.must("get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}")) }
+	ip := func(svc string) string {
+		return strings.TrimSpace(c.must("get", "svc", svc, "-o", "jsonpath={.spec.clusterIP}"))
+	}
 
 	// From the node: 300 requests spread over the 3 pods (each 20-45%).
 	svcIP := ip("httpd-svc")

@@ -106,7 +106,9 @@ func elems(f *Fragment) map[string]map[string]nftables.SetElement {
 	return out
 }
 
-func (b *Backend) chain(name string) *nftables.Chain { return &nftables.Chain{Name: name, Table: b.table} }
+func (b *Backend) chain(name string) *nftables.Chain {
+	return &nftables.Chain{Name: name, Table: b.table}
+}
 
 func (b *Backend) addRules(ch *nftables.Chain, rules []Rule, sets map[string]*nftables.Set) {
 	for _, r := range rules {

@@ -285,7 +285,9 @@ func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
 	return f
 }
 
-func affinitySet(epChain string) string { return "affinity-" + strings.TrimPrefix(epChain, "endpoint-") }
+func affinitySet(epChain string) string {
+	return "affinity-" + strings.TrimPrefix(epChain, "endpoint-")
+}
 
 // ComputeAll returns the fragments of every service port in the state.
 func ComputeAll(c Config, st *proxy.State) map[proxy.Key]*Fragment {
