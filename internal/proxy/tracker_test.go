@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"net/netip"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func svc(name, ip string, mutate func(*corev1.Service)) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: corev1.ServiceSpec{ClusterIP: ip,
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}}}
+	if mutate != nil {
+		mutate(s)
+	}
+	return s
+}
+
+func slice(svcName, name, node string, ready bool, ips ...string) *discoveryv1.EndpointSlice {
+	port, pname := int32(8080), "http"
+	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name,
+		Labels: map[string]string{discoveryv1.LabelServiceName: svcName}}, AddressType: discoveryv1.AddressTypeIPv4,
+		Ports: []discoveryv1.EndpointPort{{Name: &pname, Port: &port}}}
+	for _, ip := range ips {
+		r := ready
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &r}, NodeName: &node})
+	}
+	return es
+}
+
+func TestTrackerFoldsChanges(t *testing.T) {
+	tr := NewTracker("n1")
+	tr.OnService(svc("web", "10.96.0.5", nil), false)
+	tr.OnSlice(slice("web", "web-a", "n1", true, "10.244.0.2", "10.244.0.3"), false)
+	tr.OnSlice(slice("web", "web-b", "n2", true, "10.244.1.2", "10.244.0.2"), false) // 10.244.0.2 twice: counted once
+	st, changed, _ := tr.Apply()
+	k := Key{"ns", "web", "http"}
+	if len(changed) != 1 || changed[0] != k || len(st.Endpoints[k]) != 3 {
+		t.Fatalf("changed %v endpoints %v", changed, st.Endpoints[k])
+	}
+	if e := st.Endpoints[k][0]; e.Addr != netip.MustParseAddrPort("10.244.0.2:8080") || !e.Local {
+		t.Errorf("first endpoint %+v: want 10.244.0.2:8080, local", e)
+	}
+	if _, changed, _ := tr.Apply(); len(changed) != 0 {
+		t.Errorf("nothing pending, changed %v", changed)
+	}
+	tr.OnService(svc("other", "10.96.0.6", nil), false)
+	tr.OnService(svc("web", "10.96.0.5", nil), true)
+	st, changed, _ = tr.Apply()
+	if len(changed) != 2 || st.Services[k] != nil || st.Endpoints[k] != nil {
+		t.Errorf("after deleting web: changed %v, state %v", changed, st.Services)
+	}
+}
+
+func TestServicePortsConversion(t *testing.T) {
+	if got := ServicePorts(svc("headless", "None", nil)); got != nil {
+		t.Errorf("headless: %v", got)
+	}
+	dns := ServicePorts(svc("kube-dns", "10.96.0.10", func(s *corev1.Service) { s.Labels = map[string]string{ServiceProxyNameLabel: "x"} }))
+	if len(dns) != 1 || dns[0].Port != 0 || dns[0].ClusterIP != netip.MustParseAddr("10.96.0.10") {
+		t.Errorf("another proxy's service: %+v", dns)
+	}
+	sp := ServicePorts(svc("np", "10.96.0.7", func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = 30007
+		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+		s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	}))[0]
+	if sp.NodePort != 30007 || !sp.ExternalLocal || sp.AffinityTimeout != 10800 {
+		t.Errorf("node port service: %+v", sp)
+	}
+}
+
+func TestUsable(t *testing.T) {
+	eps := []Endpoint{{Addr: netip.MustParseAddrPort("10.0.0.1:1"), Ready: false, Serving: true, Terminating: true, Local: true},
+		{Addr: netip.MustParseAddrPort("10.0.0.2:1"), Ready: true, Serving: true, Local: false}}
+	if got := Usable(eps, false); len(got) != 1 || got[0].Addr.Port() != 1 || got[0].Addr.Addr().String() != "10.0.0.2" {
+		t.Errorf("ready ones first: %v", got)
+	}
+	if got := Usable(eps, true); len(got) != 1 || got[0].Addr.Addr().String() != "10.0.0.1" {
+		t.Errorf("local: only the terminating local one is left: %v", got)
+	}
+}
