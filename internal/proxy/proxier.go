@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -79,18 +80,20 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 	svc := factory.Core().V1().Services().Informer()
 	eps := factory.Discovery().V1().EndpointSlices().Informer()
 	m := p.o.Metrics
-	_, _ = svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	svcReg, _ := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { p.onService(o, false) },
 		UpdateFunc: func(_, o any) { p.onService(o, false) },
 		DeleteFunc: func(o any) { p.onService(o, true) },
 	})
-	_, _ = eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	epsReg, _ := eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { p.onSlice(o, false) },
 		UpdateFunc: func(_, o any) { p.onSlice(o, false) },
 		DeleteFunc: func(o any) { p.onSlice(o, true) },
 	})
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), svc.HasSynced, eps.HasSynced) {
+	// The handlers' HasSynced: the initial lists have reached the tracker, so the
+	// first (full) sync sees every Service, not the part delivered so far.
+	if !cache.WaitForCacheSync(ctx.Done(), svcReg.HasSynced, epsReg.HasSynced) {
 		return
 	}
 	full := true
@@ -113,7 +116,11 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 			for _, t := range triggers {
 				m.programming.Observe(now.Sub(t).Seconds())
 			}
+			if !full {
+				p.o.Log.Debug("proxy rules synced (partial)", "changed", len(changed), "took", took)
+			}
 			if full {
+				debug.FreeOSMemory() // a full sync's netlink messages are garbage now: give the memory back
 				p.o.Log.Info("proxy rules synced", "backend", p.o.Backend.Name(), "servicePorts", len(st.Services), "took", took)
 				if ready != nil {
 					close(ready)

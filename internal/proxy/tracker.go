@@ -20,12 +20,13 @@ type Tracker struct {
 	pending  map[string]bool                             // ns/name changed since the last Apply
 	triggers []time.Time                                 // EndpointSlice trigger times not yet programmed
 	state    *State
+	keys     map[string][]Key // ns/name -> its keys in state
 }
 
 // NewTracker tracks changes for the proxy of node.
 func NewTracker(node string) *Tracker {
 	return &Tracker{node: node, services: map[string][]*ServicePort{}, slices: map[string]map[string]map[string][]Endpoint{},
-		pending: map[string]bool{}, state: NewState()}
+		pending: map[string]bool{}, state: NewState(), keys: map[string][]Key{}}
 }
 
 // OnService records a Service added, updated or (deleted) removed.
@@ -82,20 +83,25 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 	defer t.mu.Unlock()
 	changed := map[Key]bool{}
 	for name := range t.pending {
-		for k := range t.state.Services {
-			if k.ServiceName() == name {
-				changed[k] = true
-				delete(t.state.Services, k)
-				delete(t.state.Endpoints, k)
-			}
+		for _, k := range t.keys[name] {
+			changed[k] = true
+			delete(t.state.Services, k)
+			delete(t.state.Endpoints, k)
 		}
+		delete(t.keys, name)
 		for _, sp := range t.services[name] {
+			t.keys[name] = append(t.keys[name], sp.Key)
 			changed[sp.Key] = true
 			t.state.Services[sp.Key] = sp
 			var eps []Endpoint
 			seen := map[netipKey]bool{}
-			for _, ports := range t.slices[name] {
-				for _, e := range ports[sp.Key.Port] {
+			sliceNames := make([]string, 0, len(t.slices[name]))
+			for sn := range t.slices[name] {
+				sliceNames = append(sliceNames, sn)
+			}
+			sort.Strings(sliceNames) // an address in two slices: the first slice by name wins
+			for _, sn := range sliceNames {
+				for _, e := range t.slices[name][sn][sp.Key.Port] {
 					if !seen[netipKey(e.Addr.String())] { // an address in two slices counts once
 						seen[netipKey(e.Addr.String())] = true
 						eps = append(eps, e)

@@ -21,6 +21,7 @@ type Backend struct {
 	c       Config
 	Log     func(msg string, err error) // warnings that do not fail a sync
 	conn    *nftables.Conn
+	sock    *batchSocket
 	table   *nftables.Table
 	current map[proxy.Key]*Fragment
 }
@@ -29,17 +30,30 @@ var _ proxy.Backend = (*Backend)(nil)
 
 // New opens a netlink connection for the backend.
 func New(c Config) (*Backend, error) {
-	conn, err := nftables.New(nftables.AsLasting())
+	sock, err := newBatchSocket()
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return &Backend{c: c, conn: conn, table: &nftables.Table{Name: Table, Family: nftables.TableFamilyIPv4}}, nil
+	conn, err := nftables.New(nftables.WithTestDial(sock.roundTrip))
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	return &Backend{c: c, conn: conn, sock: sock, table: &nftables.Table{Name: Table, Family: nftables.TableFamilyIPv4}}, nil
 }
 
 func (b *Backend) log(msg string, err error) {
 	if b.Log != nil {
 		b.Log(msg, err)
 	}
+}
+
+// flush sends the pending batch; the kernel's own error wins over the library's.
+func (b *Backend) flush() error {
+	err := b.conn.Flush()
+	if kerr := b.sock.lastError(); kerr != nil {
+		return kerr
+	}
+	return err
 }
 
 // Name is the --proxy-mode value of this backend.
@@ -51,7 +65,6 @@ func (b *Backend) Rules() string { return Render(b.c, b.current) }
 func (b *Backend) mapSets() map[string]*nftables.Set {
 	ipKey := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	portKey := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	epKey := nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeMark)
 	vmap := func(name string, key nftables.SetDatatype) *nftables.Set {
 		return &nftables.Set{Table: b.table, Name: name, IsMap: true, Concatenation: true, KeyType: key, DataType: nftables.TypeVerdict}
 	}
@@ -60,7 +73,6 @@ func (b *Backend) mapSets() map[string]*nftables.Set {
 		MapServiceNodePorts:    vmap(MapServiceNodePorts, portKey),
 		MapNoEndpointServices:  vmap(MapNoEndpointServices, ipKey),
 		MapNoEndpointNodePorts: vmap(MapNoEndpointNodePorts, portKey),
-		MapServiceEndpoints:    vmap(MapServiceEndpoints, epKey),
 		SetClusterIPs:          {Table: b.table, Name: SetClusterIPs, KeyType: nftables.TypeIPAddr},
 	}
 }
@@ -80,7 +92,7 @@ func verdictElem(key []byte, v Verdict) nftables.SetElement {
 // elems lists a fragment's elements per map or set.
 func elems(f *Fragment) map[string]map[string]nftables.SetElement {
 	out := map[string]map[string]nftables.SetElement{MapServiceIPs: {}, MapServiceNodePorts: {}, MapNoEndpointServices: {},
-		MapNoEndpointNodePorts: {}, MapServiceEndpoints: {}, SetClusterIPs: {}}
+		MapNoEndpointNodePorts: {}, SetClusterIPs: {}}
 	if f == nil {
 		return out
 	}
@@ -96,9 +108,6 @@ func elems(f *Fragment) map[string]map[string]nftables.SetElement {
 	for k, v := range f.NoEndpointNodePorts {
 		out[MapNoEndpointNodePorts][fmt.Sprint(k, v)] = verdictElem(protoPortKey(k), v)
 	}
-	for _, e := range f.Endpoints {
-		out[MapServiceEndpoints][fmt.Sprint(e)] = verdictElem(append(u32(e.ID), u32(uint32(e.Index))...), Verdict{Goto: e.Chain})
-	}
 	for _, ip := range f.ClusterIPs {
 		a := ip.As4()
 		out[SetClusterIPs][ip.String()] = nftables.SetElement{Key: a[:]}
@@ -112,7 +121,7 @@ func (b *Backend) chain(name string) *nftables.Chain {
 
 func (b *Backend) addRules(ch *nftables.Chain, rules []Rule, sets map[string]*nftables.Set) {
 	for _, r := range rules {
-		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: ruleExprs(r, b.c.RoundRobin, sets), UserData: comment(r.Comment)})
+		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: ruleExprs(r, sets), UserData: comment(r.Comment)})
 	}
 }
 
@@ -168,7 +177,7 @@ func (b *Backend) fullSync(st *proxy.State) error {
 		}
 		sets[name] = s
 		if len(vals) > 0 {
-			if err := b.conn.SetAddElements(s, vals); err != nil {
+			if err := b.elements(s, vals, true); err != nil {
 				return err
 			}
 		}
@@ -183,7 +192,7 @@ func (b *Backend) fullSync(st *proxy.State) error {
 			b.addRules(b.chain(ch.Name), ch.Rules, sets)
 		}
 	}
-	if err := b.conn.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		b.current = nil
 		return fmt.Errorf("nftables full sync: %w", err)
 	}
@@ -292,12 +301,12 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 		return nil
 	}
 	for _, op := range dels { // deletions first: a key whose verdict changed is deleted, then added
-		if err := b.conn.SetDeleteElements(op.set, op.vals); err != nil {
+		if err := b.elements(op.set, op.vals, false); err != nil {
 			return err
 		}
 	}
 	for _, op := range adds {
-		if err := b.conn.SetAddElements(op.set, op.vals); err != nil {
+		if err := b.elements(op.set, op.vals, true); err != nil {
 			return err
 		}
 	}
@@ -310,7 +319,7 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 	for _, s := range delSets {
 		b.conn.DelSet(s)
 	}
-	if err := b.conn.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return fmt.Errorf("nftables partial sync: %w", err)
 	}
 	var filters []netlink.CustomConntrackFilter
@@ -335,6 +344,27 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 	return nil
 }
 
+// elemChunk bounds the elements per netlink message: the element list is one
+// attribute, whose length field has 16 bits. The messages still go in one batch.
+const elemChunk = 256
+
+// elements adds (or deletes) elements in messages of at most elemChunk.
+func (b *Backend) elements(s *nftables.Set, vals []nftables.SetElement, add bool) error {
+	for i := 0; i < len(vals); i += elemChunk {
+		chunk := vals[i:min(i+elemChunk, len(vals))]
+		var err error
+		if add {
+			err = b.conn.SetAddElements(s, chunk)
+		} else {
+			err = b.conn.SetDeleteElements(s, chunk)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func hasAffinity(f *Fragment, a AffinitySet) bool {
 	for _, x := range f.Affinity {
 		if x == a {
@@ -349,7 +379,7 @@ func (b *Backend) Cleanup() error {
 	b.conn.AddTable(b.table)
 	b.conn.DelTable(b.table)
 	b.current = nil
-	if err := b.conn.Flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return fmt.Errorf("nftables cleanup: %w", err)
 	}
 	return nil

@@ -125,7 +125,7 @@ func comment(s string) []byte {
 }
 
 // ruleExprs turns one rule into netlink expressions.
-func ruleExprs(r Rule, roundRobin bool, sets map[string]*nftables.Set) []expr.Any {
+func ruleExprs(r Rule, sets map[string]*nftables.Set) []expr.Any {
 	var out []expr.Any
 	if r.SaddrIn.IsValid() {
 		out = append(out, loadSaddr())
@@ -148,15 +148,11 @@ func ruleExprs(r Rule, roundRobin bool, sets map[string]*nftables.Set) []expr.An
 	}
 	switch {
 	case r.Goto != "":
-		out = append(out, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Goto})
-	case r.Pick != nil:
-		typ := uint32(unix.NFT_NG_RANDOM)
-		if roundRobin {
-			typ = unix.NFT_NG_INCREMENTAL
+		if r.Random > 1 {
+			out = append(out, &expr.Numgen{Register: reg1, Modulus: uint32(r.Random), Type: unix.NFT_NG_RANDOM},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(0)})
 		}
-		out = append(out, &expr.Immediate{Register: reg1, Data: u32(r.Pick.ID)},
-			&expr.Numgen{Register: reg32, Modulus: uint32(r.Pick.N), Type: typ},
-			lookupVmap(sets[MapServiceEndpoints]))
+		out = append(out, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Goto})
 	case r.DNAT.IsValid():
 		a := r.DNAT.Addr().As4()
 		out = append(out,

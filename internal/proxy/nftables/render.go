@@ -17,7 +17,7 @@ import (
 //	      no endpoints: vmap @no-endpoint-services / @no-endpoint-nodeports (reject | drop)
 //	      unallocated cluster IP in the service CIDR: reject
 //	postrouting (srcnat) ─ masquerading: packets marked 0x4000 are masqueraded
-func baseText(c Config, roundRobin bool) string {
+func baseText(c Config) string {
 	var b strings.Builder
 	b.WriteString(`	chain nat-prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
@@ -110,17 +110,8 @@ func Render(c Config, frags map[proxy.Key]*Fragment) string {
 	portMap(MapServiceNodePorts, func(f *Fragment) map[ProtoPort]Verdict { return f.NodePorts })
 	ipMap(MapNoEndpointServices, func(f *Fragment) map[IPProtoPort]Verdict { return f.NoEndpoints })
 	portMap(MapNoEndpointNodePorts, func(f *Fragment) map[ProtoPort]Verdict { return f.NoEndpointNodePorts })
-	fmt.Fprintf(&b, "\tmap %s {\n\t\ttype mark . mark : verdict\n", MapServiceEndpoints)
 	var lines []string
-	for _, k := range keys {
-		for _, e := range frags[k].Endpoints {
-			lines = append(lines, fmt.Sprintf("0x%08x . 0x%08x : goto %s", e.ID, e.Index, e.Chain))
-		}
-	}
-	writeElems(&b, lines)
-	b.WriteString("\t}\n\n")
 	fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n", SetClusterIPs)
-	lines = nil
 	for _, k := range keys {
 		for _, ip := range frags[k].ClusterIPs {
 			lines = append(lines, ip.String())
@@ -134,12 +125,12 @@ func Render(c Config, frags map[proxy.Key]*Fragment) string {
 			fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout %ds\n\t}\n\n", s.Name, s.Timeout)
 		}
 	}
-	b.WriteString(baseText(c, c.RoundRobin))
+	b.WriteString(baseText(c))
 	for _, k := range keys {
 		for _, ch := range frags[k].Chains {
 			fmt.Fprintf(&b, "\n\tchain %s {\n", ch.Name)
 			for _, r := range ch.Rules {
-				fmt.Fprintf(&b, "\t\t%s\n", RuleText(r, c.RoundRobin))
+				fmt.Fprintf(&b, "\t\t%s\n", RuleText(r))
 			}
 			b.WriteString("\t}\n")
 		}
@@ -158,7 +149,7 @@ func writeElems(b *strings.Builder, lines []string) {
 }
 
 // RuleText prints one rule in nft syntax.
-func RuleText(r Rule, roundRobin bool) string {
+func RuleText(r Rule) string {
 	var parts []string
 	if r.SaddrIn.IsValid() {
 		if r.SaddrIn.Bits() == 32 {
@@ -181,13 +172,10 @@ func RuleText(r Rule, roundRobin bool) string {
 	}
 	switch {
 	case r.Goto != "":
-		parts = append(parts, "goto "+r.Goto)
-	case r.Pick != nil:
-		gen := "random"
-		if roundRobin {
-			gen = "inc"
+		if r.Random > 1 {
+			parts = append(parts, fmt.Sprintf("numgen random mod %d 0", r.Random))
 		}
-		parts = append(parts, fmt.Sprintf("0x%08x . numgen %s mod %d vmap @%s", r.Pick.ID, gen, r.Pick.N, MapServiceEndpoints))
+		parts = append(parts, "goto "+r.Goto)
 	case r.DNAT.IsValid():
 		parts = append(parts, fmt.Sprintf("meta l4proto %s dnat ip to %s", strings.ToLower(string(r.Proto)), r.DNAT))
 	case r.Drop:

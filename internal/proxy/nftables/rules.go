@@ -3,15 +3,17 @@
 // `ip daddr . meta l4proto . th dport` (cluster, external and load-balancer
 // IPs) and `meta l4proto . th dport` (node ports), so their cost does not grow
 // with the number of Services; each Service port has a chain that picks an
-// endpoint with `numgen random` through one shared map keyed by
-// `service id . index`, and each endpoint a chain that DNATs. The rules are
+// endpoint with `numgen random mod K == 0` rules (the first of N with
+// probability 1/N, the next 1/(N-1) of the rest ...: uniform, as iptables'
+// statistic match), and each endpoint a chain that DNATs. No map is shared
+// between Services: the kernel validates what a commit can reach from the
+// hooks, and a map referenced from every Service chain made that quadratic. The rules are
 // computed here from proxy.State without I/O (see README.md for the hooks);
 // apply.go sends only what changed over netlink, in one transaction.
 package nftables
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"sort"
 	"strings"
@@ -33,7 +35,6 @@ const (
 	MapServiceNodePorts    = "service-nodeports"     // proto . port : goto external chain
 	MapNoEndpointServices  = "no-endpoint-services"  // ip . proto . port : goto reject | drop
 	MapNoEndpointNodePorts = "no-endpoint-nodeports" // proto . port : goto reject | drop
-	MapServiceEndpoints    = "service-endpoints"     // service id . index : goto endpoint chain
 	SetClusterIPs          = "cluster-ips"           // every allocated cluster IP
 	ChainReject            = "reject-chain"
 )
@@ -42,7 +43,6 @@ const (
 type Config struct {
 	ClusterCIDR netip.Prefix // pod network: traffic from elsewhere to a cluster IP is masqueraded
 	ServiceCIDR netip.Prefix // cluster IPs outside the set are rejected
-	RoundRobin  bool         // numgen inc instead of numgen random
 }
 
 // Verdict is a map value or a rule's end.
@@ -80,17 +80,11 @@ type Rule struct {
 	Mark       bool         // meta mark set meta mark | MasqMark
 	Update     string       // update @set { ip saddr }
 	// One terminal statement (or none):
-	Goto  string
-	Pick  *Pick          // endpoint selection through the service-endpoints map
-	DNAT  netip.AddrPort // meta l4proto <proto> dnat ip to <addr:port>
+	Goto   string
+	Random int            // with Goto: only when numgen random mod Random == 0 (0: always)
+	DNAT   netip.AddrPort // meta l4proto <proto> dnat ip to <addr:port>
 	Proto corev1.Protocol
 	Drop  bool
-}
-
-// Pick chooses endpoint index (numgen random|inc mod N) of service ID.
-type Pick struct {
-	ID uint32
-	N  int
 }
 
 // Chain is a regular chain of one service port.
@@ -105,13 +99,6 @@ type AffinitySet struct {
 	Timeout uint32 // seconds
 }
 
-// EndpointElem is an element of the service-endpoints map.
-type EndpointElem struct {
-	ID    uint32
-	Index int
-	Chain string
-}
-
 // Fragment is everything one service port puts into the table.
 type Fragment struct {
 	Key                 proxy.Key
@@ -120,7 +107,6 @@ type Fragment struct {
 	NodePorts           map[ProtoPort]Verdict
 	NoEndpoints         map[IPProtoPort]Verdict
 	NoEndpointNodePorts map[ProtoPort]Verdict
-	Endpoints           []EndpointElem
 	ClusterIPs          []netip.Addr
 	Affinity            []AffinitySet
 	Protocol            corev1.Protocol
@@ -137,17 +123,6 @@ func portLabel(sp *proxy.ServicePort) string {
 		return sp.Key.Port
 	}
 	return fmt.Sprintf("p%d", sp.Port)
-}
-
-// ServiceID is a service port's id in the service-endpoints map (FNV-32a of
-// its chain name and what it picks from, never 0).
-func ServiceID(name string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	if v := h.Sum32(); v != 0 {
-		return v
-	}
-	return 1
 }
 
 // Compute returns the fragment of one service port with its endpoints.
@@ -194,10 +169,12 @@ func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
 				ch.Rules = append(ch.Rules, Rule{Comment: comment, SaddrInSet: affinitySet(epChain[e.Addr]), Goto: epChain[e.Addr]})
 			}
 		}
-		id := ServiceID(name)
-		ch.Rules = append(ch.Rules, Rule{Comment: comment, Pick: &Pick{ID: id, N: len(use)}})
 		for i, e := range use {
-			f.Endpoints = append(f.Endpoints, EndpointElem{ID: id, Index: i, Chain: epChain[e.Addr]})
+			r := Rule{Comment: comment, Goto: epChain[e.Addr]}
+			if left := len(use) - i; left > 1 {
+				r.Random = left
+			}
+			ch.Rules = append(ch.Rules, r)
 		}
 		return ch
 	}

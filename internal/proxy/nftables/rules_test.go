@@ -90,7 +90,8 @@ type tracer struct {
 	frags    map[proxy.Key]*Fragment
 	nodeIPs  []netip.Addr
 	affinity map[string]map[netip.Addr]bool
-	pick     func(n int) int
+	pick     func(n int) int // which of n endpoints a random choice takes
+	seen     int             // endpoints passed over in the current pick
 }
 
 func newTracer(st *proxy.State, nodeIPs ...string) *tracer {
@@ -122,6 +123,7 @@ func (tr *tracer) chain(name string) *Chain {
 }
 
 func (tr *tracer) trace(p packet) result {
+	tr.seen = 0
 	var target *Verdict
 	for _, f := range tr.frags {
 		if v, ok := f.ServiceIPs[IPProtoPort{p.dst, p.proto, p.port}]; ok {
@@ -193,18 +195,14 @@ func (tr *tracer) run(name string, p packet, masq bool) (result, bool) {
 			tr.affinity[r.Update][p.src] = true
 		}
 		switch {
+		case r.Goto != "" && r.Random > 1: // endpoint tr.pick(n) of n is taken
+			n := r.Random + tr.seen
+			if tr.seen == tr.pick(n) {
+				return tr.run(r.Goto, p, masq)
+			}
+			tr.seen++
 		case r.Goto != "":
 			return tr.run(r.Goto, p, masq)
-		case r.Pick != nil:
-			i := tr.pick(r.Pick.N)
-			for _, f := range tr.frags {
-				for _, e := range f.Endpoints {
-					if e.ID == r.Pick.ID && e.Index == i {
-						return tr.run(e.Chain, p, masq)
-					}
-				}
-			}
-			panic("no endpoint element")
 		case r.DNAT.IsValid():
 			return result{verdict: "dnat", to: r.DNAT, masq: masq}, true
 		case r.Drop:

@@ -1,0 +1,324 @@
+// Command proxy measures the nftables service proxy's control path: with N
+// Services x 2 endpoints loaded, the time from creating one more Service (with
+// its EndpointSlice) until its element is in the kernel's service-ips map (seen
+// on the nftables netlink monitor), against the bare API round trip of the same
+// write (until a Service watch sees it); the first full sync when the agent
+// starts (clean, and after kill -9 with the old table still there); the
+// agent's RSS. Needs root: everything runs in a network namespace of its own.
+//
+//	go run ./bench/proxy [-services 1000|10000] [-changes 100]
+//
+// Each timed change is one API write (the Service create; its EndpointSlice
+// was written 300 ms before, beyond the agent's 100 ms --min-sync-period).
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/svcnet/svcnet/bench/harness"
+)
+
+const envInside = "SVCNET_BENCH_PROXY_NETNS"
+
+func main() {
+	services := flag.Int("services", 1000, "Services loaded (2 endpoints each)")
+	changes := flag.Int("changes", 100, "Services created one by one and timed")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench/proxy needs root (nftables, network namespaces)")
+		os.Exit(1)
+	}
+	var err error
+	if os.Getenv(envInside) == "" {
+		err = outside()
+	} else {
+		err = inside(*services, *changes)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func outside() error {
+	tmp, err := os.MkdirTemp("", "svcnet-bench-proxy-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "svcnet")
+	fmt.Println("building svcnet")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/svcnet").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v %s", err, out)
+	}
+	ns := fmt.Sprintf("svcnet-bench-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns add: %v %s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", ns).Run()
+	_ = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	self, _ := os.Executable()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, os.Args[1:]...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), envInside+"="+bin)
+	return cmd.Run()
+}
+
+// agent is a running `svcnet agent`, with the took= of its first full sync.
+type agent struct {
+	cmd  *exec.Cmd
+	sync chan time.Duration
+	done chan struct{}
+}
+
+var tookRE = regexp.MustCompile(`msg="proxy rules synced".* took=([0-9.]+[µmn]?s)`)
+
+func startAgent(bin, kubeconfig string) (*agent, error) {
+	a := &agent{cmd: exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--node-name", "bench", "--node-ip", "127.0.0.1",
+		"--pod-runtime=off", "--proxy-mode=nftables", "--dns-resolv-conf", "", "--log-level", logLevel()), sync: make(chan time.Duration, 1), done: make(chan struct{})}
+	stderr, _ := a.cmd.StderrPipe()
+	if err := a.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "error:") || strings.Contains(sc.Text(), "failed") || strings.Contains(sc.Text(), "(partial)") {
+				fmt.Fprintln(os.Stderr, "agent:", sc.Text())
+			}
+			if m := tookRE.FindStringSubmatch(sc.Text()); m != nil {
+				d, _ := time.ParseDuration(m[1])
+				select {
+				case a.sync <- d:
+				default:
+				}
+			}
+		}
+	}()
+	go func() { _ = a.cmd.Wait(); close(a.done) }()
+	return a, nil
+}
+
+func (a *agent) firstSync() (time.Duration, error) {
+	select {
+	case d := <-a.sync:
+		return d, nil
+	case <-a.done:
+		return 0, fmt.Errorf("agent exited")
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("no full sync within 5 minutes")
+	}
+}
+
+func (a *agent) stop(kill bool) {
+	if kill {
+		_ = a.cmd.Process.Kill()
+	} else {
+		_ = a.cmd.Process.Signal(os.Interrupt)
+	}
+	<-a.done
+}
+
+func inside(n, changes int) error {
+	bin := os.Getenv(envInside)
+	ctx := context.Background()
+	c, err := harness.Start(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Printf("loading %d Services x 2 endpoints\n", n)
+	t0 := time.Now()
+	if err := harness.Parallel(n, 16, func(i int) error { return createService(ctx, c.Client, fmt.Sprintf("s%d", i), i) }); err != nil {
+		return err
+	}
+	fmt.Printf("  loaded in %v\n", time.Since(t0).Round(time.Millisecond))
+
+	a, err := startAgent(bin, c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cold, err := a.firstSync()
+	if err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
+	rss := rssKiB(a.cmd.Process.Pid)
+
+	conn, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	mon := nftables.NewMonitor() // every object: with an object filter the library drops the NEWGEN that ends a batch
+	events, err := conn.AddMonitor(mon)
+	if err != nil {
+		return err
+	}
+	defer mon.Close()
+	seen := make(chan netip.Addr, 1024)
+	go func() {
+		for ev := range events {
+			if ev.Type != nftables.MonitorEventTypeNewSetElem {
+				continue
+			}
+			elems, _ := ev.Data.([]nftables.SetElement)
+			if os.Getenv("BENCH_DEBUG") != "" {
+				fmt.Fprintf(os.Stderr, "monitor: %d elements %v\n", len(elems), ev.Error)
+				for _, e := range elems {
+					fmt.Fprintf(os.Stderr, "  key %x\n", e.Key)
+				}
+			}
+			for _, e := range elems {
+				if len(e.Key) == 12 { // ip . proto . port: a service-ips element
+					ip, _ := netip.AddrFromSlice(e.Key[:4])
+					seen <- ip
+				}
+			}
+		}
+	}()
+	w, err := c.Client.CoreV1().Services("default").Watch(ctx, metav1.ListOptions{LabelSelector: "bench=change"})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	var prog, base []time.Duration
+	for i := 0; i < changes; i++ {
+		name := fmt.Sprintf("change-%d", i)
+		// The endpoints exist first (a slice of a Service not yet there: no rules);
+		// the timed change is the one API write that creates the Service.
+		if err := createSlice(ctx, c.Client, name, n+i); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond) // the slice's own sync (delayed up to --min-sync-period) is done
+		start := time.Now()
+		svc, err := c.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels: map[string]string{"bench": "change"}}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		ip := netip.MustParseAddr(svc.Spec.ClusterIP)
+		for got := false; !got; {
+			select {
+			case ev := <-w.ResultChan():
+				if ev.Type == watch.Added && ev.Object.(*corev1.Service).Name == name {
+					base = append(base, time.Since(start))
+				}
+			case a := <-seen:
+				if a == ip {
+					prog = append(prog, time.Since(start))
+					got = true
+				}
+			case <-time.After(30 * time.Second):
+				out, _ := exec.Command("nft", "list", "map", "ip", "svcnet", "service-ips").CombinedOutput()
+				return fmt.Errorf("service %s (%s) not seen programmed within 30s; in the kernel: %v", name, ip, strings.Contains(string(out), ip.String()+" "))
+			}
+		}
+	}
+	a.stop(false)
+	a2, err := startAgent(bin, c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	warm, err := a2.firstSync()
+	if err != nil {
+		return err
+	}
+	a2.stop(true) // kill -9: the table stays
+	a3, err := startAgent(bin, c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	stale, err := a3.firstSync()
+	if err != nil {
+		return err
+	}
+	a3.stop(false)
+
+	fmt.Printf("\n%d Services x 2 endpoints, nftables backend:\n", n)
+	fmt.Printf("  one new Service -> element in the kernel: p50 %v  p99 %v\n", pct(prog, 50), pct(prog, 99))
+	fmt.Printf("  baseline, the same create -> Service watch event: p50 %v  p99 %v\n", pct(base, 50), pct(base, 99))
+	fmt.Printf("  ratio p50 %.2fx  p99 %.2fx\n", ratio(pct(prog, 50), pct(base, 50)), ratio(pct(prog, 99), pct(base, 99)))
+	fmt.Printf("  first full sync: cold %v, after a clean restart %v, after kill -9 (old table present) %v\n",
+		cold.Round(time.Millisecond), warm.Round(time.Millisecond), stale.Round(time.Millisecond))
+	fmt.Printf("  agent RSS after the first sync: %d MiB\n", rss>>10)
+	return nil
+}
+
+func createService(ctx context.Context, cs kubernetes.Interface, name string, i int) error {
+	if _, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	return createSlice(ctx, cs, name, i)
+}
+
+// createSlice gives Service name two endpoints (addresses that need not exist).
+func createSlice(ctx context.Context, cs kubernetes.Interface, name string, i int) error {
+	port, ready := int32(8080), true
+	var eps []discoveryv1.Endpoint
+	for j := 0; j < 2; j++ {
+		k := 2*i + j
+		eps = append(eps, discoveryv1.Endpoint{Addresses: []string{fmt.Sprintf("10.244.%d.%d", k/250, k%250+2)},
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	_, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name + "-x",
+		Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps, Ports: []discoveryv1.EndpointPort{{Port: &port}}}, metav1.CreateOptions{})
+	return err
+}
+
+func rssKiB(pid int) int64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)].Round(10 * time.Microsecond)
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// logLevel is the agent's log level: BENCH_AGENT_LOG=debug shows each partial sync.
+func logLevel() string {
+	if l := os.Getenv("BENCH_AGENT_LOG"); l != "" {
+		return l
+	}
+	return "info"
+}
