@@ -83,8 +83,8 @@ type Rule struct {
 	Goto   string
 	Random int            // with Goto: only when numgen random mod Random == 0 (0: always)
 	DNAT   netip.AddrPort // meta l4proto <proto> dnat ip to <addr:port>
-	Proto corev1.Protocol
-	Drop  bool
+	Proto  corev1.Protocol
+	Drop   bool
 }
 
 // Chain is a regular chain of one service port.
