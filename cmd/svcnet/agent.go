@@ -120,11 +120,19 @@ func (f *agentFlags) run(cmd *cobra.Command, cfg *rest.Config, ready chan<- stru
 func newAgentCmd() *cobra.Command {
 	var f agentFlags
 	var kubeconfig string
+	var cleanup bool
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: register the node, heartbeat, run its pods, serve cluster DNS",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cleanup {
+				if err := agent.Cleanup(f.o.ServiceCIDR); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "svcnet agent: proxy rules and the service CIDR route removed")
+				return nil
+			}
 			if f.o.NodeIP == "" {
 				return fmt.Errorf("--node-ip: required")
 			}
@@ -150,6 +158,7 @@ func newAgentCmd() *cobra.Command {
 	home, _ := os.UserHomeDir()
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", filepath.Join(home, ".kube", "config"), "kubeconfig with this node's identity (svcnet kubeconfig --user system:node:NAME)")
 	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP)")
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove what the service proxy programmed (nftables table, service CIDR route) and exit")
 	cmd.Flags().StringVar(&f.o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network of the cluster: the proxy masquerades traffic from elsewhere to cluster IPs")
 	cmd.Flags().StringVar(&f.o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "cluster IP range: the proxy rejects traffic to unallocated cluster IPs in it")
 	f.add(cmd.Flags())

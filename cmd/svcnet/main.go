@@ -41,6 +41,6 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newUpCmd(), newServerCmd(), newAgentCmd(), newDNSCmd(), newAgnhostCmd(), newKubeconfigCmd(), newVersionCmd())
+	root.AddCommand(newUpCmd(), newServerCmd(), newAgentCmd(), newDNSCmd(), newAgnhostCmd(), newKubeconfigCmd(), newExplainCmd(), newVersionCmd())
 	return root
 }

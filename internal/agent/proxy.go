@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -78,4 +80,22 @@ func serviceRoute(cidr netip.Prefix, add bool) error {
 		return netlink.RouteReplace(r)
 	}
 	return netlink.RouteDel(r)
+}
+
+// Cleanup removes what a proxy left (svcnet agent --cleanup): the nftables
+// table and the service CIDR route. What is already gone is not an error.
+func Cleanup(serviceCIDR string) error {
+	be, err := nftables.New(nftables.Config{})
+	if err != nil {
+		return err
+	}
+	if err := be.Cleanup(); err != nil {
+		return err
+	}
+	if p, err := netip.ParsePrefix(serviceCIDR); err == nil {
+		if err := serviceRoute(p.Masked(), false); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("service CIDR route: %w", err)
+		}
+	}
+	return nil
 }
