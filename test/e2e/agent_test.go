@@ -26,7 +26,7 @@ func TestAgentJoinsAndDies(t *testing.T) {
 	}
 	kc := writeFile(t, filepath.Join(dir, "agent-b.kubeconfig"), string(out), 0o600)
 	args := []string{"agent", "--kubeconfig", kc, "--node-name", "agent-b", "--node-ip", "192.0.2.20",
-		"--cluster-dns-listen", "10.96.0.53:53", "--dns-resolv-conf", "", "--node-lease-duration", "2s", "--pod-runtime=off"}
+		"--cluster-dns-listen", "10.96.0.53:53", "--dns-resolv-conf", "", "--node-lease-duration", "2s", "--pod-runtime=off", "--proxy-mode=none"}
 	agent := startProcess(t, dir, 0, kc, "svcnet agent: node agent-b registered", args...)
 	ready := func(o string) bool { return strings.Count(o, " Ready ") == 2 }
 	waitKubectl(t, c, "two Ready nodes", 20*time.Second, ready, "get", "nodes")
