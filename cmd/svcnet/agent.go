@@ -42,7 +42,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
 	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
-	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, none, or auto (nftables when root on Linux)")
+	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, userspace, none, or auto (nftables when root on Linux, else userspace)")
 	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 100*time.Millisecond, "the proxy writes rules at most once per period (changes in between are batched)")
 	fs.IntVar(&f.o.AgentPort, "agent-port", 10250, "HTTPS port the API server reaches for logs, exec and attach (the kubelet's port)")
 }
@@ -67,10 +67,12 @@ func (f *agentFlags) resolve() error {
 	}
 	switch f.proxyMode {
 	case "auto":
-		f.o.ProxyMode = "none"
+		f.o.ProxyMode = "userspace"
 		if os.Geteuid() == 0 && goruntime.GOOS == "linux" {
 			f.o.ProxyMode = "nftables"
 		}
+	case "userspace":
+		f.o.ProxyMode = "userspace"
 	case "nftables":
 		if os.Geteuid() != 0 {
 			return fmt.Errorf("--proxy-mode=nftables: needs root (it programs the kernel's nftables)")
@@ -79,7 +81,7 @@ func (f *agentFlags) resolve() error {
 	case "none":
 		f.o.ProxyMode = "none"
 	default:
-		return fmt.Errorf("--proxy-mode: %q is not nftables, none or auto", f.proxyMode)
+		return fmt.Errorf("--proxy-mode: %q is not nftables, userspace, none or auto", f.proxyMode)
 	}
 	f.o.ClusterDNS = splitList(f.clusterDNS)
 	f.o.CNIPluginDirs = splitList(f.cniDirs)

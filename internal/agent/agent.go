@@ -55,7 +55,7 @@ type Options struct {
 	AgentPort int
 	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
 	ClientCA []byte
-	// ProxyMode is the service proxy backend: nftables, or none.
+	// ProxyMode is the service proxy backend: nftables, userspace, or none.
 	ProxyMode     string
 	ClusterCIDR   string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
 	ServiceCIDR   string // cluster IPs outside the allocated ones are rejected
@@ -93,7 +93,7 @@ func (o *Options) Validate() error {
 	switch o.ProxyMode {
 	case "", "none":
 		o.ProxyMode = "none"
-	case "nftables":
+	case "nftables", "userspace":
 		for flag, v := range map[string]string{"--cluster-cidr": o.ClusterCIDR, "--service-cluster-ip-range": o.ServiceCIDR} {
 			if v == "" {
 				continue
@@ -103,7 +103,7 @@ func (o *Options) Validate() error {
 			}
 		}
 	default:
-		return fmt.Errorf("--proxy-mode: %q is not nftables or none", o.ProxyMode)
+		return fmt.Errorf("--proxy-mode: %q is not nftables, userspace or none", o.ProxyMode)
 	}
 	for _, ip := range o.ClusterDNS {
 		if _, err := netip.ParseAddr(ip); err != nil {

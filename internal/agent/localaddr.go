@@ -25,10 +25,16 @@ func isLocal(ip netip.Addr) bool {
 	return false
 }
 
-// ensureLocal makes ip an address of this node: if no interface has it, it goes
-// on the dummy interface svcnet-dns, or on lo where the kernel has no dummy
+// ServiceLink is the dummy interface the userspace proxy puts cluster IPs on.
+const ServiceLink = "svcnet-svc"
+
+// ensureLocal makes ip an address of this node for the cluster DNS.
+func ensureLocal(ip netip.Addr) (func(), error) { return ensureLocalOn(DNSLink, ip) }
+
+// ensureLocalOn makes ip an address of this node: if no interface has it, it
+// goes on the dummy interface linkName, or on lo where the kernel has no dummy
 // links (root only). The returned function removes what was added.
-func ensureLocal(ip netip.Addr) (func(), error) {
+func ensureLocalOn(linkName string, ip netip.Addr) (func(), error) {
 	if ip.IsUnspecified() || ip.IsLoopback() || isLocal(ip) {
 		return func() {}, nil
 	}
@@ -37,12 +43,12 @@ func ensureLocal(ip netip.Addr) (func(), error) {
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(ip.BitLen(), ip.BitLen())}}
 	created := false
-	link, err := netlink.LinkByName(DNSLink)
+	link, err := netlink.LinkByName(linkName)
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {
-		if netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: DNSLink}}) == nil {
+		if netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: linkName}}) == nil {
 			created = true
-			link, err = netlink.LinkByName(DNSLink)
+			link, err = netlink.LinkByName(linkName)
 		} else {
 			link, err = netlink.LinkByName("lo") // no dummy links in this kernel
 		}

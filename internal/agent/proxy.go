@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/proxy"
 	"github.com/svcnet/svcnet/internal/proxy/nftables"
+	"github.com/svcnet/svcnet/internal/proxy/userspace"
 )
 
 // startProxy runs the service proxy until ctx ends; it returns once the first
@@ -26,11 +28,27 @@ func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
 	if a.o.ServiceCIDR != "" {
 		c.ServiceCIDR = netip.MustParsePrefix(a.o.ServiceCIDR).Masked()
 	}
-	be, err := nftables.New(c)
-	if err != nil {
-		return fmt.Errorf("--proxy-mode nftables: %w", err)
+	var be proxy.Backend
+	route := false
+	switch a.o.ProxyMode {
+	case "userspace":
+		o := userspace.Options{Log: log}
+		if os.Geteuid() == 0 {
+			o.MakeLocal = func(ip netip.Addr) (func(), error) { return ensureLocalOn(ServiceLink, ip) }
+		} else {
+			log.Warn("userspace proxy without root: only node ports are served (cluster IPs cannot be made local)")
+		}
+		be = userspace.New(o)
+	default:
+		nb, err := nftables.New(c)
+		if err != nil {
+			return fmt.Errorf("--proxy-mode nftables: %w", err)
+		}
+		nb.Log = func(msg string, err error) { log.Warn(msg, "err", err) }
+		be = nb
+		route = c.ServiceCIDR.IsValid()
 	}
-	if c.ServiceCIDR.IsValid() {
+	if route {
 		if err := serviceRoute(c.ServiceCIDR, true); err != nil {
 			return fmt.Errorf("route for --service-cluster-ip-range: %w", err)
 		}
@@ -43,9 +61,9 @@ func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
 		defer close(done)
 		p.Run(ctx, a.client, ready)
 		if err := be.Cleanup(); err != nil { // rules of a stopped proxy would point at stale pods
-			log.Warn("removing the proxy rules", "err", err)
+			log.Warn("removing what the proxy set up", "err", err)
 		}
-		if c.ServiceCIDR.IsValid() {
+		if route {
 			if err := serviceRoute(c.ServiceCIDR, false); err != nil {
 				log.Warn("removing the service CIDR route", "err", err)
 			}

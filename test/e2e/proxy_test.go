@@ -130,10 +130,16 @@ spec:
 // machine): cluster IPs from the node and from pods with requests spread over
 // the pods, node ports from outside, Local policy keeping the client address,
 // affinity, refusal without endpoints, UDP across an endpoint change.
-func TestServiceProxyNftables(t *testing.T) {
+func TestServiceProxyNftables(t *testing.T) { testServiceProxy(t, "nftables") }
+
+// TestServiceProxyUserspace is the same with the userspace backend (cluster IPs
+// on a local interface, Go listeners), plus a pod SIGKILLed under load.
+func TestServiceProxyUserspace(t *testing.T) { testServiceProxy(t, "userspace") }
+
+func testServiceProxy(t *testing.T, mode string) {
 	requireCNI(t)
 	dir := t.TempDir()
-	c := startCluster(t, dir, freePort(t), "--pod-runtime=on", "--proxy-mode=nftables", "--node-name", "local", "--dns-resolv-conf", "")
+	c := startCluster(t, dir, freePort(t), "--pod-runtime=on", "--proxy-mode="+mode, "--node-name", "local", "--dns-resolv-conf", "")
 	client := fmt.Sprintf("svcnet-e2e-client-%d", os.Getpid())
 	for _, args := range [][]string{
 		{"netns", "add", client},
@@ -197,9 +203,13 @@ func TestServiceProxyNftables(t *testing.T) {
 	if body, err := getPath(client, "192.168.50.1:30080", "/"); err != nil || !strings.HasPrefix(body, "httpd-") {
 		t.Errorf("NodePort 30080 from the client namespace: %q, %v", body, err)
 	}
-	// externalTrafficPolicy Local: the pod sees the client's own address.
-	if body, err := getPath(client, "192.168.50.1:30000", "/clientip"); err != nil || !strings.HasPrefix(body, "192.168.50.2:") {
+	body, err := getPath(client, "192.168.50.1:30000", "/clientip")
+	if mode == "nftables" && (err != nil || !strings.HasPrefix(body, "192.168.50.2:")) {
+		// externalTrafficPolicy Local: the pod sees the client's own address.
 		t.Errorf("Local policy /clientip from 192.168.50.2 = %q, %v; want the client's address", body, err)
+	}
+	if mode == "userspace" && err != nil { // a userspace proxy terminates the connection: the node's address shows
+		t.Errorf("node port 30000 from the client namespace: %v", err)
 	}
 
 	// sessionAffinity ClientIP pins the node's requests to one pod.
@@ -215,14 +225,40 @@ func TestServiceProxyNftables(t *testing.T) {
 		t.Errorf("ClientIP affinity: 30 requests reached %v", sticky)
 	}
 
-	// No endpoints: refused at once, not a timeout.
+	// No endpoints: an immediate failure, not a timeout (the kernel path refuses
+	// the connection; the userspace one resets it).
 	start := time.Now()
-	_, err := net.DialTimeout("tcp", ip("nobody")+":80", 3*time.Second)
-	if err == nil || !isRefused(err) || time.Since(start) > time.Second {
-		t.Errorf("service without endpoints: %v after %v; want connection refused at once", err, time.Since(start))
+	if _, err := httpGet("http://" + ip("nobody") + "/"); err == nil || time.Since(start) > time.Second {
+		t.Errorf("service without endpoints: %v after %v; want a failure at once", err, time.Since(start))
 	}
-	if _, err := net.DialTimeout("tcp", "10.96.255.254:80", 3*time.Second); err == nil || !isRefused(err) {
-		t.Errorf("unallocated cluster IP: %v; want connection refused", err)
+	if mode == "nftables" {
+		if _, err := net.DialTimeout("tcp", ip("nobody")+":80", 3*time.Second); err == nil || !isRefused(err) {
+			t.Errorf("service without endpoints: %v; want connection refused", err)
+		}
+		if _, err := net.DialTimeout("tcp", "10.96.255.254:80", 3*time.Second); err == nil || !isRefused(err) {
+			t.Errorf("unallocated cluster IP: %v; want connection refused", err)
+		}
+	}
+
+	if mode == "userspace" {
+		// A pod SIGKILLed in the middle of 200 requests costs none of them: a
+		// failed dial is retried on another endpoint.
+		uid := strings.TrimSpace(c.must("get", "pod", pod, "-o", "jsonpath={.metadata.uid}"))
+		st := agentPods(t, filepath.Join(dir, "agent"))[uid]
+		failed := 0
+		for i := 0; i < 200; i++ {
+			if i == 50 && len(st.Procs) == 1 {
+				if err := syscall.Kill(st.Procs[0].Pid, syscall.SIGKILL); err != nil {
+					t.Errorf("kill pod process: %v", err)
+				}
+			}
+			if _, err := httpGet("http://" + svcIP + "/"); err != nil {
+				failed++
+			}
+		}
+		if failed > 0 || len(st.Procs) != 1 {
+			t.Errorf("%d of 200 requests failed around a SIGKILLed pod (procs %v)", failed, st.Procs)
+		}
 	}
 
 	// UDP, from one client port, keeps working when its endpoint changes.

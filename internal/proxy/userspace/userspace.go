@@ -1,0 +1,430 @@
+// Package userspace is the service proxy backend that needs no kernel rules:
+// one Go listener per service port (TCP and UDP) on the cluster IP (made a
+// local address when root) and on node ports. A TCP connection goes to an
+// endpoint chosen at random (or the client's pinned one with ClientIP
+// affinity); when the dial fails the next endpoint is tried, so a dead pod
+// costs no failed connection. Bytes move with io.Copy between *net.TCPConn,
+// which splices on Linux (no copies through user space).
+package userspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/svcnet/svcnet/internal/proxy"
+)
+
+// Options configure the backend.
+type Options struct {
+	// MakeLocal makes a cluster IP an address of this node and returns its undo
+	// (nil: cluster IPs are not served, as without root).
+	MakeLocal func(netip.Addr) (func(), error)
+	// NodePortAddresses are where node ports listen (default: all addresses).
+	NodePortAddresses []netip.Addr
+	DialTimeout       time.Duration
+	UDPIdleTimeout    time.Duration
+	Log               *slog.Logger
+}
+
+// Backend is the userspace proxy.
+type Backend struct {
+	o     Options
+	mu    sync.Mutex
+	ports map[proxy.Key]*servicePort
+	ips   map[netip.Addr]func() // cluster IPs made local, with their undo
+}
+
+var _ proxy.Backend = (*Backend)(nil)
+
+// New builds the backend.
+func New(o Options) *Backend {
+	if o.DialTimeout == 0 {
+		o.DialTimeout = time.Second
+	}
+	if o.UDPIdleTimeout == 0 {
+		o.UDPIdleTimeout = 30 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Backend{o: o, ports: map[proxy.Key]*servicePort{}, ips: map[netip.Addr]func(){}}
+}
+
+// Name is the --proxy-mode value of this backend.
+func (b *Backend) Name() string { return "userspace" }
+
+// servicePort is the listeners and endpoints of one service port.
+type servicePort struct {
+	sp        *proxy.ServicePort
+	mu        sync.Mutex
+	endpoints []netip.AddrPort
+	affinity  map[netip.Addr]affinityEntry
+	closers   []io.Closer
+	log       *slog.Logger
+	o         *Options
+}
+
+type affinityEntry struct {
+	ep   netip.AddrPort
+	last time.Time
+}
+
+// Sync opens, updates and closes listeners to match the state.
+func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if full {
+		changed = nil
+		for k := range st.Services {
+			changed = append(changed, k)
+		}
+		for k := range b.ports {
+			if _, ok := st.Services[k]; !ok {
+				changed = append(changed, k)
+			}
+		}
+	}
+	var errs []error
+	for _, k := range changed {
+		sp, ok := st.Services[k]
+		cur := b.ports[k]
+		if !ok || sp.Port == 0 {
+			if cur != nil {
+				cur.close()
+				delete(b.ports, k)
+			}
+			continue
+		}
+		var eps []netip.AddrPort
+		for _, e := range proxy.Usable(st.Endpoints[k], sp.InternalLocal) {
+			eps = append(eps, e.Addr)
+		}
+		if cur != nil && sameListen(cur.sp, sp) {
+			cur.setEndpoints(eps)
+			cur.sp = sp
+			continue
+		}
+		if cur != nil {
+			cur.close()
+			delete(b.ports, k)
+		}
+		p := &servicePort{sp: sp, affinity: map[netip.Addr]affinityEntry{}, log: b.o.Log.With("service", k.String()), o: &b.o}
+		p.setEndpoints(eps)
+		if err := b.open(p); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		}
+		b.ports[k] = p
+	}
+	b.releaseIPs(st)
+	return errors.Join(errs...)
+}
+
+// sameListen reports whether a port's listeners can stay as they are.
+func sameListen(a, b *proxy.ServicePort) bool {
+	return a.ClusterIP == b.ClusterIP && a.Port == b.Port && a.NodePort == b.NodePort && a.Protocol == b.Protocol &&
+		fmt.Sprint(a.ExternalIPs, a.LoadBalancerIPs) == fmt.Sprint(b.ExternalIPs, b.LoadBalancerIPs) && a.AffinityTimeout == b.AffinityTimeout
+}
+
+// open starts the listeners of a port: cluster, external and LB IPs, node port.
+func (b *Backend) open(p *servicePort) error {
+	var addrs []netip.AddrPort
+	if b.o.MakeLocal != nil {
+		for _, ip := range append(append([]netip.Addr{p.sp.ClusterIP}, p.sp.ExternalIPs...), p.sp.LoadBalancerIPs...) {
+			if _, ok := b.ips[ip]; !ok {
+				undo, err := b.o.MakeLocal(ip)
+				if err != nil {
+					return err
+				}
+				b.ips[ip] = undo
+			}
+			addrs = append(addrs, netip.AddrPortFrom(ip, uint16(p.sp.Port)))
+		}
+	}
+	if p.sp.NodePort != 0 {
+		nodeAddrs := b.o.NodePortAddresses
+		if len(nodeAddrs) == 0 {
+			nodeAddrs = []netip.Addr{netip.IPv4Unspecified()}
+		}
+		for _, a := range nodeAddrs {
+			addrs = append(addrs, netip.AddrPortFrom(a, uint16(p.sp.NodePort)))
+		}
+	}
+	for _, a := range addrs {
+		if err := p.listen(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseIPs removes local cluster IPs no service port uses any more.
+func (b *Backend) releaseIPs(st *proxy.State) {
+	used := map[netip.Addr]bool{}
+	for _, p := range b.ports {
+		used[p.sp.ClusterIP] = true
+		for _, ip := range append(append([]netip.Addr{}, p.sp.ExternalIPs...), p.sp.LoadBalancerIPs...) {
+			used[ip] = true
+		}
+	}
+	for ip, undo := range b.ips {
+		if !used[ip] {
+			undo()
+			delete(b.ips, ip)
+		}
+	}
+}
+
+// Cleanup closes every listener and removes the addresses it added.
+func (b *Backend) Cleanup() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, p := range b.ports {
+		p.close()
+		delete(b.ports, k)
+	}
+	for ip, undo := range b.ips {
+		undo()
+		delete(b.ips, ip)
+	}
+	return nil
+}
+
+// Listening describes the listeners (for explain and tests).
+func (b *Backend) Listening() map[proxy.Key][]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[proxy.Key][]string{}
+	for k, p := range b.ports {
+		p.mu.Lock()
+		for _, c := range p.closers {
+			switch l := c.(type) {
+			case net.Listener:
+				out[k] = append(out[k], "tcp "+l.Addr().String())
+			case net.PacketConn:
+				out[k] = append(out[k], "udp "+l.LocalAddr().String())
+			}
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+func (p *servicePort) setEndpoints(eps []netip.AddrPort) {
+	p.mu.Lock()
+	p.endpoints = eps
+	p.mu.Unlock()
+}
+
+func (p *servicePort) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.closers {
+		c.Close()
+	}
+	p.closers = nil
+}
+
+// candidates is the order endpoints are tried for a client: its pinned one
+// first (affinity), then from a random start.
+func (p *servicePort) candidates(client netip.Addr) []netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.endpoints)
+	if n == 0 {
+		return nil
+	}
+	out := make([]netip.AddrPort, 0, n)
+	start := rand.IntN(n)
+	if p.sp.AffinityTimeout > 0 {
+		if a, ok := p.affinity[client]; ok && time.Since(a.last) < time.Duration(p.sp.AffinityTimeout)*time.Second {
+			for i, e := range p.endpoints {
+				if e == a.ep {
+					start = i
+				}
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		out = append(out, p.endpoints[(start+i)%n])
+	}
+	return out
+}
+
+func (p *servicePort) remember(client netip.Addr, ep netip.AddrPort) {
+	if p.sp.AffinityTimeout == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.affinity[client] = affinityEntry{ep: ep, last: time.Now()}
+	p.mu.Unlock()
+}
+
+func (p *servicePort) listen(a netip.AddrPort) error {
+	if p.sp.Protocol == corev1.ProtocolUDP {
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.closers = append(p.closers, pc)
+		p.mu.Unlock()
+		go p.serveUDP(pc)
+		return nil
+	}
+	ln, err := net.Listen("tcp", a.String())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.closers = append(p.closers, ln)
+	p.mu.Unlock()
+	go p.serveTCP(ln)
+	return nil
+}
+
+func (p *servicePort) serveTCP(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.forward(c.(*net.TCPConn))
+	}
+}
+
+// forward connects a client to the first endpoint that accepts, then copies
+// both ways (splice between the two sockets on Linux).
+func (p *servicePort) forward(client *net.TCPConn) {
+	defer client.Close()
+	from := client.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	var up *net.TCPConn
+	for _, ep := range p.candidates(from) {
+		d := net.Dialer{Timeout: p.o.DialTimeout}
+		c, err := d.Dial("tcp", ep.String())
+		if err == nil {
+			up = c.(*net.TCPConn)
+			p.remember(from, ep)
+			break
+		}
+		p.log.Debug("endpoint refused a connection; trying the next", "endpoint", ep, "err", err)
+	}
+	if up == nil {
+		_ = client.SetLinger(0) // no endpoint: reset, like the kernel path's reject
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(up, client)
+		_ = up.CloseWrite()
+		close(done)
+	}()
+	_, _ = io.Copy(client, up)
+	_ = client.CloseWrite()
+	<-done
+}
+
+// serveUDP relays datagrams: one upstream socket per client address, closed
+// after UDPIdleTimeout without traffic.
+func (p *servicePort) serveUDP(pc *net.UDPConn) {
+	type session struct {
+		up   *net.UDPConn
+		last time.Time
+	}
+	var mu sync.Mutex
+	sessions := map[netip.AddrPort]*session{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // reap idle sessions
+		t := time.NewTicker(p.o.UDPIdleTimeout / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			for k, s := range sessions {
+				if time.Since(s.last) > p.o.UDPIdleTimeout {
+					s.up.Close()
+					delete(sessions, k)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			mu.Lock()
+			for _, s := range sessions {
+				s.up.Close()
+			}
+			mu.Unlock()
+			return
+		}
+		mu.Lock()
+		s := sessions[from]
+		if s != nil && !p.has(s.up.RemoteAddr().(*net.UDPAddr).AddrPort()) { // its endpoint is gone
+			s.up.Close()
+			delete(sessions, from)
+			s = nil
+		}
+		if s == nil {
+			for _, ep := range p.candidates(from.Addr().Unmap()) {
+				up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ep))
+				if err != nil {
+					continue
+				}
+				p.remember(from.Addr().Unmap(), ep)
+				s = &session{up: up}
+				sessions[from] = s
+				go func(client netip.AddrPort, up *net.UDPConn) {
+					rb := make([]byte, 65535)
+					for {
+						n, err := up.Read(rb)
+						if err != nil {
+							return
+						}
+						_, _ = pc.WriteToUDPAddrPort(rb[:n], client)
+					}
+				}(from, up)
+				break
+			}
+		}
+		if s != nil {
+			s.last = time.Now()
+			_, _ = s.up.Write(buf[:n])
+		}
+		mu.Unlock()
+	}
+}
+
+func (p *servicePort) has(ep netip.AddrPort) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.endpoints {
+		if e == ep {
+			return true
+		}
+	}
+	return false
+}
+
+// String is used in logs.
+func (p *servicePort) String() string {
+	return p.sp.Key.String() + " " + net.JoinHostPort(p.sp.ClusterIP.String(), strconv.Itoa(int(p.sp.Port)))
+}
