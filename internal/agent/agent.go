@@ -60,6 +60,8 @@ type Options struct {
 	ClusterCIDR   string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
 	ServiceCIDR   string // cluster IPs outside the allocated ones are rejected
 	MinSyncPeriod time.Duration
+	// HealthzAddress and MetricsAddress serve the proxy's /healthz and /metrics (empty: off).
+	HealthzAddress, MetricsAddress string
 	Log           *slog.Logger
 	Now           func() time.Time
 }

@@ -2,8 +2,12 @@ package agent
 
 import (
 	"context"
+	"net/http"
+
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -53,7 +57,11 @@ func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
 			return fmt.Errorf("route for --service-cluster-ip-range: %w", err)
 		}
 	}
-	p := proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, Backend: be, Log: log})
+	reg := prometheus.NewRegistry()
+	p := proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, Backend: be, Log: log, Metrics: proxy.NewMetrics(reg)})
+	if err := a.serveProxyHTTP(ctx, p, reg, log); err != nil {
+		return err
+	}
 	a.proxier = p
 	ready := make(chan struct{})
 	done := make(chan struct{})
@@ -114,6 +122,49 @@ func Cleanup(serviceCIDR string) error {
 		if err := serviceRoute(p.Masked(), false); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("service CIDR route: %w", err)
 		}
+	}
+	return nil
+}
+
+// serveProxyHTTP serves kube-proxy's /healthz (200 while rules are fresh, 503
+// when changes wait longer than the limit) and /metrics, on the addresses of
+// --healthz-bind-address and --metrics-bind-address (empty: off).
+func (a *Agent) serveProxyHTTP(ctx context.Context, p *proxy.Proxier, reg *prometheus.Registry, log *slog.Logger) error {
+	serve := func(addr string, h http.Handler) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		go func() {
+			<-ctx.Done()
+			_ = srv.Close()
+		}()
+		return nil
+	}
+	health := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		ok, last := p.Healthy(max(10*a.o.MinSyncPeriod, 2*time.Second))
+		w.Header().Set("Content-Type", "application/json")
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"lastUpdated": %q, "currentTime": %q, "nodeEligible": true}`+"\n",
+			last.UTC().Format(time.RFC3339Nano), time.Now().UTC().Format(time.RFC3339Nano))
+	})
+	if err := serve(a.o.HealthzAddress, health); err != nil {
+		return fmt.Errorf("--healthz-bind-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", health)
+	if err := serve(a.o.MetricsAddress, mux); err != nil {
+		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	return nil
 }

@@ -240,6 +240,19 @@ func testServiceProxy(t *testing.T, mode string) {
 		}
 	}
 
+	// kube-proxy's /healthz and /metrics.
+	if body, err := httpGet("http://127.0.0.1:10256/healthz"); err != nil || !strings.Contains(body, `"lastUpdated"`) {
+		t.Errorf("/healthz: %q, %v", body, err)
+	}
+	metrics, err := httpGet("http://127.0.0.1:10249/metrics")
+	for _, want := range []string{"kubeproxy_sync_proxy_rules_duration_seconds_count", "kubeproxy_sync_full_proxy_rules_duration_seconds_count 1",
+		"kubeproxy_sync_partial_proxy_rules_duration_seconds_count", "kubeproxy_network_programming_duration_seconds_count",
+		"kubeproxy_sync_proxy_rules_last_timestamp_seconds", "kubeproxy_sync_proxy_rules_endpoint_changes_total"} {
+		if err != nil || !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s (%v)", want, err)
+		}
+	}
+
 	if mode == "userspace" {
 		// A pod SIGKILLed in the middle of 200 requests costs none of them: a
 		// failed dial is retried on another endpoint.
