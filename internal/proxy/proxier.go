@@ -96,6 +96,8 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 	if !cache.WaitForCacheSync(ctx.Done(), svcReg.HasSynced, epsReg.HasSynced) {
 		return
 	}
+	hc := NewHealthChecks(p.o.Log)
+	defer hc.Close()
 	full := true
 	retry := time.Second
 	var timer <-chan time.Time
@@ -127,6 +129,7 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 					ready = nil
 				}
 			}
+			hc.Sync(st)
 			full, retry, timer = false, time.Second, nil
 			p.mu.Lock()
 			p.lastSync, p.synced = now, true

@@ -104,6 +104,15 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: {name: lb-local}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: netexec}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
 metadata: {name: udp}
 spec:
   selector: {app: netexec}
@@ -238,6 +247,12 @@ func testServiceProxy(t *testing.T, mode string) {
 		if _, err := net.DialTimeout("tcp", "10.96.255.254:80", 3*time.Second); err == nil || !isRefused(err) {
 			t.Errorf("unallocated cluster IP: %v; want connection refused", err)
 		}
+	}
+
+	// The health-check node port of a LoadBalancer Service with Local policy.
+	hcPort := strings.TrimSpace(c.must("get", "svc", "lb-local", "-o", "jsonpath={.spec.healthCheckNodePort}"))
+	if hc, err := getPath(client, "192.168.50.1:"+hcPort, "/"); err != nil || !strings.Contains(hc, `"localEndpoints":1`) {
+		t.Errorf("health-check node port %s: %q, %v; want localEndpoints 1", hcPort, hc, err)
 	}
 
 	// kube-proxy's /healthz and /metrics.
