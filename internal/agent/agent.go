@@ -23,7 +23,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/svcnet/svcnet/internal/dns"
-	"github.com/svcnet/svcnet/internal/proxy"
 )
 
 // Version is what the node reports as its kubelet version.
@@ -121,7 +120,6 @@ type Agent struct {
 	client kubernetes.Interface
 	port   int // the agent port, once listening
 
-	proxier   *proxy.Proxier
 	proxyDone chan struct{}
 }
 

@@ -2,29 +2,123 @@ package agent
 
 import (
 	"context"
-	"net/http"
-
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/svcnet/svcnet/internal/proxy"
 	"github.com/svcnet/svcnet/internal/proxy/nftables"
 	"github.com/svcnet/svcnet/internal/proxy/userspace"
 )
 
-// startProxy runs the service proxy until ctx ends; it returns once the first
-// full sync is done, so the node is announced only with working Services.
+// ProxyConfigMap is the ConfigMap (in kube-system) whose data.proxyMode, when
+// set, overrides --proxy-mode; a change switches the backend live.
+const ProxyConfigMap = "svcnet-agent"
+
+// proxyRun is one running proxier with its backend.
+type proxyRun struct {
+	mode   string
+	p      *proxy.Proxier
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	retire bool // set before cancel: a switch, not a stop
+	done   chan struct{}
+}
+
+// startProxy runs the service proxy until ctx ends, switching backends when
+// the svcnet-agent ConfigMap says so; it returns once the first full sync is
+// done, so the node is announced only with working Services.
 func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
+	var cur atomic.Pointer[proxyRun]
+	r, err := a.runProxy(ctx, a.o.ProxyMode, log)
+	if err != nil {
+		return err
+	}
+	cur.Store(r)
+	if err := a.serveProxyHTTP(ctx, &cur); err != nil {
+		return err
+	}
+	modes := make(chan string, 1)
+	a.watchProxyMode(ctx, modes)
+	done := make(chan struct{})
+	a.proxyDone = done
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				<-cur.Load().done
+				return
+			case m := <-modes:
+				old := cur.Load()
+				if m == "" {
+					m = a.o.ProxyMode
+				}
+				if m == old.mode {
+					continue
+				}
+				log.Info("switching the service proxy backend", "from", old.mode, "to", m)
+				next, err := a.runProxy(ctx, m, log) // the new one first: no gap without rules or listeners
+				if err != nil {
+					log.Error("switching the service proxy backend failed; keeping the old one", "to", m, "err", err)
+					continue
+				}
+				old.retire = true
+				old.cancel()
+				<-old.done
+				cur.Store(next)
+			}
+		}
+	}()
+	return nil
+}
+
+// watchProxyMode sends the proxyMode of the svcnet-agent ConfigMap ("" when it
+// has none or is deleted) on modes, latest value only.
+func (a *Agent) watchProxyMode(ctx context.Context, modes chan string) {
+	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithNamespace("kube-system"),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", ProxyConfigMap).String()
+		}))
+	send := func(m string) {
+		switch m {
+		case "", "nftables", "userspace":
+		default:
+			a.o.Log.Warn("svcnet-agent ConfigMap: proxyMode is not nftables or userspace; ignored", "proxyMode", m)
+			return
+		}
+		select {
+		case <-modes:
+		default:
+		}
+		modes <- m
+	}
+	_, _ = factory.Core().V1().ConfigMaps().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { send(o.(*corev1.ConfigMap).Data["proxyMode"]) },
+		UpdateFunc: func(_, o any) { send(o.(*corev1.ConfigMap).Data["proxyMode"]) },
+		DeleteFunc: func(any) { send("") },
+	})
+	factory.Start(ctx.Done())
+}
+
+// runProxy starts a proxier with the backend of mode and waits for its first sync.
+func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) (*proxyRun, error) {
 	var c nftables.Config
 	if a.o.ClusterCIDR != "" {
 		c.ClusterCIDR = netip.MustParsePrefix(a.o.ClusterCIDR).Masked()
@@ -33,8 +127,8 @@ func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
 		c.ServiceCIDR = netip.MustParsePrefix(a.o.ServiceCIDR).Masked()
 	}
 	var be proxy.Backend
-	route := false
-	switch a.o.ProxyMode {
+	var nb *nftables.Backend
+	switch mode {
 	case "userspace":
 		o := userspace.Options{Log: log}
 		if os.Geteuid() == 0 {
@@ -44,47 +138,50 @@ func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
 		}
 		be = userspace.New(o)
 	default:
-		nb, err := nftables.New(c)
-		if err != nil {
-			return fmt.Errorf("--proxy-mode nftables: %w", err)
+		var err error
+		if nb, err = nftables.New(c); err != nil {
+			return nil, fmt.Errorf("--proxy-mode nftables: %w", err)
 		}
 		nb.Log = func(msg string, err error) { log.Warn(msg, "err", err) }
 		be = nb
-		route = c.ServiceCIDR.IsValid()
-	}
-	if route {
-		if err := serviceRoute(c.ServiceCIDR, true); err != nil {
-			return fmt.Errorf("route for --service-cluster-ip-range: %w", err)
+		if c.ServiceCIDR.IsValid() {
+			if err := serviceRoute(c.ServiceCIDR, true); err != nil {
+				return nil, fmt.Errorf("route for --service-cluster-ip-range: %w", err)
+			}
 		}
 	}
-	reg := prometheus.NewRegistry()
-	p := proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, Backend: be, Log: log, Metrics: proxy.NewMetrics(reg)})
-	if err := a.serveProxyHTTP(ctx, p, reg, log); err != nil {
-		return err
-	}
-	a.proxier = p
+	ctx, cancel := context.WithCancel(parent)
+	r := &proxyRun{mode: mode, reg: prometheus.NewRegistry(), cancel: cancel, done: make(chan struct{})}
+	r.p = proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, Backend: be, Log: log.With("proxy", mode),
+		Metrics: proxy.NewMetrics(r.reg)})
 	ready := make(chan struct{})
-	done := make(chan struct{})
 	go func() {
-		defer close(done)
-		p.Run(ctx, a.client, ready)
-		if err := be.Cleanup(); err != nil { // rules of a stopped proxy would point at stale pods
-			log.Warn("removing what the proxy set up", "err", err)
+		defer close(r.done)
+		r.p.Run(ctx, a.client, ready)
+		var err error
+		if nb != nil && r.retire {
+			err = nb.Retire() // keeps empty NAT hooks: established connections stay translated
+		} else {
+			err = be.Cleanup() // rules of a stopped proxy would point at stale pods
 		}
-		if route {
+		if err != nil {
+			log.Warn("removing what the proxy set up", "backend", mode, "err", err)
+		}
+		if nb != nil && !r.retire && c.ServiceCIDR.IsValid() {
 			if err := serviceRoute(c.ServiceCIDR, false); err != nil {
 				log.Warn("removing the service CIDR route", "err", err)
 			}
 		}
 	}()
-	a.proxyDone = done
 	select {
 	case <-ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		return r, nil
+	case <-r.done:
+		return nil, fmt.Errorf("service proxy (%s) stopped before its first sync", mode)
 	case <-time.After(60 * time.Second):
-		return fmt.Errorf("service proxy: no successful sync within 60s")
+		cancel()
+		<-r.done
+		return nil, fmt.Errorf("service proxy (%s): no successful sync within 60s", mode)
 	}
 }
 
@@ -127,9 +224,9 @@ func Cleanup(serviceCIDR string) error {
 }
 
 // serveProxyHTTP serves kube-proxy's /healthz (200 while rules are fresh, 503
-// when changes wait longer than the limit) and /metrics, on the addresses of
-// --healthz-bind-address and --metrics-bind-address (empty: off).
-func (a *Agent) serveProxyHTTP(ctx context.Context, p *proxy.Proxier, reg *prometheus.Registry, log *slog.Logger) error {
+// when changes wait longer than the limit) and /metrics of the current backend,
+// on --healthz-bind-address and --metrics-bind-address (empty: off).
+func (a *Agent) serveProxyHTTP(ctx context.Context, cur *atomic.Pointer[proxyRun]) error {
 	serve := func(addr string, h http.Handler) error {
 		if addr == "" {
 			return nil
@@ -147,7 +244,7 @@ func (a *Agent) serveProxyHTTP(ctx context.Context, p *proxy.Proxier, reg *prome
 		return nil
 	}
 	health := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		ok, last := p.Healthy(max(10*a.o.MinSyncPeriod, 2*time.Second))
+		ok, last := cur.Load().p.Healthy(max(10*a.o.MinSyncPeriod, 2*time.Second))
 		w.Header().Set("Content-Type", "application/json")
 		code := http.StatusOK
 		if !ok {
@@ -161,7 +258,9 @@ func (a *Agent) serveProxyHTTP(ctx context.Context, p *proxy.Proxier, reg *prome
 		return fmt.Errorf("--healthz-bind-address: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		promhttp.HandlerFor(cur.Load().reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	}))
 	mux.Handle("/healthz", health)
 	if err := serve(a.o.MetricsAddress, mux); err != nil {
 		return fmt.Errorf("--metrics-bind-address: %w", err)

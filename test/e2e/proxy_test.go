@@ -268,6 +268,35 @@ func testServiceProxy(t *testing.T, mode string) {
 		}
 	}
 
+	if mode == "nftables" {
+		// Live switch to userspace through the ConfigMap, and back. (Connections
+		// established through the kernel path are reset by the switch: known gap.)
+		c.must("create", "configmap", "svcnet-agent", "-n", "kube-system", "--from-literal=proxyMode=userspace")
+		deadline := time.Now().Add(15 * time.Second)
+		var out []byte
+		for time.Now().Before(deadline) { // the switch is done when the old backend's rules are gone
+			out, _ = exec.Command("nft", "list", "table", "ip", "svcnet").CombinedOutput()
+			if strings.Contains(c.logs(), "from=nftables to=userspace") && strings.Contains(string(out), "nat-prerouting") && !strings.Contains(string(out), "service-ips") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if strings.Contains(string(out), "service-ips") || !strings.Contains(c.logs(), "from=nftables to=userspace") {
+			t.Errorf("no switch to userspace within 15s; table:\n%s", out)
+		}
+		if body, err := httpGet("http://" + svcIP + "/"); err != nil || !strings.HasPrefix(body, "httpd-") {
+			t.Errorf("new connection through the userspace proxy: %q, %v", body, err)
+		}
+		c.must("delete", "configmap", "svcnet-agent", "-n", "kube-system") // back to --proxy-mode
+		deadline = time.Now().Add(15 * time.Second)
+		for !strings.Contains(c.logs(), "from=userspace to=nftables") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if body, err := httpGet("http://" + svcIP + "/"); err != nil || !strings.HasPrefix(body, "httpd-") {
+			t.Errorf("after switching back to nftables: %q, %v", body, err)
+		}
+	}
+
 	if mode == "userspace" {
 		// A pod SIGKILLed in the middle of 200 requests costs none of them: a
 		// failed dial is retried on another endpoint.
@@ -276,8 +305,12 @@ func testServiceProxy(t *testing.T, mode string) {
 		failed := 0
 		for i := 0; i < 200; i++ {
 			if i == 50 && len(st.Procs) == 1 {
-				if err := syscall.Kill(st.Procs[0].Pid, syscall.SIGKILL); err != nil {
+				pid := st.Procs[0].Pid
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 					t.Errorf("kill pod process: %v", err)
+				}
+				for j := 0; j < 100 && procAlive(pid); j++ { // dead, not dying: an in-flight request would fail anywhere
+					time.Sleep(10 * time.Millisecond)
 				}
 			}
 			if _, err := httpGet("http://" + svcIP + "/"); err != nil {
@@ -317,3 +350,9 @@ func isRefused(err error) bool {
 }
 
 func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// procAlive reports whether pid is a live process (not gone, not a zombie).
+func procAlive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(data), ") Z ")
+}

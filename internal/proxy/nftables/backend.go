@@ -136,10 +136,9 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 
 func (b *Backend) fullSync(st *proxy.State) error {
 	frags := ComputeAll(b.c, st)
-	// Add then delete the table: deleting a missing table would fail the batch.
-	b.conn.AddTable(b.table)
-	b.conn.DelTable(b.table)
-	b.conn.AddTable(b.table)
+	if err := b.clearTable(); err != nil {
+		return err
+	}
 	for _, ch := range baseChains(b.table) {
 		b.conn.AddChain(ch)
 	}
@@ -372,6 +371,58 @@ func hasAffinity(f *Fragment, a AffinitySet) bool {
 		}
 	}
 	return false
+}
+
+// clearTable queues, in the pending batch, the emptying of the table: all
+// rules, sets and chains go except the NAT base chains, which stay registered.
+// Deleting the last NAT hook makes the kernel drop the NAT bindings of every
+// connection, so replacing the whole table would cut established connections
+// through the kernel path; this way a restart or a full sync does not.
+func (b *Backend) clearTable() error {
+	b.conn.AddTable(b.table) // creates it if missing; a no-op otherwise
+	if err := b.flush(); err != nil {
+		return fmt.Errorf("nftables table: %w", err)
+	}
+	// Dumps go over the library's own socket (the batch socket serves only
+	// transactions); this runs on full syncs only, never per change.
+	lister, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	chains, err := lister.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return fmt.Errorf("nftables list chains: %w", err)
+	}
+	sets, err := lister.GetSets(b.table)
+	if err != nil {
+		return fmt.Errorf("nftables list sets: %w", err)
+	}
+	b.conn.FlushTable(b.table)
+	for _, s := range sets {
+		b.conn.DelSet(s)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != Table || ch.Type == nftables.ChainTypeNAT {
+			continue
+		}
+		b.conn.DelChain(b.chain(ch.Name))
+	}
+	return nil
+}
+
+// Retire leaves the table with only its (empty) NAT base chains, for a switch
+// to another backend: connections already DNATed or masqueraded stay
+// translated by conntrack only while NAT hooks are registered. Cleanup (or the
+// next full sync of this backend) removes the rest.
+func (b *Backend) Retire() error {
+	if err := b.clearTable(); err != nil {
+		return err
+	}
+	b.current = nil
+	if err := b.flush(); err != nil {
+		return fmt.Errorf("nftables retire: %w", err)
+	}
+	return nil
 }
 
 // Cleanup deletes the table (svcnet agent --cleanup, or a switch of backend).

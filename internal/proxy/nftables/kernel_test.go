@@ -71,9 +71,15 @@ func TestKernelSyncs(t *testing.T) {
 			t.Errorf("full sync of 1000 services: %v", err)
 			return
 		}
+		gone := proxy.Key{Namespace: "default", Name: "s0"}
+		delete(st.Services, gone)
+		delete(st.Endpoints, gone)
 		if err := b.Sync(st, nil, true); err != nil {
 			t.Errorf("second full sync (table present): %v", err)
 			return
+		}
+		if list := nftList(t); strings.Contains(list, "default/s0/") || !strings.Contains(list, "default/s1/") {
+			t.Errorf("a full sync over an existing table must leave exactly the new state")
 		}
 		// Partial: add a service, change one's endpoints, delete one.
 		add := proxy.Key{Namespace: "default", Name: "new"}
@@ -90,7 +96,7 @@ func TestKernelSyncs(t *testing.T) {
 		}
 		list := nftList(t)
 		for _, want := range []string{"10.100.0.1 . udp . 53 : goto service-default/new/udp/p53", "chain endpoint-default/new/udp/p53__10.244.9.9:53",
-			"set affinity-default/new/udp/p53__10.244.9.9:53", "numgen random mod 2 0 goto endpoint-default/s0/tcp/p80__10.244.0.2:8080"} {
+			"set affinity-default/new/udp/p53__10.244.9.9:53", "numgen random mod 2 0 goto endpoint-default/s3/tcp/p80__10.244.0.5:8080"} {
 			if !strings.Contains(list, want) {
 				t.Errorf("kernel table lacks %q", want)
 			}
