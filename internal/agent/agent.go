@@ -61,8 +61,8 @@ type Options struct {
 	MinSyncPeriod time.Duration
 	// HealthzAddress and MetricsAddress serve the proxy's /healthz and /metrics (empty: off).
 	HealthzAddress, MetricsAddress string
-	Log           *slog.Logger
-	Now           func() time.Time
+	Log                            *slog.Logger
+	Now                            func() time.Time
 }
 
 // Validate checks options and fills defaults.
