@@ -168,6 +168,7 @@ spec:
       labels:
         app: web
     spec:
+      nodeSelector: {topology.kubernetes.io/zone: zone-1} # node-a's: never the agent's node, cordoned or not yet
       containers:
       - name: web
         image: agnhost:v1
