@@ -315,6 +315,7 @@ func testServiceProxy(t *testing.T, mode string) {
 			}
 			if _, err := httpGet("http://" + svcIP + "/"); err != nil {
 				failed++
+				t.Logf("request %d: %v", i, err)
 			}
 		}
 		if failed > 0 || len(st.Procs) != 1 {

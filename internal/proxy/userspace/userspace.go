@@ -303,27 +303,67 @@ func (p *servicePort) serveTCP(ln net.Listener) {
 	}
 }
 
+// firstWait is how long forward waits for the client's first bytes before
+// connecting anyway (protocols where the server speaks first).
+const firstWait = 50 * time.Millisecond
+
 // forward connects a client to the first endpoint that accepts, then copies
-// both ways (splice between the two sockets on Linux).
+// both ways (splice between the two sockets on Linux). The client's first
+// bytes (the request, usually) are held until an endpoint answers: an
+// endpoint that accepts and then closes without a byte of reply (a process
+// dying or just restarting) is replaced by the next one, request and all.
 func (p *servicePort) forward(client *net.TCPConn) {
 	defer client.Close()
 	from := client.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	first := make([]byte, 64*1024)
+	_ = client.SetReadDeadline(time.Now().Add(firstWait))
+	n, err := client.Read(first)
+	_ = client.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		return // the client went away before saying anything
+	}
+	first = first[:n]
 	var up *net.TCPConn
+	var reply []byte
 	for _, ep := range p.candidates(from) {
 		d := net.Dialer{Timeout: p.o.DialTimeout}
 		c, err := d.Dial("tcp", ep.String())
-		if err == nil {
-			up = c.(*net.TCPConn)
+		if err != nil {
+			p.log.Debug("endpoint refused a connection; trying the next", "endpoint", ep, "err", err)
+			continue
+		}
+		conn := c.(*net.TCPConn)
+		if len(first) == 0 {
+			up = conn
 			p.remember(from, ep)
 			break
 		}
-		p.log.Debug("endpoint refused a connection; trying the next", "endpoint", ep, "err", err)
+		if _, err := conn.Write(first); err != nil {
+			conn.Close()
+			continue
+		}
+		buf := make([]byte, 32*1024)
+		m, err := conn.Read(buf) // the first byte of the reply proves the endpoint alive
+		if m == 0 && err != nil {
+			p.log.Debug("endpoint closed before replying; trying the next", "endpoint", ep, "err", err)
+			conn.Close()
+			continue
+		}
+		up, reply = conn, buf[:m]
+		p.remember(from, ep)
+		break
 	}
 	if up == nil {
 		_ = client.SetLinger(0) // no endpoint: reset, like the kernel path's reject
 		return
 	}
 	defer up.Close()
+	if len(reply) > 0 {
+		if _, err := client.Write(reply); err != nil {
+			return
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(up, client)

@@ -1,0 +1,79 @@
+package userspace
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/svcnet/svcnet/internal/proxy"
+)
+
+func freePort(t *testing.T) uint16 {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// backend serves its name over HTTP on a loopback port.
+func backend(t *testing.T, name string) netip.AddrPort {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// TestNodePortRetriesDeadEndpoints runs without root: node ports on loopback.
+func TestNodePortRetriesDeadEndpoints(t *testing.T) {
+	live := backend(t, "live")
+	dead := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), freePort(t)) // nothing listens
+	nodePort := freePort(t)
+	k := proxy.Key{Namespace: "ns", Name: "web"}
+	st := proxy.NewState()
+	st.Services[k] = &proxy.ServicePort{Key: k, Protocol: corev1.ProtocolTCP, ClusterIP: netip.MustParseAddr("10.96.0.5"), Port: 80, NodePort: int32(nodePort)}
+	st.Endpoints[k] = []proxy.Endpoint{{Addr: dead, Ready: true, Serving: true}, {Addr: live, Ready: true, Serving: true}}
+	b := New(Options{NodePortAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
+	defer b.Cleanup()
+	if err := b.Sync(st, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for i := 0; i < 20; i++ {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", nodePort))
+		if err != nil {
+			t.Fatalf("request %d: %v (a dead endpoint must be skipped)", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "live" {
+			t.Fatalf("request %d: %q", i, body)
+		}
+	}
+	// Endpoints gone: connections fail at once; the Service gone: the port closes.
+	st.Endpoints[k] = nil
+	if err := b.Sync(st, []proxy.Key{k}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", nodePort)); err == nil {
+		t.Error("no endpoints: the request should fail")
+	}
+	delete(st.Services, k)
+	if err := b.Sync(st, []proxy.Key{k}, false); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", nodePort)); err == nil {
+		c.Close()
+		t.Error("node port still listening after the Service went")
+	}
+}
