@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,6 +39,22 @@ func NetExec(host string, shutdown func()) http.Handler {
 	mux.HandleFunc("/hostname", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, host) })
 	mux.HandleFunc("/clientip", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.Query().Get("msg")) })
+	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) { // bulk data for throughput tests
+		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || n < 0 || n > 1<<40 {
+			http.Error(w, "n: a byte count up to 1 TiB is required", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		buf := make([]byte, 256*1024)
+		for n > 0 {
+			m := min(n, int64(len(buf)))
+			if _, err := w.Write(buf[:m]); err != nil {
+				return
+			}
+			n -= m
+		}
+	})
 	mux.HandleFunc("/shutdown", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, "shutting down")
 		go shutdown()
