@@ -19,24 +19,18 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-)
 
-const envInside = "SVCNET_BENCH_DATAPATH_NETNS"
+	"github.com/svcnet/svcnet/bench/harness"
+)
 
 func main() {
 	requests := flag.Int("requests", 3000, "requests per measurement (a new connection each)")
 	bytes := flag.Int64("bytes", 2<<30, "bytes per bulk download")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/datapath needs root (network namespaces, pods, nftables)")
-		os.Exit(1)
-	}
-	var err error
-	if os.Getenv(envInside) == "" {
-		err = outside()
-	} else {
+	in, err := harness.InNetns("datapath")
+	if in != nil {
 		for _, mode := range []string{"nftables", "userspace"} {
-			if err = inside(mode, *requests, *bytes); err != nil {
+			if err = inside(in, mode, *requests, *bytes); err != nil {
 				break
 			}
 		}
@@ -45,30 +39,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/datapath:", err)
 		os.Exit(1)
 	}
-}
-
-func outside() error {
-	tmp, err := os.MkdirTemp("", "svcnet-bench-datapath-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "svcnet")
-	fmt.Println("building svcnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/svcnet").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v %s", err, out)
-	}
-	ns := fmt.Sprintf("svcnet-bench-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns add: %v %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	_ = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
-	self, _ := os.Executable()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, os.Args[1:]...)...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envInside+"="+bin, "SVCNET_BENCH_TMP="+tmp)
-	return cmd.Run()
 }
 
 const app = `apiVersion: v1
@@ -88,8 +58,8 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `
 
-func inside(mode string, requests int, bytes int64) error {
-	bin, tmp := os.Getenv(envInside), os.Getenv("SVCNET_BENCH_TMP")
+func inside(in *harness.Inside, mode string, requests int, bytes int64) error {
+	bin, tmp := in.Bin, in.Tmp
 	data := filepath.Join(tmp, mode)
 	up := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "6443", "--proxy-mode", mode, "--dns-resolv-conf", "", "--log-level", "error")
 	out, _ := up.StdoutPipe()

@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,15 +68,7 @@ type server struct {
 	cmd  *exec.Cmd
 }
 
-func (s *server) rssMB() float64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(data)
-	if m == nil {
-		return 0
-	}
-	kb, _ := strconv.Atoi(string(m[1]))
-	return float64(kb) / 1024
-}
+func (s *server) rssMB() float64 { return float64(harness.RSSKiB(s.cmd.Process.Pid)) / 1024 }
 
 func start(name string, port int, argv ...string) (*server, error) {
 	cmd := exec.Command("taskset", append([]string{"-c", "0"}, argv...)...)

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,55 +27,22 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-)
 
-const envInside = "SVCNET_BENCH_PODS_NETNS"
+	"github.com/svcnet/svcnet/bench/harness"
+)
 
 func main() {
 	pods := flag.Int("pods", 50, "pods in the start-latency burst")
 	rssPods := flag.Int("rss-pods", 100, "pods running when the agent's RSS is read")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/pods needs root (network namespaces, CNI)")
-		os.Exit(1)
-	}
-	var err error
-	if os.Getenv(envInside) == "" {
-		err = outside()
-	} else {
-		err = inside(*pods, *rssPods)
+	in, err := harness.InNetns("pods")
+	if in != nil {
+		err = inside(in, *pods, *rssPods)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/pods:", err)
 		os.Exit(1)
 	}
-}
-
-// outside builds svcnet, makes a loopback-only namespace and reruns itself there.
-func outside() error {
-	tmp, err := os.MkdirTemp("", "svcnet-bench-pods-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "svcnet")
-	fmt.Println("building svcnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/svcnet").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v %s", err, out)
-	}
-	ns := fmt.Sprintf("svcnet-bench-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns add: %v %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("lo up: %v %s", err, out)
-	}
-	self, _ := os.Executable()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, os.Args[1:]...)...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envInside+"="+bin, "SVCNET_BENCH_TMP="+tmp)
-	return cmd.Run()
 }
 
 // proc is a svcnet process the bench started.
@@ -125,8 +91,8 @@ func (p *proc) stop() {
 	}
 }
 
-func inside(n, rssN int) error {
-	bin, tmp := os.Getenv(envInside), os.Getenv("SVCNET_BENCH_TMP")
+func inside(in *harness.Inside, n, rssN int) error {
+	bin, tmp := in.Bin, in.Tmp
 	data := filepath.Join(tmp, "cp")
 	server, err := start("svcnet API server at", bin, "server", "--data-dir", data, "--bind-address", "127.0.0.1", "--secure-port", "6443")
 	if err != nil {
@@ -169,22 +135,22 @@ func inside(n, rssN int) error {
 		return err
 	}
 	fmt.Printf("\npod start, burst of %d pods (agnhost serve-hostname, httpGet readiness probe periodSeconds 1):\n", n)
-	fmt.Printf("  baseline: same process started directly, exec -> answers HTTP: p50 %v  p99 %v\n", pct(base, 50), pct(base, 99))
-	fmt.Printf("  create -> container running: p50 %v  p99 %v  (ratio vs baseline p50 %.1fx)\n", pct(running, 50), pct(running, 99), ratio(pct(running, 50), pct(base, 50)))
-	fmt.Printf("  create -> Ready:              p50 %v  p99 %v  (ratio vs baseline p50 %.1fx; the probe period dominates)\n", pct(ready, 50), pct(ready, 99), ratio(pct(ready, 50), pct(base, 50)))
+	fmt.Printf("  baseline: same process started directly, exec -> answers HTTP: p50 %v  p99 %v\n", harness.Percentile(base, 50, time.Millisecond), harness.Percentile(base, 99, time.Millisecond))
+	fmt.Printf("  create -> container running: p50 %v  p99 %v  (ratio vs baseline p50 %.1fx)\n", harness.Percentile(running, 50, time.Millisecond), harness.Percentile(running, 99, time.Millisecond), harness.Ratio(harness.Percentile(running, 50, time.Millisecond), harness.Percentile(base, 50, time.Millisecond)))
+	fmt.Printf("  create -> Ready:              p50 %v  p99 %v  (ratio vs baseline p50 %.1fx; the probe period dominates)\n", harness.Percentile(ready, 50, time.Millisecond), harness.Percentile(ready, 99, time.Millisecond), harness.Ratio(harness.Percentile(ready, 50, time.Millisecond), harness.Percentile(base, 50, time.Millisecond)))
 	if err := deleteAll(ctx, client); err != nil {
 		return err
 	}
 
 	time.Sleep(2 * time.Second)
-	idle := rss(agent.cmd.Process.Pid)
+	idle := harness.RSSKiB(agent.cmd.Process.Pid)
 	if _, _, err := burst(ctx, client, rssN); err != nil {
 		return err
 	}
 	time.Sleep(3 * time.Second)
-	full := rss(agent.cmd.Process.Pid)
+	full := harness.RSSKiB(agent.cmd.Process.Pid)
 	fmt.Printf("\nagent RSS: idle %d MiB, with %d running pods %d MiB (%.0f KiB per pod; ratio %.2fx idle)\n",
-		idle>>10, rssN, full>>10, float64(full-idle)/float64(rssN), ratio(time.Duration(full), time.Duration(idle)))
+		idle>>10, rssN, full>>10, float64(full-idle)/float64(rssN), harness.Ratio(time.Duration(full), time.Duration(idle)))
 	return deleteAll(ctx, client)
 }
 
@@ -299,33 +265,4 @@ func deleteAll(ctx context.Context, client kubernetes.Interface) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("pods not gone within 60s")
-}
-
-// rss is a process's resident set size in KiB.
-func rss(pid int) int64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	return s[min(max(i-1, 0), len(s)-1)].Round(time.Millisecond)
-}
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
 }

@@ -20,10 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,50 +34,18 @@ import (
 	"github.com/svcnet/svcnet/bench/harness"
 )
 
-const envInside = "SVCNET_BENCH_PROXY_NETNS"
-
 func main() {
 	services := flag.Int("services", 1000, "Services loaded (2 endpoints each)")
 	changes := flag.Int("changes", 100, "Services created one by one and timed")
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "bench/proxy needs root (nftables, network namespaces)")
-		os.Exit(1)
-	}
-	var err error
-	if os.Getenv(envInside) == "" {
-		err = outside()
-	} else {
-		err = inside(*services, *changes)
+	in, err := harness.InNetns("proxy")
+	if in != nil {
+		err = inside(in.Bin, *services, *changes)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
 		os.Exit(1)
 	}
-}
-
-func outside() error {
-	tmp, err := os.MkdirTemp("", "svcnet-bench-proxy-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "svcnet")
-	fmt.Println("building svcnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/svcnet").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v %s", err, out)
-	}
-	ns := fmt.Sprintf("svcnet-bench-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns add: %v %s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", ns).Run()
-	_ = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
-	self, _ := os.Executable()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, os.Args[1:]...)...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), envInside+"="+bin)
-	return cmd.Run()
 }
 
 // agent is a running `svcnet agent`, with the took= of its first full sync.
@@ -139,8 +104,7 @@ func (a *agent) stop(kill bool) {
 	<-a.done
 }
 
-func inside(n, changes int) error {
-	bin := os.Getenv(envInside)
+func inside(bin string, n, changes int) error {
 	ctx := context.Background()
 	c, err := harness.Start(ctx, true)
 	if err != nil {
@@ -163,7 +127,7 @@ func inside(n, changes int) error {
 		return err
 	}
 	time.Sleep(time.Second)
-	rss := rssKiB(a.cmd.Process.Pid)
+	rss := harness.RSSKiB(a.cmd.Process.Pid)
 
 	conn, err := nftables.New()
 	if err != nil {
@@ -255,9 +219,9 @@ func inside(n, changes int) error {
 	a3.stop(false)
 
 	fmt.Printf("\n%d Services x 2 endpoints, nftables backend:\n", n)
-	fmt.Printf("  one new Service -> element in the kernel: p50 %v  p99 %v\n", pct(prog, 50), pct(prog, 99))
-	fmt.Printf("  baseline, the same create -> Service watch event: p50 %v  p99 %v\n", pct(base, 50), pct(base, 99))
-	fmt.Printf("  ratio p50 %.2fx  p99 %.2fx\n", ratio(pct(prog, 50), pct(base, 50)), ratio(pct(prog, 99), pct(base, 99)))
+	fmt.Printf("  one new Service -> element in the kernel: p50 %v  p99 %v\n", harness.Percentile(prog, 50, 10*time.Microsecond), harness.Percentile(prog, 99, 10*time.Microsecond))
+	fmt.Printf("  baseline, the same create -> Service watch event: p50 %v  p99 %v\n", harness.Percentile(base, 50, 10*time.Microsecond), harness.Percentile(base, 99, 10*time.Microsecond))
+	fmt.Printf("  ratio p50 %.2fx  p99 %.2fx\n", harness.Ratio(harness.Percentile(prog, 50, 10*time.Microsecond), harness.Percentile(base, 50, 10*time.Microsecond)), harness.Ratio(harness.Percentile(prog, 99, 10*time.Microsecond), harness.Percentile(base, 99, 10*time.Microsecond)))
 	fmt.Printf("  first full sync: cold %v, after a clean restart %v, after kill -9 (old table present) %v\n",
 		cold.Round(time.Millisecond), warm.Round(time.Millisecond), stale.Round(time.Millisecond))
 	fmt.Printf("  agent RSS after the first sync: %d MiB\n", rss>>10)
@@ -285,34 +249,6 @@ func createSlice(ctx context.Context, cs kubernetes.Interface, name string, i in
 		Labels: map[string]string{discoveryv1.LabelServiceName: name, discoveryv1.LabelManagedBy: "bench"}},
 		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps, Ports: []discoveryv1.EndpointPort{{Port: &port}}}, metav1.CreateOptions{})
 	return err
-}
-
-func rssKiB(pid int) int64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	i := (len(s)*p + 99) / 100
-	return s[min(max(i-1, 0), len(s)-1)].Round(10 * time.Microsecond)
-}
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
 }
 
 // logLevel is the agent's log level: BENCH_AGENT_LOG=debug shows each partial sync.
