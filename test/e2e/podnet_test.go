@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,50 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/svcnet/svcnet/internal/podnet"
 )
-
-// getFromNetns sends GET / to addr from inside the network namespace nsName.
-func getFromNetns(nsName, addr string) (string, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return "", err
-	}
-	defer orig.Close()
-	h, err := netns.GetFromName(nsName)
-	if err != nil {
-		return "", err
-	}
-	defer h.Close()
-	if err := netns.Set(h); err != nil {
-		return "", err
-	}
-	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	_ = netns.Set(orig)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-	fmt.Fprintf(conn, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b), nil
-}
 
 func TestPodNetworkThroughCNI(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
@@ -104,7 +66,7 @@ func TestPodNetworkThroughCNI(t *testing.T) {
 	if body != "pod-a" {
 		t.Fatalf("from the node: %q", body)
 	}
-	if got, err := getFromNetns(names[1], target); err != nil || got != "pod-a" {
+	if got, err := getPath(names[1], target, "/"); err != nil || got != "pod-a" {
 		t.Fatalf("from pod B: %q %v", got, err)
 	}
 	if held, _ := filepath.Glob(filepath.Join(dir, "ipam", "svcnet", "10.244.9.*")); len(held) != 2 {
