@@ -20,13 +20,14 @@ import (
 // nodeSubresources are the pod subresources served by the pod's node agent.
 var nodeSubresources = map[string]bool{"log": true, "exec": true, "attach": true}
 
-// nodeTransport talks to node agents with the API server's client certificate.
+// newNodeTransport talks to node agents with the API server's client
+// certificate; one is shared by all requests (connections are reused).
 // Agents' serving certificates are self-signed and not verified, as
 // kube-apiserver does not verify kubelets without --kubelet-certificate-authority.
-func (s *Server) nodeTransport() *http.Transport {
+func newNodeTransport(cert *tls.Certificate) *http.Transport {
 	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // see above
-	if s.cfg.NodeClientCert != nil {
-		cfg.Certificates = []tls.Certificate{*s.cfg.NodeClientCert}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false}
 }
@@ -116,7 +117,7 @@ func (s *Server) handleNodeProxy(q *request) error {
 			pr.Out.Host = target.Host
 			pr.Out.Header.Del("Authorization")
 		},
-		Transport:     s.nodeTransport(),
+		Transport:     s.nodeTr,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the agent of node %s: %v", node.Name, err)))
@@ -132,9 +133,7 @@ func (s *Server) proxyLogs(q *request, target *url.URL) error {
 	if err != nil {
 		return err
 	}
-	tr := s.nodeTransport()
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	resp, err := (&http.Client{Transport: s.nodeTr}).Do(req)
 	if err != nil {
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the node agent: %v", err))
 	}

@@ -51,6 +51,7 @@ type Server struct {
 	ready      chan struct{}
 	namespaces nsCache
 	metrics    *metrics
+	nodeTr     *http.Transport // to node agents (logs, exec, attach)
 }
 
 // New validates cfg and builds a Server.
@@ -87,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		alloc:  &serviceAlloc{ips: ips, ports: ports, prefix: cfg.Prefix + "/svcnet/"},
 		nsWake: make(chan string, 16),
 		ready:  make(chan struct{}),
+		nodeTr: newNodeTransport(cfg.NodeClientCert),
 	}
 	s.metrics = newMetrics(s)
 	return s, nil
