@@ -145,15 +145,6 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runti
 	return rt, func() { rt.Shutdown(5 * time.Second) }, nil
 }
 
-func podReady(st corev1.PodStatus) bool {
-	for _, c := range st.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // serviceEnv lists the Services a container gets variables for.
 func serviceEnv(l listersv1.ServiceLister, ns string, links bool) []corev1.EnvVar {
 	var svcs []*corev1.Service
@@ -273,22 +264,18 @@ func (s *statusWriter) done(uid types.UID) {
 
 // write patches one pod's status if it differs from what was last written.
 func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
-	st, ok := s.rt.Status(uid)
+	st, key, ok := s.rt.Status(uid)
 	if !ok {
 		s.mu.Lock()
 		delete(s.written, uid)
 		s.mu.Unlock()
 		return nil
 	}
-	var current *corev1.Pod
-	for _, o := range s.pods.List() { // the store is small: this node's pods
-		if p := o.(*corev1.Pod); p.UID == uid {
-			current = p
-		}
-	}
-	if current == nil {
+	o, exists, _ := s.pods.GetByKey(key)
+	if !exists || o.(*corev1.Pod).UID != uid { // gone, or a new pod of the same name
 		return nil
 	}
+	current := o.(*corev1.Pod)
 	st.HostIP = s.a.o.NodeIP
 	st.HostIPs = []corev1.HostIP{{IP: s.a.o.NodeIP}}
 	s.mu.Lock()
@@ -312,7 +299,7 @@ func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
 		delete(s.since, uid)
 		s.mu.Unlock()
 		s.a.o.Log.Debug("pod status written", "pod", current.Namespace+"/"+current.Name, "phase", st.Phase,
-			"ready", podReady(st), "after", time.Since(since))
+			"ready", pod.Ready(st), "after", time.Since(since))
 	}
 	return err
 }

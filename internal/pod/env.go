@@ -68,3 +68,13 @@ func ServiceEnv(ns string, enableServiceLinks bool, services []*corev1.Service) 
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// Ready reports a pod status's Ready condition.
+func Ready(st corev1.PodStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

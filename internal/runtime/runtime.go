@@ -145,24 +145,14 @@ func (r *Runtime) find(namespace, name string) *podWorker {
 	return nil
 }
 
-// Status returns the status the runtime reports for a pod it runs.
-func (r *Runtime) Status(uid types.UID) (corev1.PodStatus, bool) {
+// Status returns the status the runtime reports for a pod it runs, and the
+// pod's namespace/name.
+func (r *Runtime) Status(uid types.UID) (corev1.PodStatus, string, bool) {
 	w := r.worker(uid)
 	if w == nil {
-		return corev1.PodStatus{}, false
+		return corev1.PodStatus{}, "", false
 	}
-	return w.status(), true
-}
-
-// Running lists the pods the runtime runs.
-func (r *Runtime) Running() []types.UID {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]types.UID, 0, len(r.pods))
-	for uid := range r.pods {
-		out = append(out, uid)
-	}
-	return out
+	return w.status(), w.namespace + "/" + w.name, true
 }
 
 // Shutdown stops every pod (SIGTERM, then SIGKILL after grace) and releases

@@ -106,7 +106,7 @@ func TestRuntimeLifecycle(t *testing.T) {
 		t.Helper()
 		deadline := time.After(10 * time.Second)
 		for {
-			st, ok := rt.Status(uid)
+			st, _, ok := rt.Status(uid)
 			if ok && cond(st) {
 				return st
 			}

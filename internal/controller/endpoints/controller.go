@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/queue"
+	podstatus "github.com/svcnet/svcnet/internal/pod"
 )
 
 // Controller reconciles the EndpointSlices and Endpoints of every Service.
@@ -125,7 +126,7 @@ func (c *Controller) enqueueAll() {
 
 // podEndpointChanged reports whether an update can change the pod's endpoints.
 func podEndpointChanged(old, cur *corev1.Pod) bool {
-	return old.Status.PodIP != cur.Status.PodIP || podReady(old) != podReady(cur) || old.Status.Phase != cur.Status.Phase ||
+	return old.Status.PodIP != cur.Status.PodIP || podstatus.Ready(old.Status) != podstatus.Ready(cur.Status) || old.Status.Phase != cur.Status.Phase ||
 		(old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) || old.Spec.NodeName != cur.Spec.NodeName ||
 		!labels.Equals(old.Labels, cur.Labels) || old.Spec.Hostname != cur.Spec.Hostname || old.Spec.Subdomain != cur.Spec.Subdomain ||
 		!apiequality.Semantic.DeepEqual(old.Status.PodIPs, cur.Status.PodIPs)

@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	podstatus "github.com/svcnet/svcnet/internal/pod"
 )
 
 // Labels and annotations Kubernetes uses on these objects.
@@ -29,16 +31,6 @@ const (
 	// MaxEndpointsAddresses is where Kubernetes truncates a legacy Endpoints object.
 	MaxEndpointsAddresses = 1000
 )
-
-// podReady reports the pod's Ready condition.
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
 
 // included says whether a pod is an endpoint at all: it has an IP of the family
 // and is not finished; terminating pods only when includeTerminating.
@@ -158,7 +150,7 @@ func DesiredEndpoints(svc *corev1.Service, pods []*corev1.Pod) *corev1.Endpoints
 			subsets[k] = ss
 			keys = append(keys, k)
 		}
-		if svc.Spec.PublishNotReadyAddresses || (podReady(p) && p.DeletionTimestamp == nil) {
+		if svc.Spec.PublishNotReadyAddresses || (podstatus.Ready(p.Status) && p.DeletionTimestamp == nil) {
 			ss.Addresses = append(ss.Addresses, addr)
 		} else {
 			ss.NotReadyAddresses = append(ss.NotReadyAddresses, addr)

@@ -7,6 +7,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	podstatus "github.com/svcnet/svcnet/internal/pod"
 )
 
 // DefaultMaxPerSlice is Kubernetes' default --max-endpoints-per-slice.
@@ -59,7 +61,7 @@ func podGroups(svc *corev1.Service, pods []*corev1.Pod, nodes map[string]*corev1
 		if len(svc.Spec.Ports) > 0 && len(ports) == 0 {
 			continue
 		}
-		serving := podReady(p)
+		serving := podstatus.Ready(p.Status)
 		terminating := p.DeletionTimestamp != nil
 		ready := svc.Spec.PublishNotReadyAddresses || (serving && !terminating)
 		ep := discoveryv1.Endpoint{
