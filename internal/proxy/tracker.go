@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -94,7 +95,7 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 			changed[sp.Key] = true
 			t.state.Services[sp.Key] = sp
 			var eps []Endpoint
-			seen := map[netipKey]bool{}
+			seen := map[netip.AddrPort]bool{}
 			sliceNames := make([]string, 0, len(t.slices[name]))
 			for sn := range t.slices[name] {
 				sliceNames = append(sliceNames, sn)
@@ -102,8 +103,8 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 			sort.Strings(sliceNames) // an address in two slices: the first slice by name wins
 			for _, sn := range sliceNames {
 				for _, e := range t.slices[name][sn][sp.Key.Port] {
-					if !seen[netipKey(e.Addr.String())] { // an address in two slices counts once
-						seen[netipKey(e.Addr.String())] = true
+					if !seen[e.Addr] { // an address in two slices counts once
+						seen[e.Addr] = true
 						eps = append(eps, e)
 					}
 				}
@@ -125,5 +126,3 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 	t.triggers = nil
 	return t.state, keys, triggers
 }
-
-type netipKey string

@@ -66,7 +66,12 @@ func (r *Runtime) ExecInContainer(ctx context.Context, name string, _ string, co
 	}
 	spec := w.spec(c, cmd, env)
 	var std stdio
-	var closeAfter []*os.File
+	var closeAfter, readEnds []*os.File // the child's ends, closed after spawn; ours, closed on return
+	defer func() {
+		for _, f := range readEnds {
+			f.Close()
+		}
+	}()
 	copies := make(chan struct{}, 3)
 	pending := 0
 	copyOut := func(dst io.Writer, src *os.File) {
@@ -105,19 +110,18 @@ func (r *Runtime) ExecInContainer(ctx context.Context, name string, _ string, co
 				inW.Close()
 			}()
 		}
+		// outPipe gives the process a pipe whose output is copied to dst.
+		outPipe := func(dst io.Writer) *os.File {
+			r, w, _ := os.Pipe()
+			closeAfter, readEnds = append(closeAfter, w), append(readEnds, r)
+			copyOut(dst, r)
+			return w
+		}
 		if out != nil {
-			outR, outW, _ := os.Pipe()
-			std.out = outW
-			closeAfter = append(closeAfter, outW)
-			defer outR.Close()
-			copyOut(out, outR)
+			std.out = outPipe(out)
 		}
 		if errw != nil {
-			errR, errW, _ := os.Pipe()
-			std.err = errW
-			closeAfter = append(closeAfter, errW)
-			defer errR.Close()
-			copyOut(errw, errR)
+			std.err = outPipe(errw)
 		}
 	}
 	proc, err := spawn(spec, std)

@@ -147,15 +147,12 @@ func (b *Backend) fullSync(st *proxy.State) error {
 			b.conn.AddChain(b.chain(ch.Name))
 		}
 	}
-	sets := b.mapSets()
-	all := map[string]map[string]nftables.SetElement{}
+	sets := map[string]*nftables.Set{}
+	vals := map[string][]nftables.SetElement{}
 	for _, f := range frags {
 		for name, es := range elems(f) {
-			if all[name] == nil {
-				all[name] = map[string]nftables.SetElement{}
-			}
-			for k, e := range es {
-				all[name][k] = e
+			for _, e := range es {
+				vals[name] = append(vals[name], e)
 			}
 		}
 		for _, a := range f.Affinity {
@@ -167,18 +164,12 @@ func (b *Backend) fullSync(st *proxy.State) error {
 		}
 	}
 	for name, s := range b.mapSets() {
-		var vals []nftables.SetElement
-		for _, e := range all[name] {
-			vals = append(vals, e)
-		}
 		if err := b.conn.AddSet(s, nil); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)
 		}
 		sets[name] = s
-		if len(vals) > 0 {
-			if err := b.elements(s, vals, true); err != nil {
-				return err
-			}
+		if err := b.elements(s, vals[name], true); err != nil {
+			return err
 		}
 	}
 	for name, rules := range baseRules(b.c, sets) {

@@ -85,7 +85,7 @@ func (b *batchSocket) roundTrip(req []netlink.Message) ([]netlink.Message, error
 			nm := netlink.Message{Header: netlink.Header{Length: m.Header.Len, Type: netlink.HeaderType(m.Header.Type),
 				Flags: netlink.HeaderFlags(m.Header.Flags), Sequence: m.Header.Seq, PID: m.Header.Pid}, Data: append([]byte(nil), m.Data...)}
 			if m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4 && b.err == nil {
-				if code := int32(nativeUint32(m.Data[:4])); code != 0 {
+				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
 					b.err = syscall.Errno(-code)
 				}
 			}
@@ -106,5 +106,3 @@ func (b *batchSocket) lastError() error {
 	defer b.mu.Unlock()
 	return b.err
 }
-
-func nativeUint32(b []byte) uint32 { return binary.NativeEndian.Uint32(b) }

@@ -275,7 +275,7 @@ func ComputeAll(c Config, st *proxy.State) map[proxy.Key]*Fragment {
 	return out
 }
 
-// sortedChains returns every chain of the fragments by name.
+// sortedKeys returns a map's keys in the order less gives.
 func sortedKeys[K comparable](m map[K]Verdict, less func(a, b K) bool) []K {
 	out := make([]K, 0, len(m))
 	for k := range m {

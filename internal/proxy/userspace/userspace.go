@@ -16,7 +16,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -200,26 +199,6 @@ func (b *Backend) Cleanup() error {
 	return nil
 }
 
-// Listening describes the listeners (for explain and tests).
-func (b *Backend) Listening() map[proxy.Key][]string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := map[proxy.Key][]string{}
-	for k, p := range b.ports {
-		p.mu.Lock()
-		for _, c := range p.closers {
-			switch l := c.(type) {
-			case net.Listener:
-				out[k] = append(out[k], "tcp "+l.Addr().String())
-			case net.PacketConn:
-				out[k] = append(out[k], "udp "+l.LocalAddr().String())
-			}
-		}
-		p.mu.Unlock()
-	}
-	return out
-}
-
 func (p *servicePort) setEndpoints(eps []netip.AddrPort) {
 	p.mu.Lock()
 	p.endpoints = eps
@@ -271,25 +250,25 @@ func (p *servicePort) remember(client netip.Addr, ep netip.AddrPort) {
 }
 
 func (p *servicePort) listen(a netip.AddrPort) error {
+	var c io.Closer
 	if p.sp.Protocol == corev1.ProtocolUDP {
 		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(a))
 		if err != nil {
 			return err
 		}
-		p.mu.Lock()
-		p.closers = append(p.closers, pc)
-		p.mu.Unlock()
+		c = pc
 		go p.serveUDP(pc)
-		return nil
-	}
-	ln, err := net.Listen("tcp", a.String())
-	if err != nil {
-		return err
+	} else {
+		ln, err := net.Listen("tcp", a.String())
+		if err != nil {
+			return err
+		}
+		c = ln
+		go p.serveTCP(ln)
 	}
 	p.mu.Lock()
-	p.closers = append(p.closers, ln)
+	p.closers = append(p.closers, c)
 	p.mu.Unlock()
-	go p.serveTCP(ln)
 	return nil
 }
 
@@ -462,9 +441,4 @@ func (p *servicePort) has(ep netip.AddrPort) bool {
 		}
 	}
 	return false
-}
-
-// String is used in logs.
-func (p *servicePort) String() string {
-	return p.sp.Key.String() + " " + net.JoinHostPort(p.sp.ClusterIP.String(), strconv.Itoa(int(p.sp.Port)))
 }
