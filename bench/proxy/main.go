@@ -146,12 +146,6 @@ func inside(bin string, n, changes int) error {
 				continue
 			}
 			elems, _ := ev.Data.([]nftables.SetElement)
-			if os.Getenv("BENCH_DEBUG") != "" {
-				fmt.Fprintf(os.Stderr, "monitor: %d elements %v\n", len(elems), ev.Error)
-				for _, e := range elems {
-					fmt.Fprintf(os.Stderr, "  key %x\n", e.Key)
-				}
-			}
 			for _, e := range elems {
 				if len(e.Key) == 12 { // ip . proto . port: a service-ips element
 					ip, _ := netip.AddrFromSlice(e.Key[:4])
