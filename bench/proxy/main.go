@@ -1,6 +1,6 @@
 // Command proxy measures the nftables service proxy's control path: with N
 // Services x 2 endpoints loaded, the time from creating one more Service (with
-// its EndpointSlice) until its element is in the kernel's service-ips map (seen
+// its EndpointSlice) until its endpoints are in the kernel's ip-endpoints map (seen
 // on the nftables netlink monitor), against the bare API round trip of the same
 // write (until a Service watch sees it); the first full sync when the agent
 // starts (clean, and after kill -9 with the old table still there); the
@@ -147,7 +147,7 @@ func inside(bin string, n, changes int) error {
 			}
 			elems, _ := ev.Data.([]nftables.SetElement)
 			for _, e := range elems {
-				if len(e.Key) == 12 { // ip . proto . port: a service-ips element
+				if len(e.Key) == 16 { // ip . proto . port . slot: an endpoint of an ip-endpoints-N map
 					ip, _ := netip.AddrFromSlice(e.Key[:4])
 					seen <- ip
 				}
@@ -187,7 +187,7 @@ func inside(bin string, n, changes int) error {
 					got = true
 				}
 			case <-time.After(30 * time.Second):
-				out, _ := exec.Command("nft", "list", "map", "ip", "svcnet", "service-ips").CombinedOutput()
+				out, _ := exec.Command("nft", "list", "map", "ip", "svcnet", "ip-endpoints-2").CombinedOutput()
 				return fmt.Errorf("service %s (%s) not seen programmed within 30s; in the kernel: %v", name, ip, strings.Contains(string(out), ip.String()+" "))
 			}
 		}

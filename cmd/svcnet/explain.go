@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,51 +110,84 @@ func explainService(cmd *cobra.Command, cs kubernetes.Interface, ns, name, node 
 		fmt.Fprintf(w, "  cannot read them: %v %s(is the agent running with --proxy-mode=nftables, and are you root?)\n", err, out)
 		return nil
 	}
-	printServiceRules(w, string(out), svc.Spec.ClusterIP, ports, chains)
+	printServiceRules(w, string(out), ports, chains)
 	return nil
 }
 
-// printServiceRules prints the map elements and chains of the table that belong to the service.
-func printServiceRules(w io.Writer, table, clusterIP string, ports []*proxy.ServicePort, chains []string) {
+// printServiceRules prints the set and map elements of the table that belong
+// to the service, the rules that use those sets and maps, and its own chains.
+func printServiceRules(w io.Writer, table string, ports []*proxy.ServicePort, chains []string) {
 	want := map[string]bool{}
 	for _, c := range chains {
 		want[c] = true
 	}
-	var nodePorts []string
+	var prefixes []string // how the service's elements start
 	for _, sp := range ports {
+		for _, ip := range append(append([]netip.Addr{sp.ClusterIP}, sp.ExternalIPs...), sp.LoadBalancerIPs...) {
+			if ip.IsValid() {
+				prefixes = append(prefixes, ip.String()+" ")
+			}
+		}
 		if sp.NodePort != 0 {
-			nodePorts = append(nodePorts, fmt.Sprintf(". %d :", sp.NodePort))
+			prefixes = append(prefixes, fmt.Sprintf("%s . %d ", strings.ToLower(string(sp.Protocol)), sp.NodePort))
 		}
 	}
-	inChain, mapName := "", ""
+	type chainLine struct{ chain, rule string }
+	var elems []string
+	var rules []chainLine
+	used := map[string]bool{}
+	inChain, setName := "", ""
 	for _, line := range strings.Split(table, "\n") {
 		t := strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(t, "map ") || strings.HasPrefix(t, "set "):
-			mapName = strings.Fields(t)[1]
+			setName, inChain = strings.Fields(t)[1], ""
 		case strings.HasPrefix(t, "chain "):
-			inChain = strings.TrimSuffix(strings.Fields(t)[1], " {")
-			if want[inChain] {
-				fmt.Fprintf(w, "  chain %s {\n", inChain)
+			setName, inChain = "", strings.Fields(t)[1]
+		case t == "}" || t == "":
+		case inChain != "":
+			if !strings.HasPrefix(t, "type ") {
+				rules = append(rules, chainLine{inChain, t})
 			}
-		case t == "}":
-			if want[inChain] {
-				fmt.Fprintln(w, "  }")
-			}
-			inChain = ""
-		case inChain != "" && want[inChain]:
-			fmt.Fprintf(w, "      %s\n", t)
-		case inChain == "" && mapName != "":
-			for _, el := range strings.Split(strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(t, "elements = {"), "}"), " "), ",") {
+		case setName != "":
+			for _, el := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(t, "elements = {"), "}"), ",") {
 				el = strings.TrimSpace(el)
-				hit := clusterIP != "" && strings.HasPrefix(el, clusterIP+" ")
-				for _, np := range nodePorts {
-					hit = hit || strings.Contains(el, np)
-				}
-				if hit {
-					fmt.Fprintf(w, "  @%s: %s\n", mapName, el)
+				for _, p := range prefixes {
+					if strings.HasPrefix(el, p) {
+						elems = append(elems, fmt.Sprintf("  @%s: %s", setName, el))
+						used[setName] = true
+						break
+					}
 				}
 			}
 		}
+	}
+	for _, e := range elems {
+		fmt.Fprintln(w, e)
+	}
+	for _, r := range rules {
+		for name := range used {
+			if strings.Contains(r.rule, "@"+name+" ") || strings.HasSuffix(r.rule, "@"+name) {
+				fmt.Fprintf(w, "  chain %s: %s\n", r.chain, r.rule)
+				break
+			}
+		}
+	}
+	last := ""
+	for _, r := range rules {
+		if !want[r.chain] {
+			continue
+		}
+		if r.chain != last {
+			if last != "" {
+				fmt.Fprintln(w, "  }")
+			}
+			fmt.Fprintf(w, "  chain %s {\n", r.chain)
+			last = r.chain
+		}
+		fmt.Fprintf(w, "      %s\n", r.rule)
+	}
+	if last != "" {
+		fmt.Fprintln(w, "  }")
 	}
 }

@@ -159,18 +159,18 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		defer close(r.done)
 		r.p.Run(ctx, a.client, ready)
 		var err error
-		if nb != nil && r.retire {
-			err = nb.Retire() // keeps empty NAT hooks: established connections stay translated
-		} else {
-			err = be.Cleanup() // rules of a stopped proxy would point at stale pods
+		switch {
+		case nb != nil && r.retire:
+			err = nb.Retire() // keeps NAT hooks and conntrack: established connections stay translated
+		case nb != nil:
+			// As kube-proxy: the kernel rules outlive the agent, so connections
+			// (new ones too) keep working while it restarts; the next start
+			// replaces them in one transaction, `svcnet agent --cleanup` removes them.
+		default:
+			err = be.Cleanup()
 		}
 		if err != nil {
 			log.Warn("removing what the proxy set up", "backend", mode, "err", err)
-		}
-		if nb != nil && !r.retire && c.ServiceCIDR.IsValid() {
-			if err := serviceRoute(c.ServiceCIDR, false); err != nil {
-				log.Warn("removing the service CIDR route", "err", err)
-			}
 		}
 	}()
 	select {

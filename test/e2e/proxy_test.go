@@ -269,8 +269,31 @@ func testServiceProxy(t *testing.T, mode string) {
 	}
 
 	if mode == "nftables" {
-		// Live switch to userspace through the ConfigMap, and back. (Connections
-		// established through the kernel path are reset by the switch: known gap.)
+		// Live switch to userspace through the ConfigMap, and back. A keep-alive
+		// connection established through the kernel path survives it.
+		kept, err := net.DialTimeout("tcp", svcIP+":80", 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer kept.Close()
+		keptReader := bufio.NewReader(kept)
+		keepAlive := func() (string, error) {
+			_ = kept.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := kept.Write([]byte("GET / HTTP/1.1\r\nHost: httpd-svc\r\n\r\n")); err != nil {
+				return "", err
+			}
+			resp, err := http.ReadResponse(keptReader, nil)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			return string(b), err
+		}
+		before, err := keepAlive()
+		if err != nil {
+			t.Fatalf("keep-alive connection through the kernel path: %v", err)
+		}
 		c.must("create", "configmap", "svcnet-agent", "-n", "kube-system", "--from-literal=proxyMode=userspace")
 		deadline := time.Now().Add(15 * time.Second)
 		var out []byte
@@ -286,6 +309,9 @@ func testServiceProxy(t *testing.T, mode string) {
 		}
 		if body, err := httpGet("http://" + svcIP + "/"); err != nil || !strings.HasPrefix(body, "httpd-") {
 			t.Errorf("new connection through the userspace proxy: %q, %v", body, err)
+		}
+		if after, err := keepAlive(); err != nil || after != before {
+			t.Errorf("the connection established through the kernel path before the switch: %q, %v; want %q from the same pod", after, err, before)
 		}
 		c.must("delete", "configmap", "svcnet-agent", "-n", "kube-system") // back to --proxy-mode
 		deadline = time.Now().Add(15 * time.Second)

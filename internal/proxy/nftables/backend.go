@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"sort"
 	"time"
 
 	"github.com/google/nftables"
@@ -16,7 +17,7 @@ import (
 // Backend programs the table over netlink. It keeps what it last wrote in
 // memory and never lists the kernel's state on the hot path: a partial sync
 // recomputes only the changed service ports and sends their difference in one
-// transaction; a full sync replaces the table atomically.
+// transaction; a full sync empties the table and writes it again, atomically.
 type Backend struct {
 	c       Config
 	Log     func(msg string, err error) // warnings that do not fail a sync
@@ -24,6 +25,12 @@ type Backend struct {
 	sock    *batchSocket
 	table   *nftables.Table
 	current map[proxy.Key]*Fragment
+	// Elements can be shared (a cluster IP by every port of a Service), so the
+	// kernel holds an element while some fragment wants it.
+	refs  map[string]int           // set + element text -> fragments that want it
+	owner map[string]string        // set + element key -> the text the kernel holds
+	count map[string]int           // elements in the kernel per set or map
+	sets  map[string]*nftables.Set // sets and maps in the kernel (or being created)
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -62,19 +69,42 @@ func (b *Backend) Name() string { return "nftables" }
 // Rules renders the rules computed for the state (for explain and tests).
 func (b *Backend) Rules() string { return Render(b.c, b.current) }
 
-func (b *Backend) mapSets() map[string]*nftables.Set {
-	ipKey := nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
-	portKey := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
-	vmap := func(name string, key nftables.SetDatatype) *nftables.Set {
-		return &nftables.Set{Table: b.table, Name: name, IsMap: true, Concatenation: true, KeyType: key, DataType: nftables.TypeVerdict}
+var (
+	ipKey    = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	portKey  = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	ipSlot   = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeMark)
+	portSlot = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeMark)
+	addrPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	ipPair   = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
+)
+
+// setDef describes a named set or map of the table.
+func (b *Backend) setDef(name string) *nftables.Set {
+	s := &nftables.Set{Table: b.table, Name: name}
+	if ip, _, ok := slotsOf(name); ok {
+		s.KeyType = portSlot
+		if ip {
+			s.KeyType = ipSlot
+		}
+		s.IsMap, s.Concatenation, s.DataType = true, true, addrPort
+		return s
 	}
-	return map[string]*nftables.Set{
-		MapServiceIPs:          vmap(MapServiceIPs, ipKey),
-		MapServiceNodePorts:    vmap(MapServiceNodePorts, portKey),
-		MapNoEndpointServices:  vmap(MapNoEndpointServices, ipKey),
-		MapNoEndpointNodePorts: vmap(MapNoEndpointNodePorts, portKey),
-		SetClusterIPs:          {Table: b.table, Name: SetClusterIPs, KeyType: nftables.TypeIPAddr},
+	switch name {
+	case MapServiceIPs, MapServiceNodePorts:
+		s.IsMap, s.DataType = true, nftables.TypeVerdict
+	case SetClusterIPs:
+		s.KeyType = nftables.TypeIPAddr
+		return s
+	case SetHairpin:
+		s.KeyType, s.Concatenation = ipPair, true
+		return s
 	}
+	s.Concatenation, s.KeyType = true, portKey
+	switch name {
+	case MapServiceIPs, SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs:
+		s.KeyType = ipKey
+	}
+	return s
 }
 
 func affinityNFT(t *nftables.Table, a AffinitySet) *nftables.Set {
@@ -82,47 +112,29 @@ func affinityNFT(t *nftables.Table, a AffinitySet) *nftables.Set {
 		Timeout: time.Duration(a.Timeout) * time.Second}
 }
 
-func verdictElem(key []byte, v Verdict) nftables.SetElement {
-	if v.Drop {
-		return nftables.SetElement{Key: key, VerdictData: &expr.Verdict{Kind: expr.VerdictDrop}}
+func (e element) nft() nftables.SetElement {
+	if e.jump != "" {
+		return nftables.SetElement{Key: e.key, VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: e.jump}}
 	}
-	return nftables.SetElement{Key: key, VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: v.Goto}}
-}
-
-// elems lists a fragment's elements per map or set.
-func elems(f *Fragment) map[string]map[string]nftables.SetElement {
-	out := map[string]map[string]nftables.SetElement{MapServiceIPs: {}, MapServiceNodePorts: {}, MapNoEndpointServices: {},
-		MapNoEndpointNodePorts: {}, SetClusterIPs: {}}
-	if f == nil {
-		return out
-	}
-	for k, v := range f.ServiceIPs {
-		out[MapServiceIPs][fmt.Sprint(k, v)] = verdictElem(ipProtoPortKey(k), v)
-	}
-	for k, v := range f.NoEndpoints {
-		out[MapNoEndpointServices][fmt.Sprint(k, v)] = verdictElem(ipProtoPortKey(k), v)
-	}
-	for k, v := range f.NodePorts {
-		out[MapServiceNodePorts][fmt.Sprint(k, v)] = verdictElem(protoPortKey(k), v)
-	}
-	for k, v := range f.NoEndpointNodePorts {
-		out[MapNoEndpointNodePorts][fmt.Sprint(k, v)] = verdictElem(protoPortKey(k), v)
-	}
-	for _, ip := range f.ClusterIPs {
-		a := ip.As4()
-		out[SetClusterIPs][ip.String()] = nftables.SetElement{Key: a[:]}
-	}
-	return out
+	return nftables.SetElement{Key: e.key, Val: e.val}
 }
 
 func (b *Backend) chain(name string) *nftables.Chain {
 	return &nftables.Chain{Name: name, Table: b.table}
 }
 
-func (b *Backend) addRules(ch *nftables.Chain, rules []Rule, sets map[string]*nftables.Set) {
+func (b *Backend) addRules(ch *nftables.Chain, rules []Rule) {
 	for _, r := range rules {
-		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: ruleExprs(r, sets), UserData: comment(r.Comment)})
+		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: ch, Exprs: ruleExprs(r, b.sets), UserData: comment(r.Comment)})
 	}
+}
+
+func (b *Backend) addSet(s *nftables.Set) error {
+	if err := b.conn.AddSet(s, nil); err != nil {
+		return fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	b.sets[s.Name] = s
+	return nil
 }
 
 // Sync writes the rules for st: everything when full (or on the first call),
@@ -135,143 +147,124 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 }
 
 func (b *Backend) fullSync(st *proxy.State) error {
+	b.current = nil
 	frags := ComputeAll(b.c, st)
 	if err := b.clearTable(); err != nil {
 		return err
 	}
+	b.refs, b.owner, b.count, b.sets = map[string]int{}, map[string]string{}, map[string]int{}, map[string]*nftables.Set{}
 	for _, ch := range baseChains(b.table) {
 		b.conn.AddChain(ch)
 	}
-	for _, f := range frags {
-		for _, ch := range f.Chains {
-			b.conn.AddChain(b.chain(ch.Name))
-		}
-	}
-	sets := map[string]*nftables.Set{}
-	vals := map[string][]nftables.SetElement{}
-	for _, f := range frags {
-		for name, es := range elems(f) {
-			for _, e := range es {
-				vals[name] = append(vals[name], e)
-			}
-		}
-		for _, a := range f.Affinity {
-			s := affinityNFT(b.table, a)
-			if err := b.conn.AddSet(s, nil); err != nil {
-				return err
-			}
-			sets[a.Name] = s
-		}
-	}
-	for name, s := range b.mapSets() {
-		if err := b.conn.AddSet(s, nil); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
-		}
-		sets[name] = s
-		if err := b.elements(s, vals[name], true); err != nil {
+	for _, name := range staticSets {
+		if err := b.addSet(b.setDef(name)); err != nil {
 			return err
 		}
 	}
-	for name, rules := range baseRules(b.c, sets) {
+	for name, rules := range baseRules(b.c, b.sets) {
 		for _, r := range rules {
 			b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: b.chain(name), Exprs: r})
 		}
 	}
-	for _, f := range frags {
-		for _, ch := range f.Chains {
-			b.addRules(b.chain(ch.Name), ch.Rules, sets)
-		}
+	keys := make([]proxy.Key, 0, len(frags))
+	for k := range frags {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	changes := make([]fragChange, len(keys))
+	for i, k := range keys {
+		changes[i] = fragChange{cur: frags[k]}
+	}
+	if err := b.write(changes); err != nil {
+		return err
 	}
 	if err := b.flush(); err != nil {
-		b.current = nil
 		return fmt.Errorf("nftables full sync: %w", err)
 	}
 	b.current = frags
 	return nil
 }
 
+// fragChange is one service port going from old to cur (nil: absent).
+type fragChange struct{ old, cur *Fragment }
+
 func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
-	next := map[proxy.Key]*Fragment{}
+	var changes []fragChange
 	for _, k := range changed {
+		var cur *Fragment
 		if sp, ok := st.Services[k]; ok {
-			next[k] = Compute(b.c, sp, st.Endpoints[k])
-		} else {
-			next[k] = nil
+			cur = Compute(b.c, sp, st.Endpoints[k])
+		}
+		if old := b.current[k]; !reflect.DeepEqual(old, cur) {
+			changes = append(changes, fragChange{old, cur})
 		}
 	}
-	sets := b.mapSets()
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := b.write(changes); err != nil {
+		return err
+	}
+	if err := b.flush(); err != nil {
+		// The counts no longer match the kernel: the next sync is a full one.
+		b.current = nil
+		return fmt.Errorf("nftables partial sync: %w", err)
+	}
+	var filters []netlink.CustomConntrackFilter
+	var fresh []netip.Addr
+	for _, c := range changes {
+		g, f := staleUDP(c.old, c.cur)
+		if len(g) > 0 {
+			filters = append(filters, udpFilters(c.old, g)...)
+		}
+		fresh = append(fresh, f...)
+	}
+	if err := clearConntrack(filters, fresh); err != nil {
+		b.log("clearing stale UDP conntrack entries failed", err)
+	}
+	for _, c := range changes {
+		if c.cur == nil {
+			delete(b.current, c.old.Key)
+		} else {
+			b.current[c.cur.Key] = c.cur
+		}
+	}
+	return nil
+}
+
+// write queues, in the pending batch, what the changes need: chains and
+// affinity sets of new fragments, the element differences (through the
+// reference counts), slot maps and their rules as the endpoint counts in use
+// change, and the removal of what is no longer wanted.
+func (b *Backend) write(changes []fragChange) error {
+	// Chains and affinity sets first: elements and rules refer to them.
 	var delChains []string
 	var delSets []*nftables.Set
-	type elemOp struct {
-		set  *nftables.Set
-		vals []nftables.SetElement
-	}
-	var dels, adds []elemOp
-	changedAny := false
-	for k, nf := range next {
-		of := b.current[k]
-		if reflect.DeepEqual(of, nf) {
-			continue
-		}
-		changedAny = true
-		oldChains := map[string]Chain{}
-		if of != nil {
-			for _, ch := range of.Chains {
+	for _, c := range changes {
+		oldChains, oldSets := map[string]Chain{}, map[string]bool{}
+		if c.old != nil {
+			for _, ch := range c.old.Chains {
 				oldChains[ch.Name] = ch
 			}
+			for _, a := range c.old.Affinity {
+				oldSets[a.Name] = true
+			}
 		}
-		newSets := map[string]bool{}
-		if nf != nil {
-			for _, a := range nf.Affinity {
+		newChains, newSets := map[string]bool{}, map[string]bool{}
+		if c.cur != nil {
+			for _, a := range c.cur.Affinity {
 				newSets[a.Name] = true
-				s := affinityNFT(b.table, a)
-				if of == nil || !hasAffinity(of, a) {
-					if err := b.conn.AddSet(s, nil); err != nil {
+				if !oldSets[a.Name] || !hasAffinity(c.old, a) {
+					if err := b.addSet(affinityNFT(b.table, a)); err != nil {
 						return err
 					}
 				}
-				sets[a.Name] = s
 			}
-			for _, ch := range nf.Chains {
+			for _, ch := range c.cur.Chains {
+				newChains[ch.Name] = true
 				if _, ok := oldChains[ch.Name]; !ok {
 					b.conn.AddChain(b.chain(ch.Name))
 				}
-			}
-			for _, ch := range nf.Chains {
-				old, ok := oldChains[ch.Name]
-				if ok && reflect.DeepEqual(old.Rules, ch.Rules) {
-					continue
-				}
-				if ok {
-					b.conn.FlushChain(b.chain(ch.Name))
-				}
-				b.addRules(b.chain(ch.Name), ch.Rules, sets)
-			}
-		}
-		oe, ne := elems(of), elems(nf)
-		for name, s := range sets {
-			var d, a []nftables.SetElement
-			for key, e := range oe[name] {
-				if _, keep := ne[name][key]; !keep {
-					d = append(d, e)
-				}
-			}
-			for key, e := range ne[name] {
-				if _, had := oe[name][key]; !had {
-					a = append(a, e)
-				}
-			}
-			if len(d) > 0 {
-				dels = append(dels, elemOp{s, d})
-			}
-			if len(a) > 0 {
-				adds = append(adds, elemOp{s, a})
-			}
-		}
-		newChains := map[string]bool{}
-		if nf != nil {
-			for _, ch := range nf.Chains {
-				newChains[ch.Name] = true
 			}
 		}
 		for name := range oldChains {
@@ -279,25 +272,102 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 				delChains = append(delChains, name)
 			}
 		}
-		if of != nil {
-			for _, a := range of.Affinity {
-				if !newSets[a.Name] {
-					delSets = append(delSets, affinityNFT(b.table, a))
-				}
+		for name := range oldSets {
+			if !newSets[name] {
+				delSets = append(delSets, b.sets[name])
 			}
 		}
 	}
-	if !changedAny {
-		return nil
+
+	// Elements: reference counts decide what the kernel gains and loses.
+	slotsBefore := b.slotMaps()
+	touched := map[string]element{}
+	for _, c := range changes {
+		for _, e := range c.old.elements() {
+			b.refs[e.set+"\x00"+e.text]--
+			touched[e.set+"\x00"+e.text] = e
+		}
+		for _, e := range c.cur.elements() {
+			b.refs[e.set+"\x00"+e.text]++
+			touched[e.set+"\x00"+e.text] = e
+		}
 	}
-	for _, op := range dels { // deletions first: a key whose verdict changed is deleted, then added
-		if err := b.elements(op.set, op.vals, false); err != nil {
+	dels, adds := map[string][]nftables.SetElement{}, map[string][]nftables.SetElement{}
+	for tid, e := range touched {
+		if b.refs[tid] <= 0 && b.owner[e.id()] == e.text {
+			delete(b.owner, e.id())
+			b.count[e.set]--
+			dels[e.set] = append(dels[e.set], e.nft())
+		}
+		if b.refs[tid] <= 0 {
+			delete(b.refs, tid)
+		}
+	}
+	for tid, e := range touched {
+		if b.refs[tid] <= 0 {
+			continue
+		}
+		switch held, ok := b.owner[e.id()]; {
+		case ok && held != e.text:
+			b.log("nftables: two Services want the same key; keeping the first", fmt.Errorf("%s: %q, not %q", e.set, held, e.text))
+		case !ok:
+			b.owner[e.id()] = e.text
+			b.count[e.set]++
+			adds[e.set] = append(adds[e.set], e.nft())
+		}
+	}
+	for name, els := range dels {
+		if err := b.elements(b.sets[name], els, false); err != nil {
 			return err
 		}
 	}
-	for _, op := range adds {
-		if err := b.elements(op.set, op.vals, true); err != nil {
+	slotsAfter := b.slotMaps()
+	for _, name := range slotsAfter {
+		if b.sets[name] == nil {
+			if err := b.addSet(b.setDef(name)); err != nil {
+				return err
+			}
+		}
+	}
+	names := make([]string, 0, len(adds))
+	for name := range adds {
+		names = append(names, name)
+	}
+	sort.Strings(names) // deterministic batches
+	for _, name := range names {
+		if err := b.elements(b.sets[name], adds[name], true); err != nil {
 			return err
+		}
+	}
+	for _, ch := range changes {
+		if ch.cur == nil {
+			continue
+		}
+		oldRules := map[string][]Rule{}
+		if ch.old != nil {
+			for _, c := range ch.old.Chains {
+				oldRules[c.Name] = c.Rules
+			}
+		}
+		for _, c := range ch.cur.Chains {
+			old, had := oldRules[c.Name]
+			if had && reflect.DeepEqual(old, c.Rules) {
+				continue
+			}
+			if had {
+				b.conn.FlushChain(b.chain(c.Name))
+			}
+			b.addRules(b.chain(c.Name), c.Rules)
+		}
+	}
+	if !reflect.DeepEqual(slotsBefore, slotsAfter) {
+		b.writeSlotRules(slotsAfter)
+	}
+	for _, name := range slotsBefore {
+		if b.count[name] == 0 {
+			b.conn.DelSet(b.sets[name])
+			delete(b.sets, name)
+			delete(b.count, name)
 		}
 	}
 	for _, name := range delChains { // flushed first: removed chains may refer to each other
@@ -308,30 +378,35 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 	}
 	for _, s := range delSets {
 		b.conn.DelSet(s)
-	}
-	if err := b.flush(); err != nil {
-		return fmt.Errorf("nftables partial sync: %w", err)
-	}
-	var filters []netlink.CustomConntrackFilter
-	var fresh []netip.Addr
-	for k, nf := range next {
-		g, f := staleUDP(b.current[k], nf)
-		if len(g) > 0 {
-			filters = append(filters, udpFilters(b.current[k], g)...)
-		}
-		fresh = append(fresh, f...)
-	}
-	if err := clearConntrack(filters, fresh); err != nil {
-		b.log("clearing stale UDP conntrack entries failed", err)
-	}
-	for k, nf := range next {
-		if nf == nil {
-			delete(b.current, k)
-		} else {
-			b.current[k] = nf
-		}
+		delete(b.sets, s.Name)
 	}
 	return nil
+}
+
+// slotMaps lists the slot maps that hold elements, ip and node port, by N.
+func (b *Backend) slotMaps() []string {
+	var out []string
+	for name, n := range b.count {
+		if _, _, ok := slotsOf(name); ok && n > 0 {
+			out = append(out, name)
+		}
+	}
+	sortSlots(out)
+	return out
+}
+
+// writeSlotRules rewrites the pick chains: one rule per slot map, by N.
+func (b *Backend) writeSlotRules(maps []string) {
+	b.conn.FlushChain(b.chain("service-picks"))
+	b.conn.FlushChain(b.chain("nodeport-picks"))
+	for _, name := range maps {
+		ip, n, _ := slotsOf(name)
+		chain := "nodeport-picks"
+		if ip {
+			chain = "service-picks"
+		}
+		b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: b.chain(chain), Exprs: slotRule(ip, n, b.c.RoundRobin, b.sets[name])})
+	}
 }
 
 // elemChunk bounds the elements per netlink message: the element list is one
@@ -356,6 +431,9 @@ func (b *Backend) elements(s *nftables.Set, vals []nftables.SetElement, add bool
 }
 
 func hasAffinity(f *Fragment, a AffinitySet) bool {
+	if f == nil {
+		return false
+	}
 	for _, x := range f.Affinity {
 		if x == a {
 			return true
@@ -401,14 +479,18 @@ func (b *Backend) clearTable() error {
 	return nil
 }
 
-// Retire leaves the table with only its (empty) NAT base chains, for a switch
-// to another backend: connections already DNATed or masqueraded stay
-// translated by conntrack only while NAT hooks are registered. Cleanup (or the
-// next full sync of this backend) removes the rest.
+// Retire leaves the table with only its NAT base chains and one rule that
+// uses conntrack, for a switch to another backend: connections already
+// DNATed or masqueraded stay translated only while NAT hooks are registered
+// and conntrack runs, and the kernel stops conntrack in a namespace as soon as
+// no rule needs it any more. Cleanup (or the next full sync of this backend)
+// removes the rest.
 func (b *Backend) Retire() error {
 	if err := b.clearTable(); err != nil {
 		return err
 	}
+	b.conn.AddRule(&nftables.Rule{Table: b.table, Chain: b.chain("nat-postrouting"), Exprs: ctDNAT(),
+		UserData: comment("keeps conntrack running: established connections stay translated")})
 	b.current = nil
 	if err := b.flush(); err != nil {
 		return fmt.Errorf("nftables retire: %w", err)

@@ -31,7 +31,7 @@ func staleUDP(old, cur *Fragment) (gone []netip.AddrPort, fresh []netip.Addr) {
 		}
 	}
 	if cur != nil && len(cur.Backends) > 0 && (old == nil || len(old.Backends) == 0) {
-		for k := range cur.ServiceIPs {
+		for k := range cur.IPs {
 			fresh = append(fresh, k.IP)
 		}
 	}
@@ -43,7 +43,7 @@ func staleUDP(old, cur *Fragment) (gone []netip.AddrPort, fresh []netip.Addr) {
 func udpFilters(f *Fragment, gone []netip.AddrPort) []netlink.CustomConntrackFilter {
 	var out []netlink.CustomConntrackFilter
 	for _, b := range gone {
-		for k := range f.ServiceIPs {
+		for k := range f.IPs {
 			c := &netlink.ConntrackFilter{}
 			_ = c.AddProtocol(unix.IPPROTO_UDP)
 			_ = c.AddIP(netlink.ConntrackReplySrcIP, net.IP(b.Addr().AsSlice()))

@@ -18,10 +18,14 @@ import (
 // "connection refused" at once.
 const icmpPortUnreach = 3
 
+// ipsDstNAT is conntrack's IPS_DST_NAT status bit: the destination was translated.
+const ipsDstNAT = 1 << 5
+
 const (
 	reg1  = 1  // NFT_REG_1 (= 32-bit registers 8..11)
 	reg32 = 9  // NFT_REG32_01: the second 4 bytes of a concatenation
 	reg33 = 10 // NFT_REG32_02: the third
+	reg34 = 11 // NFT_REG32_03: the fourth
 )
 
 func protoNum(p corev1.Protocol) byte {
@@ -98,15 +102,29 @@ func daddrProtoPort() []expr.Any {
 		&expr.Payload{DestRegister: reg33, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
 }
 
+// protoPort loads meta l4proto . th dport.
+func protoPort() []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+		&expr.Payload{DestRegister: reg32, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
+}
+
 // localNodePort matches a local, non-loopback destination and loads proto . port.
 func localNodePort() []expr.Any {
 	out := []expr.Any{loadDaddr()}
 	out = append(out, prefixMatch(netip.MustParsePrefix("127.0.0.0/8"), expr.CmpOpNeq)...)
-	return append(out,
+	out = append(out,
 		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(unix.RTN_LOCAL)},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Payload{DestRegister: reg32, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(unix.RTN_LOCAL)})
+	return append(out, protoPort()...)
+}
+
+// ctDNAT matches connections whose destination was translated.
+func ctDNAT() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(ipsDstNAT), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
+	}
 }
 
 func ctNew() []expr.Any {
@@ -124,23 +142,15 @@ func comment(s string) []byte {
 	return userdata.AppendString(nil, userdata.TypeComment, s)
 }
 
-// ruleExprs turns one rule into netlink expressions.
+// ruleExprs turns one rule of a Service chain into netlink expressions.
 func ruleExprs(r Rule, sets map[string]*nftables.Set) []expr.Any {
 	var out []expr.Any
 	if r.SaddrIn.IsValid() {
 		out = append(out, loadSaddr())
 		out = append(out, prefixMatch(r.SaddrIn, expr.CmpOpEq)...)
 	}
-	if r.SaddrNotIn.IsValid() {
-		out = append(out, loadSaddr())
-		out = append(out, prefixMatch(r.SaddrNotIn, expr.CmpOpNeq)...)
-	}
 	if r.SaddrInSet != "" {
-		s := sets[r.SaddrInSet]
-		out = append(out, loadSaddr(), &expr.Lookup{SourceRegister: reg1, SetName: r.SaddrInSet, SetID: setID(s)})
-	}
-	if r.Mark {
-		out = append(out, markMasq()...)
+		out = append(out, loadSaddr(), lookup(sets[r.SaddrInSet]))
 	}
 	if r.Update != "" {
 		s := sets[r.Update]
@@ -149,10 +159,11 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) []expr.Any {
 	switch {
 	case r.Goto != "":
 		if r.Random > 1 {
-			out = append(out, &expr.Numgen{Register: reg1, Modulus: uint32(r.Random), Type: unix.NFT_NG_RANDOM},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(0)})
+			out = append(out, numgen(reg1, r.Random, r.RoundRobin), &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(0)})
 		}
 		out = append(out, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Goto})
+	case r.Return:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictReturn})
 	case r.DNAT.IsValid():
 		a := r.DNAT.Addr().As4()
 		out = append(out,
@@ -167,6 +178,14 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) []expr.Any {
 	return out
 }
 
+func numgen(reg uint32, mod int, roundRobin bool) expr.Any {
+	t := uint32(unix.NFT_NG_RANDOM)
+	if roundRobin {
+		t = unix.NFT_NG_INCREMENTAL
+	}
+	return &expr.Numgen{Register: reg, Modulus: uint32(mod), Type: t}
+}
+
 func setID(s *nftables.Set) uint32 {
 	if s == nil {
 		return 0
@@ -174,18 +193,57 @@ func setID(s *nftables.Set) uint32 {
 	return s.ID
 }
 
-// baseRules are the rules of the fixed chains.
+// lookup matches the key in reg1.. against a set.
+func lookup(s *nftables.Set) expr.Any {
+	return &expr.Lookup{SourceRegister: reg1, SetName: s.Name, SetID: s.ID}
+}
+
+// slotRule picks one of n slots of a slot map and DNATs to what it holds:
+// dnat ip to ip daddr . meta l4proto . th dport . numgen random mod n map @ip-endpoints-n
+// (node ports: meta l4proto . th dport . numgen ...).
+func slotRule(ip bool, n int, roundRobin bool, s *nftables.Set) []expr.Any {
+	out, slot := daddrProtoPort(), uint32(reg34)
+	if !ip {
+		out, slot = protoPort(), reg33
+	}
+	return append(out, numgen(slot, n, roundRobin),
+		&expr.Lookup{SourceRegister: reg1, SetName: s.Name, SetID: s.ID, IsDestRegSet: true, DestRegister: reg1},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegAddrMax: reg1,
+			RegProtoMin: reg32, RegProtoMax: reg32, Specified: true})
+}
+
+// baseRules are the rules of the fixed chains (the slot rules come with their maps).
 func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any {
 	jump := func(chain string) expr.Any { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
+	gotoReject := &expr.Verdict{Kind: expr.VerdictGoto, Chain: ChainReject}
+	drop := &expr.Verdict{Kind: expr.VerdictDrop}
+	cat := func(parts ...[]expr.Any) []expr.Any {
+		var out []expr.Any
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	one := func(e ...expr.Any) []expr.Any { return e }
+	var services [][]expr.Any
+	if c.ClusterCIDR.IsValid() {
+		services = append(services, cat(one(loadSaddr()), prefixMatch(c.ClusterCIDR, expr.CmpOpNeq),
+			daddrProtoPort(), one(lookup(sets[SetMasqFromOutside])), markMasq()))
+	}
+	services = append(services,
+		cat(daddrProtoPort(), one(lookup(sets[SetMasqIPs])), markMasq()),
+		append(daddrProtoPort(), lookupVmap(sets[MapServiceIPs])),
+		one(jump("service-picks")),
+		append(localNodePort(), jump("nodeports")))
 	checks := [][]expr.Any{
-		append(daddrProtoPort(), lookupVmap(sets[MapNoEndpointServices])),
-		append(localNodePort(), lookupVmap(sets[MapNoEndpointNodePorts])),
+		cat(daddrProtoPort(), one(lookup(sets[SetRejectIPs]), gotoReject)),
+		cat(daddrProtoPort(), one(lookup(sets[SetDropIPs]), drop)),
+		cat(localNodePort(), one(lookup(sets[SetRejectNodePorts]), gotoReject)),
+		cat(localNodePort(), one(lookup(sets[SetDropNodePorts]), drop)),
 	}
 	if c.ServiceCIDR.IsValid() {
-		r := append([]expr.Any{loadDaddr()}, prefixMatch(c.ServiceCIDR, expr.CmpOpEq)...)
-		r = append(r, loadDaddr(), &expr.Lookup{SourceRegister: reg1, SetName: SetClusterIPs, SetID: setID(sets[SetClusterIPs]), Invert: true},
-			&expr.Verdict{Kind: expr.VerdictGoto, Chain: ChainReject})
-		checks = append(checks, r)
+		checks = append(checks, cat(one(loadDaddr()), prefixMatch(c.ServiceCIDR, expr.CmpOpEq),
+			one(loadDaddr(), &expr.Lookup{SourceRegister: reg1, SetName: SetClusterIPs, SetID: setID(sets[SetClusterIPs]), Invert: true}, gotoReject)))
 	}
 	return map[string][][]expr.Any{
 		"nat-prerouting":    {{jump("services")}},
@@ -193,12 +251,16 @@ func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any 
 		"nat-postrouting":   {{jump("masquerading")}},
 		"filter-prerouting": {append(ctNew(), jump("service-checks"))},
 		"filter-output":     {append(ctNew(), jump("service-checks"))},
-		"services": {
-			append(daddrProtoPort(), lookupVmap(sets[MapServiceIPs])),
-			append(localNodePort(), lookupVmap(sets[MapServiceNodePorts])),
+		"services":          services,
+		"nodeports": {
+			cat(protoPort(), one(lookup(sets[SetMasqNodePorts])), markMasq()),
+			append(protoPort(), lookupVmap(sets[MapServiceNodePorts])),
+			one(jump("nodeport-picks")),
 		},
 		"service-checks": checks,
 		"masquerading": {
+			cat(ctDNAT(), one(loadSaddr(), &expr.Payload{DestRegister: reg32, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+				lookup(sets[SetHairpin]), &expr.Masq{FullyRandom: true})),
 			{&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
 				&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(MasqMark), Xor: u32(0)},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(0)},
@@ -216,12 +278,14 @@ func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any 
 	}
 }
 
-// baseChains are the chains hooked into netfilter, in creation order.
+// baseChains are the chains hooked into netfilter and the fixed chains they
+// jump to, in creation order.
 func baseChains(t *nftables.Table) []*nftables.Chain {
 	accept := nftables.ChainPolicyAccept
 	prio := func(p int32) *nftables.ChainPriority { v := nftables.ChainPriority(p); return &v }
 	return []*nftables.Chain{
-		{Name: "services", Table: t}, {Name: "service-checks", Table: t}, {Name: "masquerading", Table: t}, {Name: ChainReject, Table: t},
+		{Name: "services", Table: t}, {Name: "service-picks", Table: t}, {Name: "nodeports", Table: t}, {Name: "nodeport-picks", Table: t},
+		{Name: "service-checks", Table: t}, {Name: "masquerading", Table: t}, {Name: ChainReject, Table: t},
 		{Name: "nat-prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
 		{Name: "nat-output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: prio(-100), Policy: &accept},
 		{Name: "nat-postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept},

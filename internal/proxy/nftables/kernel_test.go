@@ -2,10 +2,13 @@ package nftables
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	goruntime "runtime"
+	"sort"
 	"strings"
 	"testing"
 
@@ -78,7 +81,7 @@ func TestKernelSyncs(t *testing.T) {
 			t.Errorf("second full sync (table present): %v", err)
 			return
 		}
-		if list := nftList(t); strings.Contains(list, "default/s0/") || !strings.Contains(list, "default/s1/") {
+		if list := nftList(t); strings.Contains(list, "10.96.0.2 . tcp . 80") || !strings.Contains(list, "10.96.0.3 . tcp . 80") {
 			t.Errorf("a full sync over an existing table must leave exactly the new state")
 		}
 		// Partial: add a service, change one's endpoints, delete one.
@@ -95,16 +98,20 @@ func TestKernelSyncs(t *testing.T) {
 			return
 		}
 		list := nftList(t)
-		for _, want := range []string{"10.100.0.1 . udp . 53 : goto service-default/new/udp/p53", "chain endpoint-default/new/udp/p53__10.244.9.9:53",
-			"set affinity-default/new/udp/p53__10.244.9.9:53", "numgen random mod 2 0 goto endpoint-default/s3/tcp/p80__10.244.0.5:8080"} {
+		for _, want := range []string{"10.100.0.1 . udp . 53 : jump service-default/new/udp/p53", "chain endpoint-default/new/udp/p53__10.244.9.9:53",
+			"set affinity-default/new/udp/p53__10.244.9.9:53", "10.96.0.5 . tcp . 80 . 0x00000001 : 10.245.0.5 . 8080",
+			"10.96.0.3 . tcp . 80 . 0x00000000 : 10.244.0.3 . 8080"} {
 			if !strings.Contains(list, want) {
 				t.Errorf("kernel table lacks %q", want)
 			}
 		}
-		for _, gone := range []string{"10.96.0.4 . tcp . 80", "endpoint-default/s2/", "10.245.0.3:8080"} {
+		for _, gone := range []string{"10.96.0.4 . tcp . 80", "10.245.0.3 . 8080", "map ip-endpoints-2 {\n\t\ttype ipv4_addr . inet_proto . inet_service . mark : ipv4_addr . inet_service\n\t\telements = { 10.96.0.3 "} {
 			if strings.Contains(list, gone) {
 				t.Errorf("kernel table still has %q", gone)
 			}
+		}
+		if got, want := normalize(list), normalize(b.Rules()); got != want {
+			t.Errorf("the kernel holds something else than the computed rules:\n%s", lineDiff(want, got))
 		}
 		// Remove the new service again (its affinity set and chains go too).
 		delete(st.Services, add)
@@ -117,6 +124,111 @@ func TestKernelSyncs(t *testing.T) {
 		}
 		if err := b.Cleanup(); err != nil {
 			t.Error(err)
+		}
+	})
+}
+
+var elementsRE = regexp.MustCompile(`elements = \{([^}]*)\}`)
+
+// normalize makes nft text comparable whatever the order: one line per rule,
+// set line or element, sorted.
+func normalize(text string) string {
+	text = elementsRE.ReplaceAllStringFunc(text, func(m string) string {
+		items := strings.Split(elementsRE.FindStringSubmatch(m)[1], ",")
+		for i := range items {
+			items[i] = strings.TrimSpace(items[i])
+		}
+		return strings.Join(items, "\n")
+	})
+	var lines []string
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l != "" && l != "}" {
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// lineDiff lists the lines only in want (-) and only in got (+).
+func lineDiff(want, got string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(got, "\n") {
+		count[l]--
+	}
+	var out []string
+	for l, n := range count {
+		switch {
+		case n > 0:
+			out = append(out, "- "+l)
+		case n < 0:
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+// TestKernelFollowsPartialSyncs applies random changes as partial syncs and
+// checks after each that the kernel holds exactly the rules computed from
+// scratch for the new state: reference-counted shared elements (a cluster IP
+// of two ports), slot maps appearing and going as endpoint counts change, keys
+// moving between picks, chains, reject and drop.
+func TestKernelFollowsPartialSyncs(t *testing.T) {
+	inFreshNetns(t, func() {
+		b, err := New(cfg)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer b.Cleanup()
+		st := testState()
+		// A second port of web shares its cluster IP.
+		web2 := proxy.Key{Namespace: "default", Name: "web", Port: "alt"}
+		st.Services[web2] = &proxy.ServicePort{Key: web2, Protocol: corev1.ProtocolTCP, ClusterIP: netip.MustParseAddr("10.96.0.20"), Port: 81, NodePort: 30081}
+		st.Endpoints[web2] = []proxy.Endpoint{ep("10.244.0.2:8081", true, true)}
+		if err := b.Sync(st, nil, true); err != nil {
+			t.Errorf("full sync: %v", err)
+			return
+		}
+		if got, want := normalize(nftList(t)), normalize(b.Rules()); got != want {
+			t.Errorf("after the full sync the kernel differs:\n%s", lineDiff(want, got))
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		keys := st.Keys()
+		for step := 0; step < 40; step++ {
+			k := keys[rng.IntN(len(keys))]
+			what := rng.IntN(5)
+			switch {
+			case what == 0: // the port goes (or comes back)
+				if _, ok := st.Services[k]; ok {
+					delete(st.Services, k)
+				} else {
+					st.Services[k] = testState().Services[k]
+					if k == web2 {
+						st.Services[k] = &proxy.ServicePort{Key: web2, Protocol: corev1.ProtocolTCP, ClusterIP: netip.MustParseAddr("10.96.0.20"), Port: 81, NodePort: 30081}
+					}
+				}
+			case what == 1: // no endpoints
+				st.Endpoints[k] = nil
+			default: // 1-5 endpoints, some local, some not ready
+				var eps []proxy.Endpoint
+				for i := 0; i <= rng.IntN(5); i++ {
+					eps = append(eps, ep(fmt.Sprintf("10.244.%d.%d:8080", rng.IntN(2), 20+i), rng.IntN(4) != 0, rng.IntN(2) == 0))
+				}
+				st.Endpoints[k] = eps
+			}
+			if err := b.Sync(st, []proxy.Key{k}, false); err != nil {
+				t.Errorf("step %d (%s, change %d): %v", step, k, what, err)
+				return
+			}
+			if got, want := normalize(nftList(t)), normalize(Render(cfg, ComputeAll(cfg, st))); got != want {
+				t.Errorf("step %d (%s, change %d): the kernel differs from the computed rules:\n%s", step, k, what, lineDiff(want, got))
+				return
+			}
 		}
 	})
 }

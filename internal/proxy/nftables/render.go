@@ -8,16 +8,8 @@ import (
 	"github.com/svcnet/svcnet/internal/proxy"
 )
 
-// The base chains are fixed: hooks jump into the service lookups.
-//
-//	prerouting (dstnat) ─┐
-//	                     ├─ services: ip daddr . proto . port vmap @service-ips
-//	output (-100) ───────┘            local daddr: proto . port vmap @service-nodeports
-//	prerouting/output filter (-90, new connections) ─ service-checks:
-//	      no endpoints: vmap @no-endpoint-services / @no-endpoint-nodeports (reject | drop)
-//	      unallocated cluster IP in the service CIDR: reject
-//	postrouting (srcnat) ─ masquerading: packets marked 0x4000 are masqueraded
-func baseText(c Config) string {
+// The base chains are fixed: hooks jump into the service lookups (see README.md).
+func baseText(c Config, picks, nodePicks []string) string {
 	var b strings.Builder
 	b.WriteString(`	chain nat-prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
@@ -35,7 +27,7 @@ func baseText(c Config) string {
 	}
 
 	chain filter-prerouting {
-		type filter hook prerouting priority -90; policy accept;
+		type filter hook prerouting priority dstnat + 10; policy accept;
 		ct state new jump service-checks
 	}
 
@@ -45,87 +37,151 @@ func baseText(c Config) string {
 	}
 
 	chain services {
+`)
+	if c.ClusterCIDR.IsValid() {
+		fmt.Fprintf(&b, "\t\tip saddr != %s ip daddr . meta l4proto . th dport @masq-from-outside meta mark set meta mark | 0x00004000\n", c.ClusterCIDR)
+	}
+	b.WriteString(`		ip daddr . meta l4proto . th dport @masq-ips meta mark set meta mark | 0x00004000
 		ip daddr . meta l4proto . th dport vmap @service-ips
-		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto . th dport vmap @service-nodeports
+		jump service-picks
+		ip daddr != 127.0.0.0/8 fib daddr type local jump nodeports
 	}
 
+	chain service-picks {
+`)
+	for _, r := range picks {
+		b.WriteString("\t\t" + r + "\n")
+	}
+	b.WriteString(`	}
+
+	chain nodeports {
+		meta l4proto . th dport @masq-nodeports meta mark set meta mark | 0x00004000
+		meta l4proto . th dport vmap @service-nodeports
+		jump nodeport-picks
+	}
+
+	chain nodeport-picks {
+`)
+	for _, r := range nodePicks {
+		b.WriteString("\t\t" + r + "\n")
+	}
+	b.WriteString(`	}
+
 	chain service-checks {
-		ip daddr . meta l4proto . th dport vmap @no-endpoint-services
-		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto . th dport vmap @no-endpoint-nodeports
+		ip daddr . meta l4proto . th dport @reject-ips goto reject-chain
+		ip daddr . meta l4proto . th dport @drop-ips drop
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto . th dport @reject-nodeports goto reject-chain
+		ip daddr != 127.0.0.0/8 fib daddr type local meta l4proto . th dport @drop-nodeports drop
 `)
 	if c.ServiceCIDR.IsValid() {
-		fmt.Fprintf(&b, "\t\tip daddr %s ip daddr != @cluster-ips goto reject-chain comment \"unallocated cluster IP\"\n", c.ServiceCIDR)
+		fmt.Fprintf(&b, "\t\tip daddr %s ip daddr != @cluster-ips goto reject-chain\n", c.ServiceCIDR)
 	}
 	b.WriteString(`	}
 
 	chain masquerading {
+		ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random
 		meta mark & 0x00004000 == 0x00000000 return
 		meta mark set meta mark ^ 0x00004000
 		masquerade fully-random
 	}
 
 	chain reject-chain {
-		meta l4proto tcp reject with tcp reset
+		reject with tcp reset
 		reject
 	}
 `)
 	return b.String()
 }
 
+// setTypes is how nft prints each kind of set's type line.
+func setType(name string) string {
+	if ip, _, ok := slotsOf(name); ok {
+		if ip {
+			return "type ipv4_addr . inet_proto . inet_service . mark : ipv4_addr . inet_service"
+		}
+		return "type inet_proto . inet_service . mark : ipv4_addr . inet_service"
+	}
+	switch name {
+	case MapServiceIPs:
+		return "type ipv4_addr . inet_proto . inet_service : verdict"
+	case MapServiceNodePorts:
+		return "type inet_proto . inet_service : verdict"
+	case SetClusterIPs:
+		return "type ipv4_addr"
+	case SetHairpin:
+		return "type ipv4_addr . ipv4_addr"
+	case SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs:
+		return "type ipv4_addr . inet_proto . inet_service"
+	}
+	return "type inet_proto . inet_service"
+}
+
+// SlotRuleText is the rule that picks from a slot map.
+func SlotRuleText(c Config, name string) string {
+	ip, n, _ := slotsOf(name)
+	gen := "random"
+	if c.RoundRobin {
+		gen = "inc"
+	}
+	key := "meta l4proto . th dport"
+	if ip {
+		key = "ip daddr . " + key
+	}
+	return fmt.Sprintf("dnat ip to %s . numgen %s mod %d map @%s", key, gen, n, name)
+}
+
 // Render prints the table as `nft list table ip svcnet` would (sorted, so two
-// equal states give equal text): the golden files and `svcnet explain` use it.
+// equal states give equal text): the golden files use it.
 func Render(c Config, frags map[proxy.Key]*Fragment) string {
 	keys := make([]proxy.Key, 0, len(frags))
 	for k := range frags {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	bySet := map[string]map[string]bool{}
+	for _, k := range keys {
+		for _, e := range frags[k].elements() {
+			if bySet[e.set] == nil {
+				bySet[e.set] = map[string]bool{}
+			}
+			bySet[e.set][e.text] = true
+		}
+	}
+	var slots []string
+	for name := range bySet {
+		if _, _, ok := slotsOf(name); ok {
+			slots = append(slots, name)
+		}
+	}
+	sortSlots(slots)
 	var b strings.Builder
 	fmt.Fprintf(&b, "table ip %s {\n", Table)
-	ipMap := func(name string, get func(*Fragment) map[IPProtoPort]Verdict) {
-		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n", name)
-		var lines []string
-		for _, k := range keys {
-			m := get(frags[k])
-			for _, e := range sortedKeys(m, lessIPP) {
-				lines = append(lines, fmt.Sprintf("%s . %s . %d : %s", e.IP, strings.ToLower(string(e.Proto)), e.Port, m[e]))
-			}
+	var picks, nodePicks []string
+	for _, name := range append(append([]string{}, staticSets...), slots...) {
+		kind := "set"
+		if strings.Contains(setType(name), " : ") {
+			kind = "map"
 		}
+		fmt.Fprintf(&b, "\t%s %s {\n\t\t%s\n", kind, name, setType(name))
+		lines := make([]string, 0, len(bySet[name]))
+		for text := range bySet[name] {
+			lines = append(lines, text)
+		}
+		sort.Strings(lines)
 		writeElems(&b, lines)
 		b.WriteString("\t}\n\n")
-	}
-	portMap := func(name string, get func(*Fragment) map[ProtoPort]Verdict) {
-		fmt.Fprintf(&b, "\tmap %s {\n\t\ttype inet_proto . inet_service : verdict\n", name)
-		var lines []string
-		for _, k := range keys {
-			m := get(frags[k])
-			for _, e := range sortedKeys(m, lessPP) {
-				lines = append(lines, fmt.Sprintf("%s . %d : %s", strings.ToLower(string(e.Proto)), e.Port, m[e]))
-			}
-		}
-		writeElems(&b, lines)
-		b.WriteString("\t}\n\n")
-	}
-	ipMap(MapServiceIPs, func(f *Fragment) map[IPProtoPort]Verdict { return f.ServiceIPs })
-	portMap(MapServiceNodePorts, func(f *Fragment) map[ProtoPort]Verdict { return f.NodePorts })
-	ipMap(MapNoEndpointServices, func(f *Fragment) map[IPProtoPort]Verdict { return f.NoEndpoints })
-	portMap(MapNoEndpointNodePorts, func(f *Fragment) map[ProtoPort]Verdict { return f.NoEndpointNodePorts })
-	var lines []string
-	fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n", SetClusterIPs)
-	for _, k := range keys {
-		for _, ip := range frags[k].ClusterIPs {
-			lines = append(lines, ip.String())
+		if ip, _, ok := slotsOf(name); ok && ip {
+			picks = append(picks, SlotRuleText(c, name))
+		} else if ok {
+			nodePicks = append(nodePicks, SlotRuleText(c, name))
 		}
 	}
-	sort.Strings(lines)
-	writeElems(&b, lines)
-	b.WriteString("\t}\n\n")
 	for _, k := range keys {
 		for _, s := range frags[k].Affinity {
-			fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout %ds\n\t}\n\n", s.Name, s.Timeout)
+			fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tsize 65535\n\t\tflags dynamic,timeout\n\t\ttimeout %s\n\t}\n\n", s.Name, nftDuration(s.Timeout))
 		}
 	}
-	b.WriteString(baseText(c))
+	b.WriteString(baseText(c, picks, nodePicks))
 	for _, k := range keys {
 		for _, ch := range frags[k].Chains {
 			fmt.Fprintf(&b, "\n\tchain %s {\n", ch.Name)
@@ -136,6 +192,21 @@ func Render(c Config, frags map[proxy.Key]*Fragment) string {
 		}
 	}
 	b.WriteString("}\n")
+	return b.String()
+}
+
+// nftDuration prints seconds the way nft does: 3h, 1m40s, 1d.
+func nftDuration(sec uint32) string {
+	var b strings.Builder
+	for _, u := range []struct {
+		n    uint32
+		unit string
+	}{{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}} {
+		if sec >= u.n {
+			fmt.Fprintf(&b, "%d%s", sec/u.n, u.unit)
+			sec %= u.n
+		}
+	}
 	return b.String()
 }
 
@@ -158,14 +229,8 @@ func RuleText(r Rule) string {
 			parts = append(parts, "ip saddr "+r.SaddrIn.String())
 		}
 	}
-	if r.SaddrNotIn.IsValid() {
-		parts = append(parts, "ip saddr != "+r.SaddrNotIn.String())
-	}
 	if r.SaddrInSet != "" {
 		parts = append(parts, "ip saddr @"+r.SaddrInSet)
-	}
-	if r.Mark {
-		parts = append(parts, "meta mark set meta mark | 0x00004000")
 	}
 	if r.Update != "" {
 		parts = append(parts, "update @"+r.Update+" { ip saddr }")
@@ -173,11 +238,17 @@ func RuleText(r Rule) string {
 	switch {
 	case r.Goto != "":
 		if r.Random > 1 {
-			parts = append(parts, fmt.Sprintf("numgen random mod %d 0", r.Random))
+			gen := "random"
+			if r.RoundRobin {
+				gen = "inc"
+			}
+			parts = append(parts, fmt.Sprintf("numgen %s mod %d 0", gen, r.Random))
 		}
 		parts = append(parts, "goto "+r.Goto)
+	case r.Return:
+		parts = append(parts, "return")
 	case r.DNAT.IsValid():
-		parts = append(parts, fmt.Sprintf("meta l4proto %s dnat ip to %s", strings.ToLower(string(r.Proto)), r.DNAT))
+		parts = append(parts, fmt.Sprintf("meta l4proto %s dnat to %s", strings.ToLower(string(r.Proto)), r.DNAT))
 	case r.Drop:
 		parts = append(parts, "drop")
 	}

@@ -1,21 +1,22 @@
 // Package nftables is the kernel backend of the service proxy: one nftables
-// table, `ip svcnet`, whose lookups are verdict maps keyed by
-// `ip daddr . meta l4proto . th dport` (cluster, external and load-balancer
-// IPs) and `meta l4proto . th dport` (node ports), so their cost does not grow
-// with the number of Services; each Service port has a chain that picks an
-// endpoint with `numgen random mod K == 0` rules (the first of N with
-// probability 1/N, the next 1/(N-1) of the rest ...: uniform, as iptables'
-// statistic match), and each endpoint a chain that DNATs. No map is shared
-// between Services: the kernel validates what a commit can reach from the
-// hooks, and a map referenced from every Service chain made that quadratic. The rules are
-// computed here from proxy.State without I/O (see README.md for the hooks);
-// apply.go sends only what changed over netlink, in one transaction.
+// table, `ip svcnet`. A Service port is data, not rules: its keys (`ip daddr .
+// meta l4proto . th dport` for cluster, external and load-balancer IPs,
+// `meta l4proto . th dport` for node ports) map, with a slot number, to its
+// endpoints in the map of its endpoint count N, and one fixed rule per N picks
+// the slot: `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod N
+// map @ip-endpoints-N`. Masquerading, rejecting and dropping are set lookups.
+// So lookups cost the same with 10 or 10,000 Services, and a change adds and
+// deletes map elements only: a commit that adds rules, chains or jumps makes
+// the kernel validate everything reachable from the hooks (~70 ms with a chain
+// per Service at 10,000 Services); element changes are not validated. Only
+// sessionAffinity ClientIP and loadBalancerSourceRanges need chains of their
+// own. The rules are computed here from proxy.State without I/O (see
+// README.md for the hooks); backend.go sends only what changed over netlink.
 package nftables
 
 import (
 	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,62 +30,61 @@ const Table = "svcnet"
 // MasqMark is the packet mark that asks the postrouting chain to masquerade.
 const MasqMark = 0x4000
 
-// Named maps and sets of the table.
-const (
-	MapServiceIPs          = "service-ips"           // ip . proto . port : goto service chain
-	MapServiceNodePorts    = "service-nodeports"     // proto . port : goto external chain
-	MapNoEndpointServices  = "no-endpoint-services"  // ip . proto . port : goto reject | drop
-	MapNoEndpointNodePorts = "no-endpoint-nodeports" // proto . port : goto reject | drop
-	SetClusterIPs          = "cluster-ips"           // every allocated cluster IP
-	ChainReject            = "reject-chain"
-)
-
 // Config is what the rules need besides the state.
 type Config struct {
 	ClusterCIDR netip.Prefix // pod network: traffic from elsewhere to a cluster IP is masqueraded
 	ServiceCIDR netip.Prefix // cluster IPs outside the set are rejected
+	RoundRobin  bool         // numgen inc instead of numgen random
 }
 
-// Verdict is a map value or a rule's end.
-type Verdict struct {
-	Goto string // chain; empty with Drop
-	Drop bool
+// Masq says when traffic to a key is masqueraded.
+type Masq int
+
+const (
+	MasqNone       Masq = iota // Local policies: the client's address is kept
+	MasqOffCluster             // cluster IPs: when the source is outside the pod network
+	MasqAlways                 // node ports, external and LB IPs with policy Cluster
+)
+
+// Target is what a key of a Service port leads to: endpoints chosen by slot
+// (Pick, data only), a chain that picks (affinity), Reject or Drop. A chain
+// with Pick checks loadBalancerSourceRanges and returns to the slot pick.
+type Target struct {
+	Pick   []netip.AddrPort
+	Chain  string // jumped to
+	Reject bool   // no endpoints: TCP reset / ICMP port unreachable
+	Drop   bool   // a Local policy without a local endpoint
+	Masq   Masq
 }
 
-func (v Verdict) String() string {
-	if v.Drop {
-		return "drop"
-	}
-	return "goto " + v.Goto
-}
-
-// IPProtoPort is a key of the service-ips maps.
+// IPProtoPort is a key for cluster, external and load-balancer IPs.
 type IPProtoPort struct {
 	IP    netip.Addr
 	Proto corev1.Protocol
 	Port  uint16
 }
 
-// ProtoPort is a key of the node port maps.
+// ProtoPort is a node port key.
 type ProtoPort struct {
 	Proto corev1.Protocol
 	Port  uint16
 }
 
-// Rule is one rule: its matches all hold, then its statements run in order.
+// Rule is one rule of a Service's own chain: its matches all hold, then its
+// statements run in order.
 type Rule struct {
 	Comment    string
 	SaddrIn    netip.Prefix // ip saddr <prefix>
-	SaddrNotIn netip.Prefix // ip saddr != <prefix>
 	SaddrInSet string       // ip saddr @set
-	Mark       bool         // meta mark set meta mark | MasqMark
 	Update     string       // update @set { ip saddr }
 	// One terminal statement (or none):
-	Goto   string
-	Random int            // with Goto: only when numgen random mod Random == 0 (0: always)
-	DNAT   netip.AddrPort // meta l4proto <proto> dnat ip to <addr:port>
-	Proto  corev1.Protocol
-	Drop   bool
+	Goto       string
+	Random     int  // with Goto: only when numgen random mod Random == 0 (0: always)
+	RoundRobin bool // with Random: numgen inc
+	Return     bool
+	DNAT       netip.AddrPort // meta l4proto <proto> dnat ip to <addr:port>
+	Proto      corev1.Protocol
+	Drop       bool
 }
 
 // Chain is a regular chain of one service port.
@@ -101,16 +101,15 @@ type AffinitySet struct {
 
 // Fragment is everything one service port puts into the table.
 type Fragment struct {
-	Key                 proxy.Key
-	Chains              []Chain
-	ServiceIPs          map[IPProtoPort]Verdict
-	NodePorts           map[ProtoPort]Verdict
-	NoEndpoints         map[IPProtoPort]Verdict
-	NoEndpointNodePorts map[ProtoPort]Verdict
-	ClusterIPs          []netip.Addr
-	Affinity            []AffinitySet
-	Protocol            corev1.Protocol
-	Backends            []netip.AddrPort // every endpoint some chain DNATs to
+	Key        proxy.Key
+	Protocol   corev1.Protocol
+	IPs        map[IPProtoPort]Target
+	NodePorts  map[ProtoPort]Target
+	ClusterIPs []netip.Addr
+	Hairpin    []netip.Addr // local endpoints: a pod reaching itself is masqueraded
+	Chains     []Chain
+	Affinity   []AffinitySet
+	Backends   []netip.AddrPort // every endpoint traffic may be DNATed to
 }
 
 // chainName builds a readable, unique chain name: kind-ns/name/proto/port.
@@ -125,145 +124,134 @@ func portLabel(sp *proxy.ServicePort) string {
 	return fmt.Sprintf("p%d", sp.Port)
 }
 
+func addrs(eps []proxy.Endpoint) []netip.AddrPort {
+	out := make([]netip.AddrPort, len(eps))
+	for i, e := range eps {
+		out[i] = e.Addr
+	}
+	return out
+}
+
 // Compute returns the fragment of one service port with its endpoints.
 func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
-	f := &Fragment{Key: sp.Key, Protocol: sp.Protocol, ServiceIPs: map[IPProtoPort]Verdict{}, NodePorts: map[ProtoPort]Verdict{},
-		NoEndpoints: map[IPProtoPort]Verdict{}, NoEndpointNodePorts: map[ProtoPort]Verdict{}}
+	f := &Fragment{Key: sp.Key, Protocol: sp.Protocol, IPs: map[IPProtoPort]Target{}, NodePorts: map[ProtoPort]Target{}}
 	if sp.ClusterIP.IsValid() {
 		f.ClusterIPs = []netip.Addr{sp.ClusterIP}
 	}
 	if sp.Port == 0 { // a Service another proxy implements: only its IP is known here
 		return f
 	}
-	comment := sp.Key.String()
 	port := uint16(sp.Port)
-	clusterEps := proxy.Usable(eps, sp.InternalLocal)
 	allEps := proxy.Usable(eps, false)
+	clusterEps := allEps
+	if sp.InternalLocal {
+		clusterEps = proxy.Usable(eps, true)
+	}
 	externalEps := allEps
 	if sp.ExternalLocal {
 		externalEps = proxy.Usable(eps, true)
 	}
-	reject := Verdict{Goto: ChainReject}
-
-	// Endpoint chains, shared by the cluster and the local (external) pick.
-	epChain := map[netip.AddrPort]string{}
+	seen := map[netip.Addr]bool{}
 	for _, e := range allEps {
-		name := chainName("endpoint", sp) + "__" + e.Addr.String()
-		epChain[e.Addr] = name
 		f.Backends = append(f.Backends, e.Addr)
-		ch := Chain{Name: name}
-		ch.Rules = append(ch.Rules, Rule{Comment: comment, SaddrIn: netip.PrefixFrom(e.Addr.Addr(), 32), Mark: true})
-		r := Rule{Comment: comment, DNAT: e.Addr, Proto: sp.Protocol}
-		if sp.AffinityTimeout > 0 {
-			r.Update = affinitySet(name)
-			f.Affinity = append(f.Affinity, AffinitySet{Name: affinitySet(name), Timeout: uint32(sp.AffinityTimeout)})
+		if ip := e.Addr.Addr(); e.Local && !seen[ip] {
+			seen[ip] = true
+			f.Hairpin = append(f.Hairpin, ip)
 		}
-		ch.Rules = append(ch.Rules, r)
-		f.Chains = append(f.Chains, ch)
 	}
-	pick := func(kind string, use []proxy.Endpoint, first []Rule) Chain {
-		name := chainName(kind, sp)
-		ch := Chain{Name: name, Rules: first}
-		if sp.AffinityTimeout > 0 {
-			for _, e := range use {
-				ch.Rules = append(ch.Rules, Rule{Comment: comment, SaddrInSet: affinitySet(epChain[e.Addr]), Goto: epChain[e.Addr]})
-			}
+	// pick leads to use: slots of a map, or with affinity a chain of its own.
+	pick := func(kind string, use []proxy.Endpoint, masq Masq) Target {
+		switch {
+		case len(allEps) == 0:
+			return Target{Reject: true}
+		case len(use) == 0:
+			return Target{Drop: true} // kube-proxy drops: a Local policy and no local endpoint
+		case sp.AffinityTimeout > 0:
+			return Target{Chain: f.affinityChain(c, sp, kind, use), Masq: masq}
 		}
-		for i, e := range use {
-			r := Rule{Comment: comment, Goto: epChain[e.Addr]}
-			if left := len(use) - i; left > 1 {
-				r.Random = left
-			}
-			ch.Rules = append(ch.Rules, r)
-		}
-		return ch
+		return Target{Pick: addrs(use), Masq: masq}
 	}
-
-	// Cluster traffic to the cluster IP.
-	svcChain := ""
-	if len(clusterEps) > 0 {
-		var first []Rule
-		if c.ClusterCIDR.IsValid() {
-			first = append(first, Rule{Comment: comment + " cluster IP from outside the pod network", SaddrNotIn: c.ClusterCIDR, Mark: true})
-		}
-		ch := pick("service", clusterEps, first)
-		svcChain = ch.Name
-		f.Chains = append(f.Chains, ch)
-		f.ServiceIPs[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = Verdict{Goto: svcChain}
-	} else if len(allEps) > 0 { // internalTrafficPolicy Local without local endpoints
-		f.NoEndpoints[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = Verdict{Drop: true}
-	} else {
-		f.NoEndpoints[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = reject
-	}
+	f.IPs[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = pick("service", clusterEps, MasqOffCluster)
 
 	// External traffic: node ports, external IPs, load-balancer IPs.
-	hasExternal := sp.NodePort != 0 || len(sp.ExternalIPs) > 0 || len(sp.LoadBalancerIPs) > 0
-	if !hasExternal {
+	if sp.NodePort == 0 && len(sp.ExternalIPs) == 0 && len(sp.LoadBalancerIPs) == 0 {
 		return f
 	}
-	var extTarget Verdict
-	switch {
-	case len(allEps) == 0:
-		extTarget = reject
-	case sp.ExternalLocal && len(externalEps) == 0:
-		extTarget = Verdict{Drop: true} // kube-proxy drops: no local endpoint for Local policy
-	case sp.ExternalLocal:
-		ch := pick("local", externalEps, nil) // client source IP kept: no masquerade
-		f.Chains = append(f.Chains, ch)
-		extTarget = Verdict{Goto: ch.Name}
-	default:
-		name := chainName("external", sp)
-		target := svcChain
-		if target == "" { // internal Local policy left no cluster chain: pick from all
-			ch := pick("service", allEps, nil)
-			f.Chains = append(f.Chains, ch)
-			target = ch.Name
-		}
-		f.Chains = append(f.Chains, Chain{Name: name, Rules: []Rule{
-			{Comment: comment + " external traffic is masqueraded", Mark: true},
-			{Comment: comment, Goto: target}}})
-		extTarget = Verdict{Goto: name}
+	kind, masq := "external", MasqAlways
+	if sp.ExternalLocal {
+		kind, masq = "local", MasqNone
 	}
-	add := func(ip netip.Addr, v Verdict) {
-		k := IPProtoPort{ip, sp.Protocol, port}
-		if v.Goto == ChainReject {
-			f.NoEndpoints[k] = v
-		} else if v.Drop {
-			f.NoEndpoints[k] = v
-		} else {
-			f.ServiceIPs[k] = v
-		}
-	}
+	ext := pick(kind, externalEps, masq)
 	for _, ip := range sp.ExternalIPs {
-		add(ip, extTarget)
+		f.IPs[IPProtoPort{ip, sp.Protocol, port}] = ext
 	}
-	lbTarget := extTarget
-	if len(sp.SourceRanges) > 0 && !extTarget.Drop && extTarget.Goto != ChainReject {
-		name := chainName("firewall", sp)
-		ch := Chain{Name: name}
-		for _, r := range sp.SourceRanges {
-			ch.Rules = append(ch.Rules, Rule{Comment: comment + " loadBalancerSourceRanges", SaddrIn: r, Goto: extTarget.Goto})
-		}
-		ch.Rules = append(ch.Rules, Rule{Comment: comment + " source not in loadBalancerSourceRanges", Drop: true})
-		f.Chains = append(f.Chains, ch)
-		lbTarget = Verdict{Goto: name}
+	lb := ext
+	if len(sp.SourceRanges) > 0 && (ext.Pick != nil || ext.Chain != "") {
+		lb = Target{Chain: f.firewallChain(sp, ext), Pick: ext.Pick, Masq: ext.Masq}
 	}
 	for _, ip := range sp.LoadBalancerIPs {
-		add(ip, lbTarget)
+		f.IPs[IPProtoPort{ip, sp.Protocol, port}] = lb
 	}
 	if sp.NodePort != 0 {
-		k := ProtoPort{sp.Protocol, uint16(sp.NodePort)}
-		if extTarget.Drop || extTarget.Goto == ChainReject {
-			f.NoEndpointNodePorts[k] = extTarget
-		} else {
-			f.NodePorts[k] = extTarget
-		}
+		f.NodePorts[ProtoPort{sp.Protocol, uint16(sp.NodePort)}] = ext
 	}
 	return f
 }
 
-func affinitySet(epChain string) string {
-	return "affinity-" + strings.TrimPrefix(epChain, "endpoint-")
+// firewallChain admits loadBalancerSourceRanges: an allowed packet returns to
+// the slot pick (or goes on to the affinity chain), the rest is dropped.
+func (f *Fragment) firewallChain(sp *proxy.ServicePort, to Target) string {
+	comment := sp.Key.String() + " loadBalancerSourceRanges"
+	ch := Chain{Name: chainName("firewall", sp)}
+	for _, r := range sp.SourceRanges {
+		rule := Rule{Comment: comment, SaddrIn: r, Goto: to.Chain}
+		if to.Chain == "" {
+			rule.Return = true
+		}
+		ch.Rules = append(ch.Rules, rule)
+	}
+	ch.Rules = append(ch.Rules, Rule{Comment: sp.Key.String() + " source not in loadBalancerSourceRanges", Drop: true})
+	f.Chains = append(f.Chains, ch)
+	return ch.Name
+}
+
+// affinityChain builds a chain that sends a client back to the endpoint it
+// had (sessionAffinity ClientIP, a dynamic set per endpoint with the
+// Service's timeout) and otherwise picks one with per-rule numgen: the first
+// of N with probability 1/N, the next 1/(N-1) of the rest ... (uniform).
+func (f *Fragment) affinityChain(c Config, sp *proxy.ServicePort, kind string, use []proxy.Endpoint) string {
+	comment := sp.Key.String()
+	ch := Chain{Name: chainName(kind, sp)}
+	var targets []string
+	for _, e := range use {
+		name := chainName("endpoint", sp) + "__" + e.Addr.String()
+		set := "affinity-" + strings.TrimPrefix(name, "endpoint-")
+		targets = append(targets, name)
+		ch.Rules = append(ch.Rules, Rule{Comment: comment, SaddrInSet: set, Goto: name})
+		if f.hasChain(name) {
+			continue
+		}
+		f.Affinity = append(f.Affinity, AffinitySet{Name: set, Timeout: uint32(sp.AffinityTimeout)})
+		f.Chains = append(f.Chains, Chain{Name: name, Rules: []Rule{{Comment: comment, Update: set, DNAT: e.Addr, Proto: sp.Protocol}}})
+	}
+	for i, name := range targets {
+		r := Rule{Comment: comment, Goto: name}
+		if left := len(targets) - i; left > 1 {
+			r.Random, r.RoundRobin = left, c.RoundRobin
+		}
+		ch.Rules = append(ch.Rules, r)
+	}
+	f.Chains = append(f.Chains, ch)
+	return ch.Name
+}
+
+func (f *Fragment) hasChain(name string) bool {
+	for _, ch := range f.Chains {
+		if ch.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // ComputeAll returns the fragments of every service port in the state.
@@ -273,31 +261,4 @@ func ComputeAll(c Config, st *proxy.State) map[proxy.Key]*Fragment {
 		out[k] = Compute(c, sp, st.Endpoints[k])
 	}
 	return out
-}
-
-// sortedKeys returns a map's keys in the order less gives.
-func sortedKeys[K comparable](m map[K]Verdict, less func(a, b K) bool) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return less(out[i], out[j]) })
-	return out
-}
-
-func lessIPP(a, b IPProtoPort) bool {
-	if c := a.IP.Compare(b.IP); c != 0 {
-		return c < 0
-	}
-	if a.Proto != b.Proto {
-		return a.Proto < b.Proto
-	}
-	return a.Port < b.Port
-}
-
-func lessPP(a, b ProtoPort) bool {
-	if a.Proto != b.Proto {
-		return a.Proto < b.Proto
-	}
-	return a.Port < b.Port
 }

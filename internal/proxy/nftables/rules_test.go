@@ -124,29 +124,34 @@ func (tr *tracer) chain(name string) *Chain {
 
 func (tr *tracer) trace(p packet) result {
 	tr.seen = 0
-	var target *Verdict
-	for _, f := range tr.frags {
-		if v, ok := f.ServiceIPs[IPProtoPort{p.dst, p.proto, p.port}]; ok {
-			target = &v
+	masq := false
+	// nat: services (IP keys), then nodeports (local destinations).
+	for _, nodePort := range []bool{false, true} {
+		t, ok := tr.target(p, nodePort)
+		if !ok {
+			continue
 		}
-		if v, ok := f.NodePorts[ProtoPort{p.proto, p.port}]; ok && tr.local(p.dst) {
-			target = &v
+		switch {
+		case t.Masq == MasqAlways, t.Masq == MasqOffCluster && !cfg.ClusterCIDR.Contains(p.src):
+			masq = true
+		}
+		if t.Chain != "" {
+			if r, ok := tr.run(t.Chain, p, masq); ok {
+				return r
+			}
+		}
+		if n := len(t.Pick); n > 0 {
+			to := t.Pick[tr.pick(n)]
+			return result{verdict: "dnat", to: to, masq: masq || tr.hairpin(p.src, to)}
 		}
 	}
-	if target != nil {
-		if target.Drop {
-			return result{verdict: "drop"}
-		}
-		if r, ok := tr.run(target.Goto, p, false); ok {
-			return r
-		}
-	}
-	for _, f := range tr.frags { // filter: service-checks
-		if v, ok := f.NoEndpoints[IPProtoPort{p.dst, p.proto, p.port}]; ok {
-			return verdictResult(v)
-		}
-		if v, ok := f.NoEndpointNodePorts[ProtoPort{p.proto, p.port}]; ok && tr.local(p.dst) {
-			return verdictResult(v)
+	// filter: service-checks, for what was not DNATed.
+	for _, nodePort := range []bool{false, true} {
+		if t, ok := tr.target(p, nodePort); ok && (t.Reject || t.Drop) {
+			if t.Drop {
+				return result{verdict: "drop"}
+			}
+			return result{verdict: "reject"}
 		}
 	}
 	if cfg.ServiceCIDR.Contains(p.dst) {
@@ -162,14 +167,34 @@ func (tr *tracer) trace(p packet) result {
 	return result{verdict: "accept"}
 }
 
-func verdictResult(v Verdict) result {
-	if v.Drop {
-		return result{verdict: "drop"}
+// target finds the key a packet hits: its destination IP, or (for local
+// destinations) its node port.
+func (tr *tracer) target(p packet, nodePort bool) (Target, bool) {
+	for _, f := range tr.frags {
+		if nodePort {
+			if t, ok := f.NodePorts[ProtoPort{p.proto, p.port}]; ok && tr.local(p.dst) {
+				return t, true
+			}
+		} else if t, ok := f.IPs[IPProtoPort{p.dst, p.proto, p.port}]; ok {
+			return t, true
+		}
 	}
-	return result{verdict: "reject"}
+	return Target{}, false
 }
 
-// run executes a chain; ok is false when the packet falls off its end.
+// hairpin: a local pod DNATed to itself is masqueraded.
+func (tr *tracer) hairpin(src netip.Addr, to netip.AddrPort) bool {
+	for _, f := range tr.frags {
+		for _, ip := range f.Hairpin {
+			if ip == src && ip == to.Addr() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// run executes a chain; ok is false when the packet returns or falls off its end.
 func (tr *tracer) run(name string, p packet, masq bool) (result, bool) {
 	ch := tr.chain(name)
 	if ch == nil {
@@ -179,14 +204,8 @@ func (tr *tracer) run(name string, p packet, masq bool) (result, bool) {
 		if r.SaddrIn.IsValid() && !r.SaddrIn.Contains(p.src) {
 			continue
 		}
-		if r.SaddrNotIn.IsValid() && r.SaddrNotIn.Contains(p.src) {
-			continue
-		}
 		if r.SaddrInSet != "" && !tr.affinity[r.SaddrInSet][p.src] {
 			continue
-		}
-		if r.Mark {
-			masq = true
 		}
 		if r.Update != "" {
 			if tr.affinity[r.Update] == nil {
@@ -203,8 +222,10 @@ func (tr *tracer) run(name string, p packet, masq bool) (result, bool) {
 			tr.seen++
 		case r.Goto != "":
 			return tr.run(r.Goto, p, masq)
+		case r.Return:
+			return result{}, false
 		case r.DNAT.IsValid():
-			return result{verdict: "dnat", to: r.DNAT, masq: masq}, true
+			return result{verdict: "dnat", to: r.DNAT, masq: masq || tr.hairpin(p.src, r.DNAT)}, true
 		case r.Drop:
 			return result{verdict: "drop"}, true
 		}
@@ -283,7 +304,7 @@ func TestOneChangeTouchesOneFragment(t *testing.T) {
 			t.Errorf("%s changed although only %s did", key, k)
 		}
 	}
-	if !strings.Contains(Render(cfg, before), "10.244.1.2:8080") || strings.Contains(Render(cfg, after), "10.244.1.2:8080") {
+	if !strings.Contains(Render(cfg, before), "10.244.1.2 . 8080") || strings.Contains(Render(cfg, after), "10.244.1.2 . 8080") {
 		t.Error("the removed endpoint should leave the ruleset")
 	}
 }

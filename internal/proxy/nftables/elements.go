@@ -1,0 +1,139 @@
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Named maps and sets of the table. Keys are `ip . proto . port` (IPs) or
+// `proto . port` (node ports); "-N" maps hold the slots of Services with N
+// endpoints.
+const (
+	MapServiceIPs       = "service-ips"       // ip . proto . port : jump chain (affinity, source ranges)
+	MapServiceNodePorts = "service-nodeports" // proto . port : jump chain
+	SetMasqFromOutside  = "masq-from-outside" // cluster IPs: masquerade sources outside the pod network
+	SetMasqIPs          = "masq-ips"          // external and LB IPs with policy Cluster: masquerade
+	SetMasqNodePorts    = "masq-nodeports"    // node ports with policy Cluster: masquerade
+	SetRejectIPs        = "reject-ips"        // no endpoints
+	SetRejectNodePorts  = "reject-nodeports"
+	SetDropIPs          = "drop-ips" // a Local policy without a local endpoint
+	SetDropNodePorts    = "drop-nodeports"
+	SetClusterIPs       = "cluster-ips" // every allocated cluster IP
+	SetHairpin          = "hairpin"     // ip . ip of local endpoints: a pod that reached itself
+	ipSlotsPrefix       = "ip-endpoints-"
+	portSlotsPrefix     = "nodeport-endpoints-"
+	ChainReject         = "reject-chain"
+)
+
+// staticSets are created by every full sync, in this order.
+var staticSets = []string{MapServiceIPs, MapServiceNodePorts, SetMasqFromOutside, SetMasqIPs, SetMasqNodePorts,
+	SetRejectIPs, SetRejectNodePorts, SetDropIPs, SetDropNodePorts, SetClusterIPs, SetHairpin}
+
+// IPSlots and PortSlots name the maps of Services with n endpoints.
+func IPSlots(n int) string   { return ipSlotsPrefix + strconv.Itoa(n) }
+func PortSlots(n int) string { return portSlotsPrefix + strconv.Itoa(n) }
+
+// slotsOf parses a slot map's name: its kind (ip or node port) and N.
+func slotsOf(name string) (ip bool, n int, ok bool) {
+	for prefix, isIP := range map[string]bool{ipSlotsPrefix: true, portSlotsPrefix: false} {
+		if rest, found := strings.CutPrefix(name, prefix); found {
+			n, err := strconv.Atoi(rest)
+			return isIP, n, err == nil && n > 0
+		}
+	}
+	return false, 0, false
+}
+
+// element is one element of a named set or map: nft text (as `nft list`
+// prints it, data included) and its netlink key and value.
+type element struct {
+	set  string
+	text string
+	key  []byte
+	val  []byte // map data
+	jump string // verdict map data
+}
+
+func (e element) id() string { return e.set + "\x00" + string(e.key) }
+
+func (k IPProtoPort) String() string {
+	return fmt.Sprintf("%s . %s . %d", k.IP, strings.ToLower(string(k.Proto)), k.Port)
+}
+
+func (k ProtoPort) String() string {
+	return fmt.Sprintf("%s . %d", strings.ToLower(string(k.Proto)), k.Port)
+}
+
+func addrPortData(a netip.AddrPort) []byte {
+	ip := a.Addr().As4()
+	return append(ip[:], pad4(be16(a.Port()))...)
+}
+
+// elements lists everything a fragment puts into the table's sets and maps.
+func (f *Fragment) elements() []element {
+	if f == nil {
+		return nil
+	}
+	var out []element
+	target := func(keyText string, key []byte, t Target, ips bool) {
+		set := func(ipName, portName string) string {
+			if ips {
+				return ipName
+			}
+			return portName
+		}
+		switch t.Masq {
+		case MasqOffCluster:
+			out = append(out, element{set: SetMasqFromOutside, text: keyText, key: key})
+		case MasqAlways:
+			out = append(out, element{set: set(SetMasqIPs, SetMasqNodePorts), text: keyText, key: key})
+		}
+		switch {
+		case t.Reject:
+			out = append(out, element{set: set(SetRejectIPs, SetRejectNodePorts), text: keyText, key: key})
+		case t.Drop:
+			out = append(out, element{set: set(SetDropIPs, SetDropNodePorts), text: keyText, key: key})
+		}
+		if t.Chain != "" {
+			out = append(out, element{set: set(MapServiceIPs, MapServiceNodePorts), text: keyText + " : jump " + t.Chain, key: key, jump: t.Chain})
+		}
+		if len(t.Pick) == 0 {
+			return
+		}
+		name := set(IPSlots(len(t.Pick)), PortSlots(len(t.Pick)))
+		for slot, ep := range t.Pick {
+			out = append(out, element{set: name, text: fmt.Sprintf("%s . 0x%08x : %s . %d", keyText, slot, ep.Addr(), ep.Port()),
+				key: append(append([]byte{}, key...), u32(uint32(slot))...), val: addrPortData(ep)})
+		}
+	}
+	for k, t := range f.IPs {
+		target(k.String(), ipProtoPortKey(k), t, true)
+	}
+	for k, t := range f.NodePorts {
+		target(k.String(), protoPortKey(k), t, false)
+	}
+	for _, ip := range f.ClusterIPs {
+		a := ip.As4()
+		out = append(out, element{set: SetClusterIPs, text: ip.String(), key: a[:]})
+	}
+	for _, ip := range f.Hairpin {
+		a := ip.As4()
+		out = append(out, element{set: SetHairpin, text: ip.String() + " . " + ip.String(), key: append(a[:], a[:]...)})
+	}
+	return out
+}
+
+// sortSlots orders slot map names: ip maps first, then by N.
+func sortSlots(names []string) {
+	sort.Slice(names, func(i, j int) bool {
+		ai, an, _ := slotsOf(names[i])
+		bi, bn, _ := slotsOf(names[j])
+		if ai != bi {
+			return ai
+		}
+		return an < bn
+	})
+}
