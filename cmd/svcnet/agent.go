@@ -43,6 +43,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
 	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
 	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, userspace, none, or auto (nftables when root on Linux, else userspace)")
+	fs.StringVar(&f.o.ProxyScheduler, "proxy-scheduler", "random", "how the proxy picks a new connection's endpoint: random or round-robin (nftables: numgen inc, one counter per endpoint count)")
 	fs.StringVar(&f.o.HealthzAddress, "healthz-bind-address", "0.0.0.0:10256", "the proxy's /healthz (kube-proxy's port; empty: off)")
 	fs.StringVar(&f.o.MetricsAddress, "metrics-bind-address", "127.0.0.1:10249", "the proxy's /metrics with kube-proxy's metric names (empty: off)")
 	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 100*time.Millisecond, "the proxy writes rules at most once per period (changes in between are batched)")

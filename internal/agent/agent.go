@@ -55,10 +55,13 @@ type Options struct {
 	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
 	ClientCA []byte
 	// ProxyMode is the service proxy backend: nftables, userspace, or none.
-	ProxyMode     string
-	ClusterCIDR   string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
-	ServiceCIDR   string // cluster IPs outside the allocated ones are rejected
-	MinSyncPeriod time.Duration
+	ProxyMode string
+	// ProxyScheduler is how a new connection's endpoint is chosen: random
+	// (the default) or round-robin.
+	ProxyScheduler string
+	ClusterCIDR    string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
+	ServiceCIDR    string // cluster IPs outside the allocated ones are rejected
+	MinSyncPeriod  time.Duration
 	// HealthzAddress and MetricsAddress serve the proxy's /healthz and /metrics (empty: off).
 	HealthzAddress, MetricsAddress string
 	Log                            *slog.Logger
@@ -105,6 +108,11 @@ func (o *Options) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--proxy-mode: %q is not nftables, userspace or none", o.ProxyMode)
+	}
+	switch o.ProxyScheduler {
+	case "", "random", "round-robin":
+	default:
+		return fmt.Errorf("--proxy-scheduler: %q is not random or round-robin", o.ProxyScheduler)
 	}
 	for _, ip := range o.ClusterDNS {
 		if _, err := netip.ParseAddr(ip); err != nil {

@@ -126,11 +126,12 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	if a.o.ServiceCIDR != "" {
 		c.ServiceCIDR = netip.MustParsePrefix(a.o.ServiceCIDR).Masked()
 	}
+	c.RoundRobin = a.o.ProxyScheduler == "round-robin"
 	var be proxy.Backend
 	var nb *nftables.Backend
 	switch mode {
 	case "userspace":
-		o := userspace.Options{Log: log}
+		o := userspace.Options{Log: log, RoundRobin: c.RoundRobin}
 		if os.Geteuid() == 0 {
 			o.MakeLocal = func(ip netip.Addr) (func(), error) { return ensureLocalOn(ServiceLink, ip) }
 		} else {

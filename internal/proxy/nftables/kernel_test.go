@@ -232,3 +232,32 @@ func TestKernelFollowsPartialSyncs(t *testing.T) {
 		}
 	})
 }
+
+// TestKernelRoundRobin: --proxy-scheduler round-robin puts numgen inc into the
+// slot rules and the affinity chains, as computed.
+func TestKernelRoundRobin(t *testing.T) {
+	inFreshNetns(t, func() {
+		rr := cfg
+		rr.RoundRobin = true
+		b, err := New(rr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer b.Cleanup()
+		if err := b.Sync(testState(), nil, true); err != nil {
+			t.Errorf("full sync: %v", err)
+			return
+		}
+		list := nftList(t)
+		for _, want := range []string{"dnat ip to ip daddr . meta l4proto . th dport . numgen inc mod 3 map @ip-endpoints-3",
+			"numgen inc mod 2 0 goto endpoint-default/sticky/tcp/p80__10.244.0.2:8080"} {
+			if !strings.Contains(list, want) {
+				t.Errorf("kernel table lacks %q", want)
+			}
+		}
+		if got, want := normalize(list), normalize(b.Rules()); got != want {
+			t.Errorf("the kernel differs from the computed rules:\n%s", lineDiff(want, got))
+		}
+	})
+}

@@ -31,6 +31,7 @@ type Options struct {
 	MakeLocal func(netip.Addr) (func(), error)
 	// NodePortAddresses are where node ports listen (default: all addresses).
 	NodePortAddresses []netip.Addr
+	RoundRobin        bool // endpoints in turn instead of at random
 	DialTimeout       time.Duration
 	UDPIdleTimeout    time.Duration
 	Log               *slog.Logger
@@ -69,6 +70,8 @@ type servicePort struct {
 	mu        sync.Mutex
 	endpoints []netip.AddrPort
 	affinity  map[netip.Addr]affinityEntry
+	remembers int // affinity entries written: expired ones are swept every 1024
+	next      int // round-robin position
 	closers   []io.Closer
 	log       *slog.Logger
 	o         *Options
@@ -225,6 +228,10 @@ func (p *servicePort) candidates(client netip.Addr) []netip.AddrPort {
 	}
 	out := make([]netip.AddrPort, 0, n)
 	start := rand.IntN(n)
+	if p.o.RoundRobin {
+		start = p.next % n
+		p.next++
+	}
 	if p.sp.AffinityTimeout > 0 {
 		if a, ok := p.affinity[client]; ok && time.Since(a.last) < time.Duration(p.sp.AffinityTimeout)*time.Second {
 			for i, e := range p.endpoints {
@@ -245,8 +252,16 @@ func (p *servicePort) remember(client netip.Addr, ep netip.AddrPort) {
 		return
 	}
 	p.mu.Lock()
-	p.affinity[client] = affinityEntry{ep: ep, last: time.Now()}
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	p.affinity[client] = affinityEntry{ep: ep, last: now}
+	if p.remembers++; p.remembers%1024 == 0 {
+		for c, a := range p.affinity {
+			if now.Sub(a.last) >= time.Duration(p.sp.AffinityTimeout)*time.Second {
+				delete(p.affinity, c)
+			}
+		}
+	}
 }
 
 func (p *servicePort) listen(a netip.AddrPort) error {

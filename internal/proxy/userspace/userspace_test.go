@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -76,4 +77,38 @@ func TestNodePortRetriesDeadEndpoints(t *testing.T) {
 		c.Close()
 		t.Error("node port still listening after the Service went")
 	}
+}
+
+func TestCandidatesOrder(t *testing.T) {
+	eps := []netip.AddrPort{netip.MustParseAddrPort("10.244.0.2:80"), netip.MustParseAddrPort("10.244.0.3:80"), netip.MustParseAddrPort("10.244.0.4:80")}
+	client := netip.MustParseAddr("10.244.1.9")
+	t.Run("round-robin", func(t *testing.T) {
+		p := &servicePort{sp: &proxy.ServicePort{}, o: &Options{RoundRobin: true}, endpoints: eps}
+		for i := 0; i < 7; i++ {
+			c := p.candidates(client)
+			if c[0] != eps[i%3] || len(c) != 3 || c[1] != eps[(i+1)%3] {
+				t.Fatalf("connection %d tries %v; want %v first, then the next ones", i, c, eps[i%3])
+			}
+		}
+	})
+	t.Run("affinity wins over round-robin", func(t *testing.T) {
+		p := &servicePort{sp: &proxy.ServicePort{AffinityTimeout: 60}, o: &Options{RoundRobin: true}, endpoints: eps, affinity: map[netip.Addr]affinityEntry{}}
+		p.remember(client, eps[2])
+		for i := 0; i < 4; i++ {
+			if c := p.candidates(client); c[0] != eps[2] {
+				t.Fatalf("pinned client tries %v first; want %v", c[0], eps[2])
+			}
+		}
+	})
+	t.Run("expired affinity entries are swept", func(t *testing.T) {
+		p := &servicePort{sp: &proxy.ServicePort{AffinityTimeout: 1}, o: &Options{}, endpoints: eps, affinity: map[netip.Addr]affinityEntry{}}
+		old := netip.MustParseAddr("10.244.7.7")
+		p.affinity[old] = affinityEntry{ep: eps[0], last: time.Now().Add(-time.Hour)}
+		for i := 0; i < 1024; i++ {
+			p.remember(client, eps[1])
+		}
+		if _, ok := p.affinity[old]; ok || len(p.affinity) != 1 {
+			t.Errorf("affinity map after a sweep: %v; want only the live client", p.affinity)
+		}
+	})
 }
