@@ -4,7 +4,11 @@
 // for each backend (nftables, userspace). Needs root: `svcnet up` runs in a
 // network namespace of its own, with one `svcnet agnhost netexec` pod.
 //
-//	go run ./bench/datapath [-requests 3000] [-bytes 2147483648]
+//	go run ./bench/datapath [-requests 2000] [-bytes 536870912] [-rounds 9]
+//
+// The machines are shared and single runs swing by +-20%: each round measures
+// the pod IP and the cluster IP back to back (in alternating order), and the
+// ratio printed is the median of the rounds' ratios, with their range.
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,13 +29,14 @@ import (
 )
 
 func main() {
-	requests := flag.Int("requests", 3000, "requests per measurement (a new connection each)")
-	bytes := flag.Int64("bytes", 2<<30, "bytes per bulk download")
+	requests := flag.Int("requests", 2000, "requests per measurement (a new connection each)")
+	bytes := flag.Int64("bytes", 512<<20, "bytes per bulk download")
+	rounds := flag.Int("rounds", 9, "alternating rounds; the median ratio is reported")
 	flag.Parse()
 	in, err := harness.InNetns("datapath")
 	if in != nil {
 		for _, mode := range []string{"nftables", "userspace"} {
-			if err = inside(in, mode, *requests, *bytes); err != nil {
+			if err = inside(in, mode, *requests, *bytes, *rounds); err != nil {
 				break
 			}
 		}
@@ -58,7 +64,7 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `
 
-func inside(in *harness.Inside, mode string, requests int, bytes int64) error {
+func inside(in *harness.Inside, mode string, requests int, bytes int64, rounds int) error {
 	bin, tmp := in.Bin, in.Tmp
 	data := filepath.Join(tmp, mode)
 	up := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "6443", "--proxy-mode", mode, "--dns-resolv-conf", "", "--log-level", "error")
@@ -112,30 +118,50 @@ func inside(in *harness.Inside, mode string, requests int, bytes int64) error {
 			return fmt.Errorf("%s: %w", u, err)
 		}
 	}
-	fmt.Printf("\n%s backend (%d requests, a connection each; %d MiB downloads; 3 alternating rounds, best of each):\n", mode, requests, bytes>>20)
-	var bestD, bestS, tpD, tpS float64
-	for round := 0; round < 3; round++ {
-		d, err := rps(direct, requests)
-		if err != nil {
+	fmt.Printf("\n%s backend (%d requests, a connection each; %d MiB downloads; %d rounds):\n", mode, requests, bytes>>20, rounds)
+	var rpsD, rpsS, tpD, tpS []float64
+	for round := 0; round < rounds; round++ {
+		pair := func(measure func(string) (float64, error), d, s *[]float64) error {
+			first, second, a, b := direct, service, d, s
+			if round%2 == 1 {
+				first, second, a, b = service, direct, s, d
+			}
+			x, err := measure(first)
+			if err != nil {
+				return err
+			}
+			y, err := measure(second)
+			if err != nil {
+				return err
+			}
+			*a, *b = append(*a, x), append(*b, y)
+			return nil
+		}
+		if err := pair(func(u string) (float64, error) { return rps(u, requests) }, &rpsD, &rpsS); err != nil {
 			return err
 		}
-		s, err := rps(service, requests)
-		if err != nil {
+		if err := pair(func(u string) (float64, error) { return throughput(u, bytes) }, &tpD, &tpS); err != nil {
 			return err
 		}
-		td, err := throughput(direct, bytes)
-		if err != nil {
-			return err
-		}
-		ts, err := throughput(service, bytes)
-		if err != nil {
-			return err
-		}
-		bestD, bestS, tpD, tpS = max(bestD, d), max(bestS, s), max(tpD, td), max(tpS, ts)
 	}
-	fmt.Printf("  requests/s: pod IP %.0f, cluster IP %.0f: ratio %.2f\n", bestD, bestS, bestS/bestD)
-	fmt.Printf("  throughput: pod IP %.0f MiB/s, cluster IP %.0f MiB/s: ratio %.2f\n", tpD, tpS, tpS/tpD)
+	report := func(what, unit string, d, s []float64) {
+		ratios := make([]float64, len(d))
+		for i := range d {
+			ratios[i] = s[i] / d[i]
+		}
+		sort.Float64s(ratios)
+		fmt.Printf("  %s: pod IP median %.0f %s, cluster IP median %.0f %s: ratio median %.2f (rounds %.2f-%.2f)\n",
+			what, median(d), unit, median(s), unit, median(ratios), ratios[0], ratios[len(ratios)-1])
+	}
+	report("requests/s", "/s", rpsD, rpsS)
+	report("throughput", "MiB/s", tpD, tpS)
 	return nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 // rps makes n sequential requests, each on a new connection.

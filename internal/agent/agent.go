@@ -278,6 +278,13 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	} else {
 		a.finishDeletions(ctx)
 	}
+	if a.o.ProxyMode != "nftables" && os.Geteuid() == 0 {
+		// The kernel rules an nftables proxy left when it stopped would still
+		// answer for cluster IPs (as kube-proxy, clean up other modes' leftovers).
+		if err := Cleanup(a.o.ServiceCIDR); err != nil {
+			log.Warn("removing the rules a previous nftables proxy left", "err", err)
+		}
+	}
 	if a.o.ProxyMode != "none" {
 		if err := a.startProxy(ctx, log); err != nil {
 			return err

@@ -53,10 +53,6 @@ func (m *Metrics) observeSync(d time.Duration, full bool) {
 
 // pending sets the pending gauges (-1 leaves one as it is).
 func (m *Metrics) pending(services, endpoints int) {
-	if services >= 0 {
-		m.servicePending.Set(float64(services))
-	}
-	if endpoints >= 0 {
-		m.endpointPending.Set(float64(endpoints))
-	}
+	m.servicePending.Set(float64(services))
+	m.endpointPending.Set(float64(endpoints))
 }

@@ -70,7 +70,8 @@ func (p *Proxier) Healthy(limit time.Duration) (bool, time.Time) {
 	if !p.synced {
 		return false, p.lastSync
 	}
-	return p.tracker.Pending() == 0 || time.Since(p.lastSync) < limit, p.lastSync
+	services, endpoints := p.tracker.Pending()
+	return services+endpoints == 0 || time.Since(p.lastSync) < limit, p.lastSync
 }
 
 // Run watches Services and EndpointSlices and keeps the backend's rules in
@@ -159,7 +160,7 @@ func (p *Proxier) onService(o any, deleted bool) {
 	if s, ok := o.(*corev1.Service); ok {
 		p.tracker.OnService(s, deleted)
 		p.o.Metrics.serviceChanges.Inc()
-		p.o.Metrics.pending(p.tracker.Pending(), -1)
+		p.o.Metrics.pending(p.tracker.Pending())
 		p.poke()
 	}
 }
@@ -171,7 +172,7 @@ func (p *Proxier) onSlice(o any, deleted bool) {
 	if es, ok := o.(*discoveryv1.EndpointSlice); ok {
 		p.tracker.OnSlice(es, deleted)
 		p.o.Metrics.endpointChanges.Inc()
-		p.o.Metrics.pending(-1, p.tracker.Pending())
+		p.o.Metrics.pending(p.tracker.Pending())
 		p.poke()
 	}
 }

@@ -18,16 +18,24 @@ type Tracker struct {
 	node     string
 	services map[string][]*ServicePort                   // ns/name -> its ports
 	slices   map[string]map[string]map[string][]Endpoint // ns/name -> slice -> port name -> endpoints
-	pending  map[string]bool                             // ns/name changed since the last Apply
+	pending  map[string]change                           // ns/name changed since the last Apply
 	triggers []time.Time                                 // EndpointSlice trigger times not yet programmed
 	state    *State
 	keys     map[string][]Key // ns/name -> its keys in state
 }
 
+// change says what of a Service changed: its spec, its endpoints, or both.
+type change uint8
+
+const (
+	serviceChanged change = 1 << iota
+	endpointsChanged
+)
+
 // NewTracker tracks changes for the proxy of node.
 func NewTracker(node string) *Tracker {
 	return &Tracker{node: node, services: map[string][]*ServicePort{}, slices: map[string]map[string]map[string][]Endpoint{},
-		pending: map[string]bool{}, state: NewState(), keys: map[string][]Key{}}
+		pending: map[string]change{}, state: NewState(), keys: map[string][]Key{}}
 }
 
 // OnService records a Service added, updated or (deleted) removed.
@@ -40,7 +48,7 @@ func (t *Tracker) OnService(s *corev1.Service, deleted bool) {
 	} else {
 		t.services[name] = ServicePorts(s)
 	}
-	t.pending[name] = true
+	t.pending[name] |= serviceChanged
 }
 
 // OnSlice records an EndpointSlice added, updated or (deleted) removed.
@@ -65,14 +73,23 @@ func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
 			}
 		}
 	}
-	t.pending[name] = true
+	t.pending[name] |= endpointsChanged
 }
 
-// Pending reports how many Services have changes not yet applied.
-func (t *Tracker) Pending() int {
+// Pending reports how many Services have changes not yet applied: of their
+// spec, and of their endpoints.
+func (t *Tracker) Pending() (services, endpoints int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.pending)
+	for _, c := range t.pending {
+		if c&serviceChanged != 0 {
+			services++
+		}
+		if c&endpointsChanged != 0 {
+			endpoints++
+		}
+	}
+	return services, endpoints
 }
 
 // Apply folds the pending changes into the state and returns it with the keys
@@ -116,7 +133,7 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 			delete(t.slices, name)
 		}
 	}
-	t.pending = map[string]bool{}
+	t.pending = map[string]change{}
 	keys := make([]Key, 0, len(changed))
 	for k := range changed {
 		keys = append(keys, k)

@@ -83,3 +83,18 @@ func TestUsable(t *testing.T) {
 		t.Errorf("local: only the terminating local one is left: %v", got)
 	}
 }
+
+func TestTrackerPendingKinds(t *testing.T) {
+	tr := NewTracker("n1")
+	tr.OnService(svc("a", "10.96.0.1", nil), false)
+	tr.OnService(svc("b", "10.96.0.2", nil), false)
+	tr.OnSlice(slice("b", "b-1", "n1", true, "10.244.0.2"), false)
+	tr.OnSlice(slice("c", "c-1", "n1", true, "10.244.0.3"), false)
+	if s, e := tr.Pending(); s != 2 || e != 2 {
+		t.Errorf("pending services %d, endpoints %d; want 2 and 2 (b changed both)", s, e)
+	}
+	tr.Apply()
+	if s, e := tr.Pending(); s != 0 || e != 0 {
+		t.Errorf("after Apply: pending %d, %d; want none", s, e)
+	}
+}
