@@ -27,8 +27,8 @@ type Backend struct {
 	current map[proxy.Key]*Fragment
 	// Elements can be shared (a cluster IP by every port of a Service), so the
 	// kernel holds an element while some fragment wants it.
-	refs  map[string]int           // set + element text -> fragments that want it
-	owner map[string]string        // set + element key -> the text the kernel holds
+	refs  map[string]int           // element with its data (full) -> fragments that want it
+	owner map[string]string        // element key (id) -> the full element the kernel holds
 	count map[string]int           // elements in the kernel per set or map
 	sets  map[string]*nftables.Set // sets and maps in the kernel (or being created)
 }
@@ -281,37 +281,34 @@ func (b *Backend) write(changes []fragChange) error {
 
 	// Elements: reference counts decide what the kernel gains and loses.
 	slotsBefore := b.slotMaps()
-	touched := map[string]element{}
+	var gone, come []element
 	for _, c := range changes {
-		for _, e := range c.old.elements() {
-			b.refs[e.set+"\x00"+e.text]--
-			touched[e.set+"\x00"+e.text] = e
-		}
-		for _, e := range c.cur.elements() {
-			b.refs[e.set+"\x00"+e.text]++
-			touched[e.set+"\x00"+e.text] = e
-		}
+		g, n := diffElements(c.old, c.cur)
+		gone, come = append(gone, g...), append(come, n...)
 	}
 	dels, adds := map[string][]nftables.SetElement{}, map[string][]nftables.SetElement{}
-	for tid, e := range touched {
-		if b.refs[tid] <= 0 && b.owner[e.id()] == e.text {
+	for _, e := range gone { // all deletions first: a key whose data changes goes, then comes back
+		f := e.full()
+		if b.refs[f]--; b.refs[f] > 0 {
+			continue
+		}
+		delete(b.refs, f)
+		if b.owner[e.id()] == f {
 			delete(b.owner, e.id())
 			b.count[e.set]--
 			dels[e.set] = append(dels[e.set], e.nft())
 		}
-		if b.refs[tid] <= 0 {
-			delete(b.refs, tid)
-		}
 	}
-	for tid, e := range touched {
-		if b.refs[tid] <= 0 {
+	for _, e := range come {
+		f := e.full()
+		if b.refs[f]++; b.refs[f] > 1 {
 			continue
 		}
 		switch held, ok := b.owner[e.id()]; {
-		case ok && held != e.text:
-			b.log("nftables: two Services want the same key; keeping the first", fmt.Errorf("%s: %q, not %q", e.set, held, e.text))
+		case ok && held != f:
+			b.log("nftables: two Services want the same key; keeping the first", fmt.Errorf("%s: %s", e.set, e.text()))
 		case !ok:
-			b.owner[e.id()] = e.text
+			b.owner[e.id()] = f
 			b.count[e.set]++
 			adds[e.set] = append(adds[e.set], e.nft())
 		}
@@ -381,6 +378,30 @@ func (b *Backend) write(changes []fragChange) error {
 		delete(b.sets, s.Name)
 	}
 	return nil
+}
+
+// diffElements lists the elements a fragment loses and gains.
+func diffElements(old, cur *Fragment) (gone, come []element) {
+	if old == nil || cur == nil {
+		return old.elements(), cur.elements()
+	}
+	was := map[string]bool{}
+	for _, e := range old.elements() {
+		was[e.full()] = true
+	}
+	for _, e := range cur.elements() {
+		if f := e.full(); was[f] {
+			delete(was, f)
+		} else {
+			come = append(come, e)
+		}
+	}
+	for _, e := range old.elements() {
+		if was[e.full()] {
+			gone = append(gone, e)
+		}
+	}
+	return gone, come
 }
 
 // slotMaps lists the slot maps that hold elements, ip and node port, by N.

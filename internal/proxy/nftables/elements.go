@@ -47,17 +47,33 @@ func slotsOf(name string) (ip bool, n int, ok bool) {
 	return false, 0, false
 }
 
-// element is one element of a named set or map: nft text (as `nft list`
-// prints it, data included) and its netlink key and value.
+// element is one element of a named set or map: its netlink key and value,
+// and what its nft text (as `nft list` prints it) is made of.
 type element struct {
-	set  string
-	text string
-	key  []byte
-	val  []byte // map data
-	jump string // verdict map data
+	set     string
+	key     []byte
+	val     []byte // map data
+	jump    string // verdict map data
+	keyText string
+	slot    int // slot maps: the slot and its endpoint
+	ep      netip.AddrPort
 }
 
 func (e element) id() string { return e.set + "\x00" + string(e.key) }
+
+// full identifies the element with its data.
+func (e element) full() string { return e.id() + "\x00" + string(e.val) + e.jump }
+
+// text is the element as nft prints it.
+func (e element) text() string {
+	switch {
+	case e.jump != "":
+		return e.keyText + " : jump " + e.jump
+	case e.ep.IsValid():
+		return fmt.Sprintf("%s . 0x%08x : %s . %d", e.keyText, e.slot, e.ep.Addr(), e.ep.Port())
+	}
+	return e.keyText
+}
 
 func (k IPProtoPort) String() string {
 	return fmt.Sprintf("%s . %s . %d", k.IP, strings.ToLower(string(k.Proto)), k.Port)
@@ -87,25 +103,25 @@ func (f *Fragment) elements() []element {
 		}
 		switch t.Masq {
 		case MasqOffCluster:
-			out = append(out, element{set: SetMasqFromOutside, text: keyText, key: key})
+			out = append(out, element{set: SetMasqFromOutside, keyText: keyText, key: key})
 		case MasqAlways:
-			out = append(out, element{set: set(SetMasqIPs, SetMasqNodePorts), text: keyText, key: key})
+			out = append(out, element{set: set(SetMasqIPs, SetMasqNodePorts), keyText: keyText, key: key})
 		}
 		switch {
 		case t.Reject:
-			out = append(out, element{set: set(SetRejectIPs, SetRejectNodePorts), text: keyText, key: key})
+			out = append(out, element{set: set(SetRejectIPs, SetRejectNodePorts), keyText: keyText, key: key})
 		case t.Drop:
-			out = append(out, element{set: set(SetDropIPs, SetDropNodePorts), text: keyText, key: key})
+			out = append(out, element{set: set(SetDropIPs, SetDropNodePorts), keyText: keyText, key: key})
 		}
 		if t.Chain != "" {
-			out = append(out, element{set: set(MapServiceIPs, MapServiceNodePorts), text: keyText + " : jump " + t.Chain, key: key, jump: t.Chain})
+			out = append(out, element{set: set(MapServiceIPs, MapServiceNodePorts), keyText: keyText, key: key, jump: t.Chain})
 		}
 		if len(t.Pick) == 0 {
 			return
 		}
 		name := set(IPSlots(len(t.Pick)), PortSlots(len(t.Pick)))
 		for slot, ep := range t.Pick {
-			out = append(out, element{set: name, text: fmt.Sprintf("%s . 0x%08x : %s . %d", keyText, slot, ep.Addr(), ep.Port()),
+			out = append(out, element{set: name, keyText: keyText, slot: slot, ep: ep,
 				key: append(append([]byte{}, key...), u32(uint32(slot))...), val: addrPortData(ep)})
 		}
 	}
@@ -117,11 +133,11 @@ func (f *Fragment) elements() []element {
 	}
 	for _, ip := range f.ClusterIPs {
 		a := ip.As4()
-		out = append(out, element{set: SetClusterIPs, text: ip.String(), key: a[:]})
+		out = append(out, element{set: SetClusterIPs, keyText: ip.String(), key: a[:]})
 	}
 	for _, ip := range f.Hairpin {
 		a := ip.As4()
-		out = append(out, element{set: SetHairpin, text: ip.String() + " . " + ip.String(), key: append(a[:], a[:]...)})
+		out = append(out, element{set: SetHairpin, keyText: ip.String() + " . " + ip.String(), key: append(a[:], a[:]...)})
 	}
 	return out
 }

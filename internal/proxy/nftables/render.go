@@ -144,7 +144,7 @@ func Render(c Config, frags map[proxy.Key]*Fragment) string {
 			if bySet[e.set] == nil {
 				bySet[e.set] = map[string]bool{}
 			}
-			bySet[e.set][e.text] = true
+			bySet[e.set][e.text()] = true
 		}
 	}
 	var slots []string
