@@ -153,7 +153,7 @@ func printServiceRules(w io.Writer, table string, ports []*proxy.ServicePort, ch
 			for _, el := range strings.Split(strings.TrimSuffix(strings.TrimPrefix(t, "elements = {"), "}"), ",") {
 				el = strings.TrimSpace(el)
 				for _, p := range prefixes {
-					if strings.HasPrefix(el, p) {
+					if strings.HasPrefix(el+" ", p) { // "<ip> . tcp . 80 . ..." and "<ip>" alone
 						elems = append(elems, fmt.Sprintf("  @%s: %s", setName, el))
 						used[setName] = true
 						break

@@ -269,6 +269,22 @@ func testServiceProxy(t *testing.T, mode string) {
 	}
 
 	if mode == "nftables" {
+		// svcnet explain shows the Service's endpoints as the kernel holds them
+		// and the rule that picks among them.
+		for svc, wants := range map[string][]string{
+			"httpd-svc": {"@ip-endpoints-3: " + svcIP + " . tcp . 80 . 0x00000002 : ", "@masq-from-outside: " + svcIP + " . tcp . 80",
+				"chain service-picks: dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 map @ip-endpoints-3"},
+			"httpd-nodeport": {"@nodeport-endpoints-3: tcp . 30080 . 0x00000002 : ", "@masq-nodeports: tcp . 30080",
+				"chain nodeport-picks: dnat ip to meta l4proto . th dport . numgen random mod 3 map @nodeport-endpoints-3"},
+		} {
+			ex, err := exec.Command(svcnetBin, "explain", "service", "default/"+svc, "--kubeconfig", c.kubeconfig).CombinedOutput()
+			for _, want := range wants {
+				if err != nil || !strings.Contains(string(ex), want) {
+					t.Errorf("svcnet explain service default/%s lacks %q (%v):\n%s", svc, want, err, ex)
+				}
+			}
+		}
+
 		// Live switch to userspace through the ConfigMap, and back. A keep-alive
 		// connection established through the kernel path survives it.
 		kept, err := net.DialTimeout("tcp", svcIP+":80", 3*time.Second)
