@@ -106,7 +106,14 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 		start := time.Now()
 		st, changed, triggers := p.tracker.Apply()
 		m.pending(0, 0)
+		gc := 0
+		if full { // a full sync allocates its whole table at once: fewer GC passes over the informer caches meanwhile
+			gc = debug.SetGCPercent(400)
+		}
 		err := p.o.Backend.Sync(st, changed, full)
+		if full {
+			debug.SetGCPercent(gc)
+		}
 		took := time.Since(start)
 		m.observeSync(took, full)
 		if err != nil {
