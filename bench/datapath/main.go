@@ -6,7 +6,9 @@
 //
 //	go run ./bench/datapath [-requests 2000] [-bytes 536870912] [-rounds 9]
 //
-// The machines are shared and single runs swing by +-20%: each round measures
+// Both from a pod (a client pod: the usual way to a Service) and from the
+// node (its connections are DNATed on the output path, which reroutes every
+// packet). The machines are shared and single runs swing by +-20%: each round measures
 // the pod IP and the cluster IP back to back (in alternating order), and the
 // ratio printed is the median of the rounds' ratios, with their range.
 package main
@@ -16,16 +18,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/svcnet/svcnet/bench/harness"
+	"github.com/svcnet/svcnet/internal/agnhost"
 )
 
 func main() {
@@ -55,6 +57,15 @@ spec:
   - name: netexec
     image: svcnet/agnhost
     command: ["svcnet", "agnhost", "netexec", "--http-port", "8080", "--udp-port", "0"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  containers:
+  - name: client
+    image: svcnet/agnhost
+    command: ["svcnet", "agnhost", "netexec", "--http-port", "9090", "--udp-port", "0"]
 ---
 apiVersion: v1
 kind: Service
@@ -106,55 +117,81 @@ func inside(in *harness.Inside, mode string, requests int, bytes int64, rounds i
 		podIP, _ = kubectl("get", "pod", "bulk", "-o", "jsonpath={.status.podIP}")
 		eps, _ := kubectl("get", "endpoints", "bulk", "-o", "jsonpath={.subsets[0].addresses[0].ip}")
 		svcIP, _ = kubectl("get", "svc", "bulk", "-o", "jsonpath={.spec.clusterIP}")
-		if podIP != "" && eps == podIP {
+		client, _ := kubectl("get", "pod", "client", "-o", "jsonpath={.status.phase}")
+		if podIP != "" && eps == podIP && client == "Running" {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond)
 	direct, service := "http://"+podIP+":8080", "http://"+svcIP+":80"
-	for _, u := range []string{direct, service} { // warm up, and check both answer
-		if _, err := rps(u, 50); err != nil {
-			return fmt.Errorf("%s: %w", u, err)
+	ctx := context.Background()
+	// A measurement from the node runs here; from a pod, inside the client pod.
+	type vantage struct {
+		name           string
+		requests, bulk func(url string) (float64, error)
+	}
+	fromPod := func(args ...string) (float64, error) {
+		out, err := kubectl(append([]string{"exec", "client", "--", "svcnet", "agnhost", "load"}, args...)...)
+		if err != nil {
+			return 0, fmt.Errorf("%v: %s", err, out)
+		}
+		return strconv.ParseFloat(out, 64)
+	}
+	vantages := []vantage{
+		{"from a pod", func(u string) (float64, error) {
+			return fromPod(u+"/hostname", "--requests", strconv.Itoa(requests), "--low-ports="+strconv.FormatBool(u == direct))
+		}, func(u string) (float64, error) { return fromPod(u, "--bytes", strconv.FormatInt(bytes, 10)) }},
+		{"from the node", func(u string) (float64, error) { return agnhost.Requests(ctx, u+"/hostname", requests, u == direct) },
+			func(u string) (float64, error) { return agnhost.Download(ctx, u, bytes) }},
+	}
+	for _, u := range []string{direct, service} { // warm up, and check both answer from both places
+		for _, v := range vantages {
+			if _, err := v.requests(u); err != nil {
+				return fmt.Errorf("%s %s: %w", v.name, u, err)
+			}
 		}
 	}
 	fmt.Printf("\n%s backend (%d requests, a connection each; %d MiB downloads; %d rounds):\n", mode, requests, bytes>>20, rounds)
-	var rpsD, rpsS, tpD, tpS []float64
-	for round := 0; round < rounds; round++ {
-		pair := func(measure func(string) (float64, error), d, s *[]float64) error {
-			first, second, a, b := direct, service, d, s
-			if round%2 == 1 {
-				first, second, a, b = service, direct, s, d
+	for _, v := range vantages {
+		var rpsD, rpsS, tpD, tpS []float64
+		for round := 0; round < rounds; round++ {
+			// pair measures the pod IP and the cluster IP back to back, in alternating order.
+			pair := func(measure func(string) (float64, error), d, s *[]float64) error {
+				first, second, a, b := direct, service, d, s
+				if round%2 == 1 {
+					first, second, a, b = service, direct, s, d
+				}
+				x, err := measure(first)
+				if err != nil {
+					return err
+				}
+				y, err := measure(second)
+				if err != nil {
+					return err
+				}
+				*a, *b = append(*a, x), append(*b, y)
+				return nil
 			}
-			x, err := measure(first)
-			if err != nil {
+			if err := pair(v.requests, &rpsD, &rpsS); err != nil {
 				return err
 			}
-			y, err := measure(second)
-			if err != nil {
+			if err := pair(v.bulk, &tpD, &tpS); err != nil {
 				return err
 			}
-			*a, *b = append(*a, x), append(*b, y)
-			return nil
 		}
-		if err := pair(func(u string) (float64, error) { return rps(u, requests) }, &rpsD, &rpsS); err != nil {
-			return err
+		report := func(what, unit string, d, s []float64) {
+			ratios := make([]float64, len(d))
+			for i := range d {
+				ratios[i] = s[i] / d[i]
+			}
+			sort.Float64s(ratios)
+			fmt.Printf("  %s, %s: pod IP median %.0f %s, cluster IP median %.0f %s: ratio median %.2f (rounds %.2f-%.2f)\n",
+				v.name, what, median(d), unit, median(s), unit, median(ratios), ratios[0], ratios[len(ratios)-1])
 		}
-		if err := pair(func(u string) (float64, error) { return throughput(u, bytes) }, &tpD, &tpS); err != nil {
-			return err
-		}
+		report("requests/s", "/s", rpsD, rpsS)
+		report("throughput", "MiB/s", tpD, tpS)
 	}
-	report := func(what, unit string, d, s []float64) {
-		ratios := make([]float64, len(d))
-		for i := range d {
-			ratios[i] = s[i] / d[i]
-		}
-		sort.Float64s(ratios)
-		fmt.Printf("  %s: pod IP median %.0f %s, cluster IP median %.0f %s: ratio median %.2f (rounds %.2f-%.2f)\n",
-			what, median(d), unit, median(s), unit, median(ratios), ratios[0], ratios[len(ratios)-1])
-	}
-	report("requests/s", "/s", rpsD, rpsS)
-	report("throughput", "MiB/s", tpD, tpS)
 	return nil
 }
 
@@ -162,37 +199,4 @@ func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
-}
-
-// rps makes n sequential requests, each on a new connection.
-func rps(base string, n int) (float64, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		resp, err := client.Get(base + "/hostname")
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// throughput downloads n bytes and returns MiB/s.
-func throughput(base string, n int64) (float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/bytes?n=%d", base, n), nil)
-	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	got, err := io.Copy(io.Discard, resp.Body)
-	if err != nil || got != n {
-		return 0, fmt.Errorf("downloaded %d of %d bytes: %v", got, n, err)
-	}
-	return float64(n) / (1 << 20) / time.Since(start).Seconds(), nil
 }

@@ -64,6 +64,36 @@ func newAgnhostCmd() *cobra.Command {
 		},
 	}
 	get.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
-	root.AddCommand(sh, ne, get)
+	var requests int
+	var bytes int64
+	var lowPorts bool
+	load := &cobra.Command{
+		Use:   "load URL",
+		Short: "Measure HTTP from here: --requests N (a new connection each) prints requests/s, --bytes N (netexec /bytes) prints MiB/s",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case requests > 0 && bytes == 0:
+				r, err := agnhost.Requests(cmd.Context(), args[0], requests, lowPorts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%.1f\n", r)
+			case bytes > 0 && requests == 0:
+				r, err := agnhost.Download(cmd.Context(), args[0], bytes)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%.1f\n", r)
+			default:
+				return fmt.Errorf("give one of --requests or --bytes (a positive number)")
+			}
+			return nil
+		},
+	}
+	load.Flags().IntVar(&requests, "requests", 0, "sequential GETs of URL, a new connection each; prints requests/s")
+	load.Flags().Int64Var(&bytes, "bytes", 0, "download this many bytes from URL's /bytes; prints MiB/s")
+	load.Flags().BoolVar(&lowPorts, "low-ports", false, "source ports from 11000-29999 (off the ephemeral range)")
+	root.AddCommand(sh, ne, get, load)
 	return root
 }

@@ -146,7 +146,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		nb.Log = func(msg string, err error) { log.Warn(msg, "err", err) }
 		be = nb
 		if c.ServiceCIDR.IsValid() {
-			if err := serviceRoute(c.ServiceCIDR, true); err != nil {
+			if err := serviceRoute(c.ServiceCIDR, true, a.o.NodeIP); err != nil {
 				return nil, fmt.Errorf("route for --service-cluster-ip-range: %w", err)
 			}
 		}
@@ -192,18 +192,28 @@ const serviceRouteProtocol = netlink.RouteProtocol(0x54)
 // serviceRoute adds (or removes) a route for the service CIDR through the
 // loopback device: the node's own connections to cluster IPs then reach the
 // output hook (where they are DNATed) even on a node without a default route,
-// and a cluster IP packet that is not DNATed can never leave the node.
-func serviceRoute(cidr netip.Prefix, add bool) error {
+// and a cluster IP packet that is not DNATed can never leave the node. Its
+// source is the node IP where that is a local, non-loopback address;
+// otherwise the kernel would take an address of lo, which can be a cluster IP
+// made local (the cluster DNS's).
+func serviceRoute(cidr netip.Prefix, add bool, nodeIP string) error {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		return err
 	}
 	dst := &net.IPNet{IP: cidr.Addr().AsSlice(), Mask: net.CIDRMask(cidr.Bits(), 32)}
 	r := &netlink.Route{LinkIndex: lo.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK, Protocol: serviceRouteProtocol}
-	if add {
-		return netlink.RouteReplace(r)
+	if !add {
+		return netlink.RouteDel(r)
 	}
-	return netlink.RouteDel(r)
+	if ip, err := netip.ParseAddr(nodeIP); err == nil && ip.Is4() && !ip.IsLoopback() {
+		withSrc := *r
+		withSrc.Src = ip.AsSlice()
+		if err := netlink.RouteReplace(&withSrc); err == nil {
+			return nil
+		} // not a local address here: no source hint
+	}
+	return netlink.RouteReplace(r)
 }
 
 // Cleanup removes what a proxy left (svcnet agent --cleanup): the nftables
@@ -217,7 +227,7 @@ func Cleanup(serviceCIDR string) error {
 		return err
 	}
 	if p, err := netip.ParsePrefix(serviceCIDR); err == nil {
-		if err := serviceRoute(p.Masked(), false); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := serviceRoute(p.Masked(), false, ""); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("service CIDR route: %w", err)
 		}
 	}

@@ -79,10 +79,10 @@ func baseText(c Config, picks, nodePicks []string) string {
 	b.WriteString(`	}
 
 	chain masquerading {
-		ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random
+		ct status dnat ip saddr . ip daddr @hairpin masquerade
 		meta mark & 0x00004000 == 0x00000000 return
 		meta mark set meta mark ^ 0x00004000
-		masquerade fully-random
+		masquerade
 	}
 
 	chain reject-chain {
