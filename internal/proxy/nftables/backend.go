@@ -254,7 +254,7 @@ func (b *Backend) write(changes []fragChange) error {
 		if c.cur != nil {
 			for _, a := range c.cur.Affinity {
 				newSets[a.Name] = true
-				if !oldSets[a.Name] || !hasAffinity(c.old, a) {
+				if !hasAffinity(c.old, a) {
 					if err := b.addSet(affinityNFT(b.table, a)); err != nil {
 						return err
 					}
@@ -305,7 +305,7 @@ func (b *Backend) write(changes []fragChange) error {
 			continue
 		}
 		switch held, ok := b.owner[e.id()]; {
-		case ok && held != f:
+		case ok && held != f: // (the loser is written by the next full sync once the winner goes)
 			b.log("nftables: two Services want the same key; keeping the first", fmt.Errorf("%s: %s", e.set, e.text()))
 		case !ok:
 			b.owner[e.id()] = f
