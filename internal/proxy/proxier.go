@@ -81,16 +81,13 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 	svc := factory.Core().V1().Services().Informer()
 	eps := factory.Discovery().V1().EndpointSlices().Informer()
 	m := p.o.Metrics
-	svcReg, _ := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { p.onService(o, false) },
-		UpdateFunc: func(_, o any) { p.onService(o, false) },
-		DeleteFunc: func(o any) { p.onService(o, true) },
-	})
-	epsReg, _ := eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { p.onSlice(o, false) },
-		UpdateFunc: func(_, o any) { p.onSlice(o, false) },
-		DeleteFunc: func(o any) { p.onSlice(o, true) },
-	})
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { p.onChange(o, false) },
+		UpdateFunc: func(_, o any) { p.onChange(o, false) },
+		DeleteFunc: func(o any) { p.onChange(o, true) },
+	}
+	svcReg, _ := svc.AddEventHandler(handler)
+	epsReg, _ := eps.AddEventHandler(handler)
 	factory.Start(ctx.Done())
 	// The handlers' HasSynced: the initial lists have reached the tracker, so the
 	// first (full) sync sees every Service, not the part delivered so far.
@@ -160,26 +157,22 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 	}
 }
 
-func (p *Proxier) onService(o any, deleted bool) {
+// onChange records one watch event in the tracker (unwrapping a tombstone)
+// and wakes the sync loop.
+func (p *Proxier) onChange(o any, deleted bool) {
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o, deleted = d.Obj, true
 	}
-	if s, ok := o.(*corev1.Service); ok {
-		p.tracker.OnService(s, deleted)
+	switch obj := o.(type) {
+	case *corev1.Service:
+		p.tracker.OnService(obj, deleted)
 		p.o.Metrics.serviceChanges.Inc()
-		p.o.Metrics.pending(p.tracker.Pending())
-		p.poke()
-	}
-}
-
-func (p *Proxier) onSlice(o any, deleted bool) {
-	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
-		o, deleted = d.Obj, true
-	}
-	if es, ok := o.(*discoveryv1.EndpointSlice); ok {
-		p.tracker.OnSlice(es, deleted)
+	case *discoveryv1.EndpointSlice:
+		p.tracker.OnSlice(obj, deleted)
 		p.o.Metrics.endpointChanges.Inc()
-		p.o.Metrics.pending(p.tracker.Pending())
-		p.poke()
+	default:
+		return
 	}
+	p.o.Metrics.pending(p.tracker.Pending())
+	p.poke()
 }
