@@ -78,31 +78,29 @@ var (
 	ipPair   = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
 )
 
-// setDef describes a named set or map of the table.
-func (b *Backend) setDef(name string) *nftables.Set {
-	s := &nftables.Set{Table: b.table, Name: name}
+// setDef describes a named set or map of table t (Render prints its type).
+func setDef(t *nftables.Table, name string) *nftables.Set {
+	s := &nftables.Set{Table: t, Name: name, Concatenation: true}
 	if ip, _, ok := slotsOf(name); ok {
-		s.KeyType = portSlot
+		s.KeyType, s.IsMap, s.DataType = portSlot, true, addrPort
 		if ip {
 			s.KeyType = ipSlot
 		}
-		s.IsMap, s.Concatenation, s.DataType = true, true, addrPort
 		return s
 	}
 	switch name {
-	case MapServiceIPs, MapServiceNodePorts:
-		s.IsMap, s.DataType = true, nftables.TypeVerdict
-	case SetClusterIPs:
-		s.KeyType = nftables.TypeIPAddr
-		return s
-	case SetHairpin:
-		s.KeyType, s.Concatenation = ipPair, true
-		return s
-	}
-	s.Concatenation, s.KeyType = true, portKey
-	switch name {
-	case MapServiceIPs, SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs:
+	case MapServiceIPs:
+		s.KeyType, s.IsMap, s.DataType = ipKey, true, nftables.TypeVerdict
+	case MapServiceNodePorts:
+		s.KeyType, s.IsMap, s.DataType = portKey, true, nftables.TypeVerdict
+	case SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs:
 		s.KeyType = ipKey
+	case SetClusterIPs:
+		s.KeyType, s.Concatenation = nftables.TypeIPAddr, false
+	case SetHairpin:
+		s.KeyType = ipPair
+	default: // the node port sets
+		s.KeyType = portKey
 	}
 	return s
 }
@@ -157,7 +155,7 @@ func (b *Backend) fullSync(st *proxy.State) error {
 		b.conn.AddChain(ch)
 	}
 	for _, name := range staticSets {
-		if err := b.addSet(b.setDef(name)); err != nil {
+		if err := b.addSet(setDef(b.table, name)); err != nil {
 			return err
 		}
 	}
@@ -321,7 +319,7 @@ func (b *Backend) write(changes []fragChange) error {
 	slotsAfter := b.slotMaps()
 	for _, name := range slotsAfter {
 		if b.sets[name] == nil {
-			if err := b.addSet(b.setDef(name)); err != nil {
+			if err := b.addSet(setDef(b.table, name)); err != nil {
 				return err
 			}
 		}

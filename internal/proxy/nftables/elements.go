@@ -32,19 +32,20 @@ const (
 var staticSets = []string{MapServiceIPs, MapServiceNodePorts, SetMasqFromOutside, SetMasqIPs, SetMasqNodePorts,
 	SetRejectIPs, SetRejectNodePorts, SetDropIPs, SetDropNodePorts, SetClusterIPs, SetHairpin}
 
-// IPSlots and PortSlots name the maps of Services with n endpoints.
-func IPSlots(n int) string   { return ipSlotsPrefix + strconv.Itoa(n) }
-func PortSlots(n int) string { return portSlotsPrefix + strconv.Itoa(n) }
+// ipSlots and portSlots name the maps of Services with n endpoints.
+func ipSlots(n int) string   { return ipSlotsPrefix + strconv.Itoa(n) }
+func portSlots(n int) string { return portSlotsPrefix + strconv.Itoa(n) }
 
 // slotsOf parses a slot map's name: its kind (ip or node port) and N.
 func slotsOf(name string) (ip bool, n int, ok bool) {
-	for prefix, isIP := range map[string]bool{ipSlotsPrefix: true, portSlotsPrefix: false} {
-		if rest, found := strings.CutPrefix(name, prefix); found {
-			n, err := strconv.Atoi(rest)
-			return isIP, n, err == nil && n > 0
+	rest, ip := strings.CutPrefix(name, ipSlotsPrefix)
+	if !ip {
+		if rest, ok = strings.CutPrefix(name, portSlotsPrefix); !ok {
+			return false, 0, false
 		}
 	}
-	return false, 0, false
+	n, err := strconv.Atoi(rest)
+	return ip, n, err == nil && n > 0
 }
 
 // element is one element of a named set or map: its netlink key and value,
@@ -119,7 +120,7 @@ func (f *Fragment) elements() []element {
 		if len(t.Pick) == 0 {
 			return
 		}
-		name := set(IPSlots(len(t.Pick)), PortSlots(len(t.Pick)))
+		name := set(ipSlots(len(t.Pick)), portSlots(len(t.Pick)))
 		for slot, ep := range t.Pick {
 			out = append(out, element{set: name, keyText: keyText, slot: slot, ep: ep,
 				key: append(append([]byte{}, key...), u32(uint32(slot))...), val: addrPortData(ep)})

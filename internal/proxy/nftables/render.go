@@ -93,27 +93,13 @@ func baseText(c Config, picks, nodePicks []string) string {
 	return b.String()
 }
 
-// setTypes is how nft prints each kind of set's type line.
+// setType is how nft prints a set's type line.
 func setType(name string) string {
-	if ip, _, ok := slotsOf(name); ok {
-		if ip {
-			return "type ipv4_addr . inet_proto . inet_service . mark : ipv4_addr . inet_service"
-		}
-		return "type inet_proto . inet_service . mark : ipv4_addr . inet_service"
+	s := setDef(nil, name)
+	if s.IsMap {
+		return "type " + s.KeyType.Name + " : " + s.DataType.Name
 	}
-	switch name {
-	case MapServiceIPs:
-		return "type ipv4_addr . inet_proto . inet_service : verdict"
-	case MapServiceNodePorts:
-		return "type inet_proto . inet_service : verdict"
-	case SetClusterIPs:
-		return "type ipv4_addr"
-	case SetHairpin:
-		return "type ipv4_addr . ipv4_addr"
-	case SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs:
-		return "type ipv4_addr . inet_proto . inet_service"
-	}
-	return "type inet_proto . inet_service"
+	return "type " + s.KeyType.Name
 }
 
 // SlotRuleText is the rule that picks from a slot map.
