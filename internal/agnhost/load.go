@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -15,10 +16,11 @@ import (
 // Requests' low source ports, below the kernel's ephemeral range (32768-60999).
 const lowPortFirst, lowPortCount = 11000, 19000
 
-var lowPort atomic.Int32
-
-// lowPortDialer dials from ports 11000-29999 in turn, skipping ports in use.
+// lowPortDialer dials from ports 11000-29999 in turn (from a random start, so
+// runs one after another do not begin on the same ports), skipping ports in use.
 func lowPortDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	var next atomic.Int32
+	next.Store(rand.Int32N(lowPortCount))
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
 		_ = c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1) })
@@ -27,7 +29,7 @@ func lowPortDialer() func(ctx context.Context, network, addr string) (net.Conn, 
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		for {
 			dd := d
-			dd.LocalAddr = &net.TCPAddr{Port: lowPortFirst + int(lowPort.Add(1))%lowPortCount}
+			dd.LocalAddr = &net.TCPAddr{Port: lowPortFirst + int(next.Add(1))%lowPortCount}
 			c, err := dd.DialContext(ctx, network, addr)
 			if !errors.Is(err, syscall.EADDRINUSE) {
 				return c, err
