@@ -121,7 +121,11 @@ func (s *Server) checkNamespace(ctx context.Context, res *registry.Resource, ns 
 		return apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
 	}
 	if terminating {
-		return apierrors.NewForbidden(res.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		// Kubernetes' NamespaceLifecycle admission names the cause, which controllers check.
+		err := apierrors.NewForbidden(res.GroupResource(), "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", ns))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+			Type: corev1.NamespaceTerminatingCause, Message: fmt.Sprintf("namespace %s is being terminated", ns), Field: "metadata.namespace"})
+		return err
 	}
 	return nil
 }

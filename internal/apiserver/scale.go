@@ -7,19 +7,22 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// The scale subresource (autoscaling/v1 Scale) of Deployments and ReplicaSets,
-// which `kubectl scale` reads and patches.
+// The scale subresource (autoscaling/v1 Scale) of Deployments, ReplicaSets and
+// ReplicationControllers, which `kubectl scale` reads and patches.
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
 // hasScale reports whether a resource serves /scale.
-func hasScale(resource string) bool { return resource == "deployments" || resource == "replicasets" }
+func hasScale(resource string) bool {
+	return resource == "deployments" || resource == "replicasets" || resource == "replicationcontrollers"
+}
 
 func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	var replicas, current int32
@@ -29,6 +32,9 @@ func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
 		replicas, current, sel = derefInt32(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
 	case *appsv1.ReplicaSet:
 		replicas, current, sel = derefInt32(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
+	case *corev1.ReplicationController:
+		replicas, current = derefInt32(o.Spec.Replicas), o.Status.Replicas
+		sel = &metav1.LabelSelector{MatchLabels: o.Spec.Selector}
 	default:
 		return nil, apierrors.NewBadRequest("no scale subresource")
 	}
@@ -56,6 +62,8 @@ func setReplicas(obj runtime.Object, n int32) {
 	case *appsv1.Deployment:
 		o.Spec.Replicas = &n
 	case *appsv1.ReplicaSet:
+		o.Spec.Replicas = &n
+	case *corev1.ReplicationController:
 		o.Spec.Replicas = &n
 	}
 }

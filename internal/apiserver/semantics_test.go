@@ -193,6 +193,35 @@ func TestScaleSubresource(t *testing.T) {
 	}
 }
 
+func TestReplicationControllerScaleAndDefaults(t *testing.T) {
+	h := newHarness(t)
+	rc := `{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"web"},"spec":{"template":{"metadata":{"labels":{"app":"web"}},` +
+		`"spec":{"containers":[{"name":"c","image":"i"}]}}}}`
+	got := h.must(201, h.do("POST", "/api/v1/namespaces/default/replicationcontrollers", rc))
+	if got.str("spec", "selector", "app") != "web" || got.str("spec", "replicas") != "1" || got.str("metadata", "labels", "app") != "web" {
+		t.Fatalf("defaults not applied: %s", got.body)
+	}
+	sc := h.must(200, h.do("GET", "/api/v1/namespaces/default/replicationcontrollers/web/scale", ""))
+	if sc.str("kind") != "Scale" || sc.str("spec", "replicas") != "1" || sc.str("status", "selector") != "app=web" {
+		t.Fatalf("scale = %s", sc.body)
+	}
+	h.must(200, h.do("PATCH", "/api/v1/namespaces/default/replicationcontrollers/web/scale", `{"spec":{"replicas":3}}`, "Content-Type", "application/merge-patch+json"))
+	if r := h.must(200, h.do("GET", "/api/v1/namespaces/default/replicationcontrollers/web", "")); r.str("spec", "replicas") != "3" {
+		t.Fatalf("after scale: %s", r.body)
+	}
+	bad := `{"apiVersion":"v1","kind":"ReplicationController","metadata":{"name":"bad"},"spec":{"selector":{"app":"x"},` +
+		`"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}`
+	if r := h.must(422, h.do("POST", "/api/v1/namespaces/default/replicationcontrollers", bad)); !strings.Contains(r.body, "`selector` does not match template `labels`") {
+		t.Fatalf("invalid rc: %s", r.body)
+	}
+	d := h.must(200, h.do("GET", "/api/v1", ""))
+	for _, want := range []string{`"name":"replicationcontrollers/scale"`, `"name":"replicationcontrollers/status"`, `"shortNames":["rc"]`, `"shortNames":["sa"]`} {
+		if !strings.Contains(d.body, want) {
+			t.Fatalf("discovery lacks %s", want)
+		}
+	}
+}
+
 func TestSelfReviews(t *testing.T) {
 	h := newHarness(t)
 	ssar := `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"create","resource":"pods","namespace":"default"}}}`

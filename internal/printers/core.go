@@ -55,6 +55,26 @@ func init() {
 			c := o.(*corev1.ConfigMap)
 			return []any{c.Name, int64(len(c.Data) + len(c.BinaryData)), age(c.CreationTimestamp, now)}
 		})
+	register("ServiceAccount", []column{{"Name", "string", false}, {"Secrets", "string", false}, {"Age", "string", false}},
+		func(o runtime.Object, now time.Time) []any {
+			sa := o.(*corev1.ServiceAccount)
+			return []any{sa.Name, int64(len(sa.Secrets)), age(sa.CreationTimestamp, now)}
+		})
+	register("ReplicationController", []column{{"Name", "string", false}, {"Desired", "integer", false}, {"Current", "integer", false},
+		{"Ready", "integer", false}, {"Age", "string", false}, {"Containers", "string", true}, {"Images", "string", true}, {"Selector", "string", true}},
+		func(o runtime.Object, now time.Time) []any {
+			rc := o.(*corev1.ReplicationController)
+			want := int32(0)
+			if rc.Spec.Replicas != nil {
+				want = *rc.Spec.Replicas
+			}
+			var c, i string
+			if rc.Spec.Template != nil {
+				c, i = containersAndImages(rc.Spec.Template.Spec.Containers)
+			}
+			return []any{rc.Name, int64(want), int64(rc.Status.Replicas), int64(rc.Status.ReadyReplicas), age(rc.CreationTimestamp, now),
+				c, i, labels.FormatLabels(rc.Spec.Selector)}
+		})
 	register("Node", []column{{"Name", "string", false}, {"Status", "string", false}, {"Roles", "string", false},
 		{"Age", "string", false}, {"Version", "string", false}, {"Internal-IP", "string", true}, {"External-IP", "string", true},
 		{"OS-Image", "string", true}, {"Kernel-Version", "string", true}, {"Container-Runtime", "string", true}},

@@ -1,6 +1,7 @@
 package printers
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -71,5 +72,34 @@ func TestEndpointsAndPods(t *testing.T) {
 	pod.DeletionTimestamp = &now
 	if c := cells(t, "Pod", pod); c[2] != "Terminating" {
 		t.Errorf("terminating pod status %v", c[2])
+	}
+}
+
+func TestServiceAccountAndReplicationControllerCells(t *testing.T) {
+	created := metav1.NewTime(time.Now().Add(-2 * time.Minute))
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", CreationTimestamp: created},
+		Secrets: []corev1.ObjectReference{{Name: "tok"}}}
+	if got, want := fmt.Sprint(cells(t, "ServiceAccount", sa)), "[default 1 2m]"; got != want {
+		t.Errorf("service account row %s, want %s", got, want)
+	}
+	if cols := Columns("ServiceAccount"); len(cols) != 3 || cols[1].Name != "Secrets" {
+		t.Errorf("service account columns %+v", cols)
+	}
+	n := int32(3)
+	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "web", CreationTimestamp: created},
+		Spec: corev1.ReplicationControllerSpec{Replicas: &n, Selector: map[string]string{"app": "web"},
+			Template: &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "img:1"}, {Name: "b", Image: "img:2"}}}}},
+		Status: corev1.ReplicationControllerStatus{Replicas: 2, ReadyReplicas: 1}}
+	if got, want := fmt.Sprint(cells(t, "ReplicationController", rc)), "[web 3 2 1 2m a,b img:1,img:2 app=web]"; got != want {
+		t.Errorf("replication controller row %s, want %s", got, want)
+	}
+	var names []string
+	for _, c := range Columns("ReplicationController") {
+		if c.Priority == 0 {
+			names = append(names, c.Name)
+		}
+	}
+	if got := fmt.Sprint(names); got != "[Name Desired Current Ready Age]" {
+		t.Errorf("replication controller columns %s", got)
 	}
 }
