@@ -1,7 +1,8 @@
 // Package gc deletes objects whose owners are gone (background cascading
-// deletion through ownerReferences): pods of deleted ReplicaSets, ReplicaSets of
-// deleted Deployments, EndpointSlices of deleted Services. An owner missing from
-// the cache is confirmed with a live read before anything is deleted.
+// deletion through ownerReferences): pods of deleted ReplicaSets and
+// ReplicationControllers, ReplicaSets of deleted Deployments, EndpointSlices of
+// deleted Services. An owner missing from the cache is confirmed with a live read
+// before anything is deleted.
 package gc
 
 import (
@@ -76,6 +77,13 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 			}
 			return o.UID, nil
 		},
+		"ReplicationController": func(ctx context.Context, ns, n string) (types.UID, error) {
+			o, err := client.CoreV1().ReplicationControllers(ns).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return o.UID, nil
+		},
 		"Service": func(ctx context.Context, ns, n string) (types.UID, error) {
 			o, err := client.CoreV1().Services(ns).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
@@ -105,7 +113,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		}
 	}
 	for _, inf := range []cache.SharedIndexInformer{factory.Apps().V1().Deployments().Informer(),
-		factory.Apps().V1().ReplicaSets().Informer(), factory.Core().V1().Services().Informer()} {
+		factory.Apps().V1().ReplicaSets().Informer(), factory.Core().V1().ReplicationControllers().Informer(),
+		factory.Core().V1().Services().Informer()} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: onOwnerDelete})
 	}
 	return c

@@ -72,3 +72,30 @@ func TestCollectsOrphansOnly(t *testing.T) {
 	}
 	t.Fatal("pods of a deleted ReplicaSet not collected")
 }
+
+func TestCollectsPodsOfDeletedReplicationController(t *testing.T) {
+	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "rc", Namespace: "ns", UID: "rc-uid"}}
+	c := fakekube.NewClientset(rc,
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "rc-pod", Namespace: "ns", OwnerReferences: owned("ReplicationController", "rc", "rc-uid")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := informers.NewSharedInformerFactory(c, 0)
+	gc := New(c, f, slog.New(slog.DiscardHandler))
+	f.Start(ctx.Done())
+	go gc.Run(ctx, 1)
+	time.Sleep(200 * time.Millisecond)
+	if _, err := c.CoreV1().Pods("ns").Get(ctx, "rc-pod", metav1.GetOptions{}); err != nil {
+		t.Fatalf("pod of a live ReplicationController collected: %v", err)
+	}
+	if err := c.CoreV1().ReplicationControllers("ns").Delete(ctx, "rc", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.CoreV1().Pods("ns").Get(ctx, "rc-pod", metav1.GetOptions{}); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("pods of a deleted ReplicationController not collected")
+}
