@@ -21,6 +21,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/podlogs"
 	"github.com/svcnet/svcnet/internal/runtime"
 )
 
@@ -86,7 +87,7 @@ func requireAPIServer(next http.Handler) http.Handler {
 
 func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime) {
 	q := r.URL.Query()
-	var o runtime.LogOptions
+	var o podlogs.Options
 	o.Follow, o.Previous, o.Timestamps = q.Get("follow") == "true", q.Get("previous") == "true", q.Get("timestamps") == "true"
 	for name, dst := range map[string]**int64{"tailLines": &o.TailLines, "limitBytes": &o.LimitBytes} {
 		if v := q.Get(name); v != "" {
@@ -118,7 +119,7 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, rt *runtime.Ru
 	w.Header().Set("Content-Type", "text/plain")
 	fw := &flushWriter{w: w}
 	if err := rt.Logs(r.Context(), r.PathValue("ns"), r.PathValue("pod"), r.PathValue("container"), o, fw); err != nil {
-		var nf *runtime.NotFoundError
+		var nf *podlogs.NotFoundError
 		code := http.StatusInternalServerError
 		if errors.As(err, &nf) {
 			code = http.StatusNotFound

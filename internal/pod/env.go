@@ -1,6 +1,7 @@
-// Package pod holds what the node agent computes for a pod before it runs it: the
-// Service environment variables, /etc/resolv.conf and /etc/hosts, in the formats
-// the kubelet uses. All pure: the pod runtime writes the results.
+// Package pod holds what the node agent computes for a pod, for any pod runtime:
+// the Service environment variables, a container's environment, /etc/resolv.conf,
+// /etc/hosts, probe state and the pod's status, in the forms the kubelet uses.
+// All pure: the pod runtime writes the results.
 package pod
 
 import (

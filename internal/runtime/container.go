@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/svcnet/svcnet/internal/pod"
+	"github.com/svcnet/svcnet/internal/podlogs"
 )
 
 // container is one container of a pod and its current process. Fields below
@@ -53,7 +54,7 @@ func argv(c corev1.Container, env map[string]string) ([]string, error) {
 	}
 	var out []string
 	for _, s := range append(append([]string{}, c.Command...), c.Args...) {
-		out = append(out, expand(s, env))
+		out = append(out, pod.Expand(s, env))
 	}
 	return out, nil
 }
@@ -126,7 +127,7 @@ func (c *container) runOnce() (code int, reason, msg string, cerr *configError) 
 	if err != nil {
 		return 0, "", "", &configError{"CreateContainerConfigError", err.Error()}
 	}
-	args, err := argv(c.spec, envMap(env))
+	args, err := argv(c.spec, pod.EnvMap(env))
 	if err != nil {
 		var ce *configError
 		errors.As(err, &ce)
@@ -138,11 +139,11 @@ func (c *container) runOnce() (code int, reason, msg string, cerr *configError) 
 	_ = os.MkdirAll(filepath.Dir(c.logPath(instance)), 0o750)
 	_ = os.Remove(c.logPath(instance - 2)) // keep the current and the previous instance
 	_ = os.Remove(c.logPath(instance-2) + ".1")
-	logf, err := openLog(c.logPath(instance), w.r.o.LogMaxSize, w.r.o.Now)
+	logf, err := podlogs.Open(c.logPath(instance), w.r.o.LogMaxSize, w.r.o.Now)
 	if err != nil {
 		return 128, "StartError", err.Error(), nil
 	}
-	defer logf.close()
+	defer logf.Close()
 
 	var std stdio
 	var parentEnds, childEnds []*os.File
@@ -155,7 +156,7 @@ func (c *container) runOnce() (code int, reason, msg string, cerr *configError) 
 			for {
 				n, err := r.Read(buf)
 				if n > 0 {
-					logf.write(stream, buf[:n])
+					logf.Write(stream, buf[:n])
 					c.out.write(stream, buf[:n])
 				}
 				if err != nil {

@@ -1,10 +1,9 @@
 package runtime
 
 import (
-	"fmt"
-	"strings"
-
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/svcnet/svcnet/internal/pod"
 )
 
 // containerEnv is a container's environment in the kubelet's order: PATH and
@@ -19,114 +18,7 @@ func (w *podWorker) containerEnv(c corev1.Container) ([]string, error) {
 	if w.r.o.BinDir != "" {
 		path = w.r.o.BinDir + ":" + path
 	}
-	var names []string
-	vals := map[string]string{}
-	set := func(k, v string) {
-		if _, ok := vals[k]; !ok {
-			names = append(names, k)
-		}
-		vals[k] = v
-	}
-	set("PATH", path)
-	set("HOSTNAME", hostname(p))
+	base := []corev1.EnvVar{{Name: "PATH", Value: path}, {Name: "HOSTNAME", Value: hostname(p)}}
 	links := p.Spec.EnableServiceLinks == nil || *p.Spec.EnableServiceLinks
-	for _, e := range w.r.o.ServiceEnv(p.Namespace, links) {
-		set(e.Name, e.Value)
-	}
-	for _, e := range c.Env {
-		v := e.Value
-		if e.ValueFrom != nil {
-			var err error
-			if v, err = valueFrom(p, ip.String(), e); err != nil {
-				return nil, err
-			}
-		} else {
-			v = expand(v, vals)
-		}
-		set(e.Name, v)
-	}
-	if len(c.EnvFrom) > 0 {
-		return nil, fmt.Errorf("container %q: envFrom is not supported by svcnet yet", c.Name)
-	}
-	out := make([]string, 0, len(names))
-	for _, k := range names {
-		out = append(out, k+"="+vals[k])
-	}
-	return out, nil
-}
-
-// valueFrom resolves an env var's valueFrom; fieldRef is supported.
-func valueFrom(p *corev1.Pod, podIP string, e corev1.EnvVar) (string, error) {
-	f := e.ValueFrom.FieldRef
-	if f == nil {
-		return "", fmt.Errorf("env %s: only valueFrom.fieldRef is supported by svcnet (not configMapKeyRef, secretKeyRef or resourceFieldRef)", e.Name)
-	}
-	switch path := f.FieldPath; {
-	case path == "metadata.name":
-		return p.Name, nil
-	case path == "metadata.namespace":
-		return p.Namespace, nil
-	case path == "metadata.uid":
-		return string(p.UID), nil
-	case path == "spec.nodeName":
-		return p.Spec.NodeName, nil
-	case path == "spec.serviceAccountName":
-		return p.Spec.ServiceAccountName, nil
-	case path == "status.podIP", path == "status.podIPs":
-		return podIP, nil
-	case path == "status.hostIP", path == "status.hostIPs":
-		return p.Status.HostIP, nil
-	case strings.HasPrefix(path, "metadata.labels['") && strings.HasSuffix(path, "']"):
-		return p.Labels[strings.TrimSuffix(strings.TrimPrefix(path, "metadata.labels['"), "']")], nil
-	case strings.HasPrefix(path, "metadata.annotations['") && strings.HasSuffix(path, "']"):
-		return p.Annotations[strings.TrimSuffix(strings.TrimPrefix(path, "metadata.annotations['"), "']")], nil
-	default:
-		return "", fmt.Errorf("env %s: unsupported fieldRef.fieldPath %q", e.Name, path)
-	}
-}
-
-// expand replaces $(NAME) with defined variables, leaves undefined references
-// as they are and turns $$ into $, as Kubernetes does.
-func expand(s string, vars map[string]string) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(s[i+2:], ')')
-			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
-			}
-			name := s[i+2 : i+2+end]
-			if v, ok := vars[name]; ok {
-				b.WriteString(v)
-			} else {
-				b.WriteString(s[i : i+3+end])
-			}
-			i += 2 + end
-		default:
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
-}
-
-func envMap(env []string) map[string]string {
-	m := make(map[string]string, len(env))
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
+	return pod.ContainerEnv(p, ip.String(), base, w.r.o.ServiceEnv(p.Namespace, links), c)
 }

@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/svcnet/svcnet/internal/podlogs"
 )
 
 func TestMain(m *testing.M) {
@@ -122,7 +124,7 @@ func TestRuntimeLifecycle(t *testing.T) {
 		return s.Phase == corev1.PodRunning && len(s.ContainerStatuses) == 1 && s.ContainerStatuses[0].Ready
 	})
 	var out bytes.Buffer
-	if err := rt.Logs(context.Background(), "ns1", "p1", "", LogOptions{}, &out); err != nil || !strings.Contains(out.String(), "started p1\n") {
+	if err := rt.Logs(context.Background(), "ns1", "p1", "", podlogs.Options{}, &out); err != nil || !strings.Contains(out.String(), "started p1\n") {
 		t.Errorf("log %q, %v: want the pod's hostname", out.String(), err)
 	}
 	var stdout, stderr bytes.Buffer
@@ -156,7 +158,7 @@ func TestRuntimeLifecycle(t *testing.T) {
 		t.Errorf("last exit code %d, want 137 (SIGKILL)", code)
 	}
 	out.Reset()
-	if err := rt.Logs(context.Background(), "ns1", "p1", "main", LogOptions{Previous: true}, &out); err != nil || !strings.Contains(out.String(), "started") {
+	if err := rt.Logs(context.Background(), "ns1", "p1", "main", podlogs.Options{Previous: true}, &out); err != nil || !strings.Contains(out.String(), "started") {
 		t.Errorf("previous log %q, %v", out.String(), err)
 	}
 
@@ -164,7 +166,7 @@ func TestRuntimeLifecycle(t *testing.T) {
 	// killed once the 1s grace period is over.
 	for i := 0; i < 100; i++ {
 		out.Reset()
-		_ = rt.Logs(context.Background(), "ns1", "p1", "main", LogOptions{}, &out)
+		_ = rt.Logs(context.Background(), "ns1", "p1", "main", podlogs.Options{}, &out)
 		if strings.Contains(out.String(), "started") {
 			break
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/creack/pty"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/svcnet/svcnet/internal/podlogs"
 )
 
 var (
@@ -18,16 +20,11 @@ var (
 	_ remotecommand.Attacher = (*Runtime)(nil)
 )
 
-// NotFoundError says a pod or container is not running here.
-type NotFoundError struct{ msg string }
-
-func (e *NotFoundError) Error() string { return e.msg }
-
 // lookup finds a pod's container; name "" picks the only (or first) one.
 func (r *Runtime) lookup(podName, namespace, name string) (*podWorker, *container, error) {
 	w := r.find(namespace, podName)
 	if w == nil {
-		return nil, nil, &NotFoundError{fmt.Sprintf("pod %q is not running on this node", namespace+"/"+podName)}
+		return nil, nil, podlogs.NewNotFound(fmt.Sprintf("pod %q is not running on this node", namespace+"/"+podName))
 	}
 	if name == "" && len(w.containers) > 0 {
 		return w, w.containers[0], nil
@@ -39,7 +36,7 @@ func (r *Runtime) lookup(podName, namespace, name string) (*podWorker, *containe
 		}
 		names = append(names, c.spec.Name)
 	}
-	return nil, nil, &NotFoundError{fmt.Sprintf("container %s is not valid for pod %s, choose one of: [%s]", name, podName, strings.Join(names, " "))}
+	return nil, nil, podlogs.NewNotFound(fmt.Sprintf("container %s is not valid for pod %s, choose one of: [%s]", name, podName, strings.Join(names, " ")))
 }
 
 // splitName takes the "namespace/name" form the agent passes as the pod name.
@@ -206,7 +203,7 @@ func (r *Runtime) AttachContainer(ctx context.Context, name string, _ string, co
 }
 
 // Logs writes a container's log (namespace/pod, container "" = the first) to w.
-func (r *Runtime) Logs(ctx context.Context, namespace, podName, container string, o LogOptions, w io.Writer) error {
+func (r *Runtime) Logs(ctx context.Context, namespace, podName, container string, o podlogs.Options, w io.Writer) error {
 	pw, c, err := r.lookup(podName, namespace, container)
 	if err != nil {
 		return err
@@ -220,14 +217,14 @@ func (r *Runtime) Logs(ctx context.Context, namespace, podName, container string
 	if o.Previous {
 		instance--
 		if instance < 0 {
-			return &NotFoundError{fmt.Sprintf("previous terminated container %q in pod %q not found", c.spec.Name, podName)}
+			return podlogs.NewNotFound(fmt.Sprintf("previous terminated container %q in pod %q not found", c.spec.Name, podName))
 		}
 		o.Follow = false
 	}
 	path := c.logPath(instance)
 	if _, err := os.Stat(path); err != nil {
 		if o.Previous {
-			return &NotFoundError{fmt.Sprintf("previous terminated container %q in pod %q not found", c.spec.Name, podName)}
+			return podlogs.NewNotFound(fmt.Sprintf("previous terminated container %q in pod %q not found", c.spec.Name, podName))
 		}
 		return nil
 	}
@@ -236,5 +233,5 @@ func (r *Runtime) Logs(ctx context.Context, namespace, podName, container string
 		defer pw.mu.Unlock()
 		return c.running == instance
 	}
-	return readLog(ctx, path, o, w, running)
+	return podlogs.Read(ctx, path, o, w, running)
 }

@@ -1,4 +1,6 @@
-package runtime
+// Package podlogs keeps container logs in the CRI format the kubelet uses: one
+// file per container instance, written, rotated and read (for kubectl logs).
+package podlogs
 
 import (
 	"bufio"
@@ -12,13 +14,13 @@ import (
 	"time"
 )
 
-// Container logs are kept as the kubelet keeps them, in the CRI format, one
+// Logs are kept as the kubelet keeps them, in the CRI format, one
 // file per container instance: "<RFC3339Nano> <stream> <F|P> <message>", with
 // P marking a partial line. A file larger than the limit is rotated to
 // <file>.1 (one rotation kept), as kubelet's containerLogMaxSize/MaxFiles do.
 
-// logFile is the writing side of one container instance's log.
-type logFile struct {
+// Writer is the writing side of one container instance's log.
+type Writer struct {
 	mu      sync.Mutex
 	path    string
 	f       *os.File
@@ -31,17 +33,19 @@ type logFile struct {
 // maxLine is where a line without a newline is cut into partial records.
 const maxLine = 16 * 1024
 
-func openLog(path string, max int64, now func() time.Time) (*logFile, error) {
+// Open opens (appending) the log at path, rotated past max bytes (0: never);
+// now stamps the records.
+func Open(path string, max int64, now func() time.Time) (*Writer, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, err
 	}
 	st, _ := f.Stat()
-	return &logFile{path: path, f: f, size: st.Size(), max: max, now: now, partial: map[string][]byte{}}, nil
+	return &Writer{path: path, f: f, size: st.Size(), max: max, now: now, partial: map[string][]byte{}}, nil
 }
 
-// write records output of stream (stdout or stderr), line by line.
-func (l *logFile) write(stream string, p []byte) {
+// Write records output of stream (stdout or stderr), line by line.
+func (l *Writer) Write(stream string, p []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	buf := append(l.partial[stream], p...)
@@ -60,7 +64,7 @@ func (l *logFile) write(stream string, p []byte) {
 	l.partial[stream] = append([]byte(nil), buf...)
 }
 
-func (l *logFile) record(stream, tag string, msg []byte) {
+func (l *Writer) record(stream, tag string, msg []byte) {
 	if l.f == nil {
 		return
 	}
@@ -80,7 +84,7 @@ func (l *logFile) record(stream, tag string, msg []byte) {
 	}
 }
 
-func (l *logFile) rotate() {
+func (l *Writer) rotate() {
 	l.f.Close()
 	_ = os.Rename(l.path, l.path+".1")
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
@@ -91,8 +95,8 @@ func (l *logFile) rotate() {
 	l.f, l.size = f, 0
 }
 
-// close writes what is left of unfinished lines and closes the file.
-func (l *logFile) close() {
+// Close writes what is left of unfinished lines and closes the file.
+func (l *Writer) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, stream := range []string{"stdout", "stderr"} {
@@ -107,8 +111,8 @@ func (l *logFile) close() {
 	}
 }
 
-// LogOptions are the kubectl logs options the runtime implements.
-type LogOptions struct {
+// Options are the kubectl logs options a read implements.
+type Options struct {
 	Follow     bool
 	Previous   bool
 	Timestamps bool
@@ -157,7 +161,7 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 }
 
 // emit writes one record the way kubectl shows it.
-func emit(w io.Writer, r logRecord, o LogOptions) error {
+func emit(w io.Writer, r logRecord, o Options) error {
 	if o.SinceTime != nil && r.t.Before(*o.SinceTime) {
 		return nil
 	}
@@ -173,10 +177,10 @@ func emit(w io.Writer, r logRecord, o LogOptions) error {
 	return err
 }
 
-// readLog copies the instance log at path (after its rotated part) to w;
+// Read copies the instance log at path (after its rotated part) to w;
 // with Follow it goes on until running reports the instance has ended and the
-// file is drained, or ctx ends.
-func readLog(ctx context.Context, path string, o LogOptions, w io.Writer, running func() bool) error {
+// file is drained, or ctx ends. A missing file reads as empty.
+func Read(ctx context.Context, path string, o Options, w io.Writer, running func() bool) error {
 	flusher, _ := w.(interface{ Flush() })
 	if o.LimitBytes != nil {
 		w = &limitWriter{w: w, left: *o.LimitBytes}
@@ -273,3 +277,11 @@ func ignoreLimit(err error) error {
 	}
 	return err
 }
+
+// NotFoundError says a pod, container or log asked for does not exist here.
+type NotFoundError struct{ msg string }
+
+// NewNotFound returns a NotFoundError with message msg.
+func NewNotFound(msg string) *NotFoundError { return &NotFoundError{msg} }
+
+func (e *NotFoundError) Error() string { return e.msg }

@@ -1,0 +1,117 @@
+package pod
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StatusInput is what the status of a pod is computed from.
+type StatusInput struct {
+	Pod          *corev1.Pod // its spec and the status the API has now
+	PodIP        string
+	SandboxReady bool
+	SandboxMsg   string
+	StartTime    time.Time
+	Containers   []corev1.ContainerStatus
+	Now          time.Time
+}
+
+// BuildStatus computes phase, conditions and container statuses as the kubelet does.
+func BuildStatus(in StatusInput) corev1.PodStatus {
+	p := in.Pod
+	st := corev1.PodStatus{Phase: Phase(p.Spec.RestartPolicy, in.SandboxReady, in.Containers), HostIP: p.Status.HostIP,
+		HostIPs: p.Status.HostIPs, ContainerStatuses: in.Containers, QOSClass: corev1.PodQOSBestEffort,
+		StartTime: &metav1.Time{Time: in.StartTime.Truncate(time.Second)}}
+	if p.Status.StartTime != nil {
+		st.StartTime = p.Status.StartTime
+	}
+	if in.PodIP != "" {
+		st.PodIP, st.PodIPs = in.PodIP, []corev1.PodIP{{IP: in.PodIP}}
+	}
+	var unready []string
+	for _, c := range in.Containers {
+		if !c.Ready {
+			unready = append(unready, c.Name)
+		}
+	}
+	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: msg}
+		if ok {
+			c.Status, c.Reason, c.Message = corev1.ConditionTrue, "", ""
+		}
+		c.LastTransitionTime = metav1.NewTime(in.Now.Truncate(time.Second))
+		for _, old := range p.Status.Conditions {
+			if old.Type == t && old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
+	cond(corev1.PodReadyToStartContainers, in.SandboxReady, "", "")
+	cond(corev1.PodInitialized, true, "", "")
+	readyReason, readyMsg := "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+		readyReason, readyMsg = "PodCompleted", ""
+	}
+	allReady := len(unready) == 0 && st.Phase == corev1.PodRunning
+	cond(corev1.ContainersReady, allReady, readyReason, readyMsg)
+	cond(corev1.PodReady, allReady, readyReason, readyMsg)
+	scheduled := false
+	for _, old := range p.Status.Conditions {
+		if old.Type == corev1.PodScheduled {
+			st.Conditions = append(st.Conditions, old)
+			scheduled = true
+		}
+	}
+	if !scheduled {
+		cond(corev1.PodScheduled, true, "", "")
+	}
+	if !in.SandboxReady && in.SandboxMsg != "" && st.Phase == corev1.PodPending {
+		st.Message = "pod network: " + in.SandboxMsg
+	}
+	return st
+}
+
+// Phase follows the kubelet's getPhase: waiting containers keep a pod Pending,
+// running ones make it Running, and when all have stopped the restart policy
+// decides between Running (they restart), Succeeded and Failed.
+func Phase(policy corev1.RestartPolicy, sandboxReady bool, cs []corev1.ContainerStatus) corev1.PodPhase {
+	var running, waiting, stopped, succeeded int
+	for _, c := range cs {
+		switch {
+		case c.State.Running != nil:
+			running++
+		case c.State.Terminated != nil:
+			stopped++
+			if c.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case c.LastTerminationState.Terminated != nil:
+			stopped++
+		default:
+			waiting++
+		}
+	}
+	switch {
+	case waiting > 0:
+		return corev1.PodPending
+	case running > 0:
+		return corev1.PodRunning
+	case stopped == len(cs) && len(cs) > 0:
+		switch {
+		case policy == corev1.RestartPolicyAlways || policy == "":
+			return corev1.PodRunning
+		case succeeded == len(cs):
+			return corev1.PodSucceeded
+		case policy == corev1.RestartPolicyOnFailure:
+			return corev1.PodRunning
+		default:
+			return corev1.PodFailed
+		}
+	}
+	return corev1.PodPending
+}
