@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,11 @@ func main() {
 	runtime.MaybeInit() // a container process being born: becomes the container's command
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
+	root := newRoot()
+	if filepath.Base(os.Args[0]) == agnhostName { // started as /agnhost: the agnhost image's entrypoint
+		root.SetArgs(append([]string{agnhostName}, os.Args[1:]...))
+	}
+	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}

@@ -1,7 +1,9 @@
-// Package agnhost is svcnet's built-in test workload, modelled on Kubernetes'
-// agnhost image, so examples and tests need nothing installed: serve-hostname
-// answers every HTTP request with the pod's name; netexec answers /hostname,
-// /clientip, /echo and /shutdown over HTTP and hostname / echo / clientip over UDP.
+// Package agnhost is svcnet's built-in test workload, a drop-in for Kubernetes'
+// agnhost test image (registry.k8s.io/e2e-test-images/agnhost) so examples and
+// Kubernetes' own e2e tests need nothing installed: netexec, serve-hostname,
+// porter, test-webserver, pause, connect, dns-suffix, dns-server-list and
+// etc-hosts behave as upstream's; get and load are svcnet's own. Each
+// subcommand's logic lives here; cmd/svcnet only parses flags.
 package agnhost
 
 import (
@@ -9,13 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 )
+
+// shutdownGrace bounds how long a server waits for requests in flight when it stops.
+const shutdownGrace = 5 * time.Second
 
 // Hostname is the pod's name: $HOSTNAME (set in pods) or the host name.
 func Hostname() string {
@@ -26,85 +30,30 @@ func Hostname() string {
 	return h
 }
 
-// ServeHostname returns the serve-hostname handler.
-func ServeHostname(host string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, host)
-	})
-}
-
-// NetExec returns the netexec HTTP handler; shutdown is called by /shutdown.
-func NetExec(host string, shutdown func()) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/hostname", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, host) })
-	mux.HandleFunc("/clientip", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.RemoteAddr) })
-	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.Query().Get("msg")) })
-	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) { // bulk data for throughput tests
-		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
-		if err != nil || n < 0 || n > 1<<40 {
-			http.Error(w, "n: a byte count up to 1 TiB is required", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-		buf := make([]byte, 256*1024)
-		for n > 0 {
-			m := min(n, int64(len(buf)))
-			if _, err := w.Write(buf[:m]); err != nil {
-				return
-			}
-			n -= m
-		}
-	})
-	mux.HandleFunc("/shutdown", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, "shutting down")
-		go shutdown()
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, "NOW: "+time.Now().UTC().Format(time.RFC3339Nano))
-	})
-	return mux
-}
-
-// UDPReply is netexec's UDP protocol: "hostname", "echo <text>", "clientip".
-func UDPReply(msg string, host string, from net.Addr) string {
-	msg = strings.TrimSpace(msg)
-	switch {
-	case msg == "hostname":
-		return host
-	case msg == "clientip":
-		return from.String()
-	case strings.HasPrefix(msg, "echo "):
-		return strings.TrimPrefix(msg, "echo ")
+// orDiscard is l, or a logger that drops everything when l is nil.
+func orDiscard(l *log.Logger) *log.Logger {
+	if l == nil {
+		return log.New(io.Discard, "", 0)
 	}
-	return "unknown command: " + msg
+	return l
 }
 
-// ServeUDP answers netexec UDP requests on pc until it is closed.
-func ServeUDP(pc net.PacketConn, host string) error {
-	buf := make([]byte, 65535)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		_, _ = pc.WriteTo([]byte(UDPReply(string(buf[:n]), host, from)), from)
-	}
-}
-
-// Serve runs h on addr until ctx ends or stop is closed.
+// Serve runs h on addr until ctx ends.
 func Serve(ctx context.Context, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("Started HTTP server on %s\n", ln.Addr())
+	return serveOn(ctx, ln, h)
+}
+
+// serveOn serves h on ln until ctx ends, then drains requests for up to shutdownGrace.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		_ = srv.Shutdown(c)
 	}()

@@ -5,12 +5,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 )
 
-func get(t *testing.T, url string) string {
+// get GETs url and returns the status code and body.
+func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	res, err := http.Get(url)
 	if err != nil {
@@ -18,64 +18,97 @@ func get(t *testing.T, url string) string {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return string(b)
+	return res.StatusCode, string(b)
 }
 
-func TestHTTP(t *testing.T) {
-	sh := httptest.NewServer(ServeHostname("web-1"))
-	defer sh.Close()
-	if got := get(t, sh.URL+"/anything"); got != "web-1" {
-		t.Fatalf("serve-hostname: %q", got)
-	}
-	stopped := make(chan struct{})
-	ne := httptest.NewServer(NetExec("web-2", func() { close(stopped) }))
-	defer ne.Close()
-	if got := get(t, ne.URL+"/hostname"); got != "web-2" {
-		t.Fatalf("/hostname: %q", got)
-	}
-	if got := get(t, ne.URL+"/echo?msg=hi%20there"); got != "hi there" {
-		t.Fatalf("/echo: %q", got)
-	}
-	if got := get(t, ne.URL+"/clientip"); !strings.HasPrefix(got, "127.0.0.1:") {
-		t.Fatalf("/clientip: %q", got)
-	}
-	if got := get(t, ne.URL+"/shutdown"); got != "shutting down" {
-		t.Fatalf("/shutdown: %q", got)
-	}
-	select {
-	case <-stopped:
-	case <-time.After(5 * time.Second):
-		t.Fatal("/shutdown did not call shutdown")
-	}
+// body GETs url and returns the body.
+func body(t *testing.T, url string) string {
+	t.Helper()
+	_, b := get(t, url)
+	return b
 }
 
-func TestUDP(t *testing.T) {
+// listenUDP opens a UDP socket on loopback, closed when the test ends.
+func listenUDP(t *testing.T) net.PacketConn {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = ServeUDP(pc, "web-3") }()
-	defer pc.Close()
-	c, err := net.Dial("udp", pc.LocalAddr().String())
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
+// askUDP sends q to addr and returns the answer.
+func askUDP(t *testing.T, addr, q string) string {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ask := func(q string) string {
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte(q)); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 1024)
-		n, err := c.Read(buf)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(q)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1024)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buf[:n])
+}
+
+func TestServeHostnameHTTP(t *testing.T) {
+	for _, closeConn := range []bool{false, true} {
+		srv := httptest.NewServer(ServeHostname("web-1", closeConn, nil))
+		res, err := http.Get(srv.URL + "/anything")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(buf[:n])
-	}
-	for q, want := range map[string]string{"hostname": "web-3", "echo hello": "hello", "clientip": c.LocalAddr().String(), "bogus": "unknown command: bogus"} {
-		if got := ask(q); got != want {
-			t.Errorf("%q -> %q, want %q", q, got, want)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != "web-1" || res.Close != closeConn {
+			t.Errorf("close %v: %q, Connection: close %v", closeConn, b, res.Close)
 		}
+		srv.Close()
+	}
+}
+
+func TestUDPReply(t *testing.T) {
+	from := &net.UDPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 4242}
+	for _, tc := range []struct {
+		msg, want string
+		ok        bool
+	}{
+		{"hostname", "web-3", true},
+		{" HostName\n", "web-3", true},
+		{"echo hello", "hello", true},
+		{"echo Hello There", "hello there", true}, // upstream lower-cases the request
+		{"clientip", "10.0.0.7:4242", true},
+		{"bogus", "", false},
+		{"", "", false},
+	} {
+		got, ok := UDPReply(tc.msg, "web-3", from)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%q -> %q %v, want %q %v", tc.msg, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestServeUDP(t *testing.T) {
+	pc := listenUDP(t)
+	done := make(chan error)
+	go func() { done <- ServeUDP(pc, "web-3", nil) }()
+	addr := pc.LocalAddr().String()
+	if got := askUDP(t, addr, "hostname"); got != "web-3" {
+		t.Errorf("hostname: %q", got)
+	}
+	if got := askUDP(t, addr, "echo hi"); got != "hi" {
+		t.Errorf("echo: %q", got)
+	}
+	pc.Close()
+	if err := <-done; err != nil {
+		t.Errorf("ServeUDP after close: %v", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestLoad(t *testing.T) {
-	srv := httptest.NewServer(NetExec("test-host", func() {}))
+	srv := httptest.NewServer(NewNetExec(NetExecOptions{Host: "test-host"}).Handler())
 	defer srv.Close()
 	ctx := context.Background()
 	for _, low := range []bool{false, true} {
