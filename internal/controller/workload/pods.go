@@ -1,5 +1,6 @@
-// Package workload runs the ReplicaSet and Deployment controllers: ReplicaSets keep
-// their number of pods, Deployments roll ReplicaSets over with maxSurge and
+// Package workload runs the ReplicaSet, ReplicationController and Deployment
+// controllers: ReplicaSets and ReplicationControllers keep their number of pods
+// (one shared keeper), Deployments roll ReplicaSets over with maxSurge and
 // maxUnavailable. The arithmetic is in pure functions; controllers apply it.
 package workload
 

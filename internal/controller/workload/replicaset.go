@@ -13,9 +13,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -70,10 +71,31 @@ func (e *podExpectations) satisfied(key string, now time.Time) bool {
 	return false
 }
 
-// ReplicaSets keeps each ReplicaSet's number of active pods at spec.replicas.
-type ReplicaSets struct {
+// podSet is what keeping a number of pods needs of their owner, a ReplicaSet or
+// a ReplicationController, taken from the cached object at the edge.
+type podSet struct {
+	owner    runtime.Object // events are recorded on it
+	meta     metav1.Object
+	ref      metav1.OwnerReference // the controller reference of its pods
+	selector labels.Selector
+	template *corev1.PodTemplateSpec
+	replicas int32
+	minReady int32
+	// setStatus writes the owner's status from the counted pods, if it changed.
+	setStatus func(ctx context.Context, c replicaCounts) error
+}
+
+// replicaCounts are the pod counts both kinds report in their status.
+type replicaCounts struct {
+	replicas, fullyLabeled, ready, available int32
+}
+
+// keeper keeps each owner's number of active pods at its replicas; ReplicaSets
+// and ReplicationControllers are two keepers over one pod informer.
+type keeper struct {
+	kind     string // the owner's Kind in its pods' controller references
+	get      func(ns, name string) (*podSet, error)
 	client   kubernetes.Interface
-	sets     appslisters.ReplicaSetLister
 	pods     corelisters.PodLister
 	synced   []cache.InformerSynced
 	loop     *queue.Loop
@@ -82,17 +104,18 @@ type ReplicaSets struct {
 	expect   podExpectations
 }
 
-// NewReplicaSets wires the controller to informers from factory.
-func NewReplicaSets(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *ReplicaSets {
-	c := &ReplicaSets{client: client, recorder: recorder, now: time.Now}
-	c.loop = queue.New("replicaset", c.sync, log)
-	rsInf, podInf := factory.Apps().V1().ReplicaSets(), factory.Core().V1().Pods()
-	c.sets, c.pods = rsInf.Lister(), podInf.Lister()
-	c.synced = []cache.InformerSynced{rsInf.Informer().HasSynced, podInf.Informer().HasSynced}
-	_, _ = rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+// newKeeper wires a keeper for owners of kind watched by owners to the pod informer.
+func newKeeper(kind, name string, owners cache.SharedIndexInformer, get func(ns, name string) (*podSet, error),
+	client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *keeper {
+	c := &keeper{kind: kind, get: get, client: client, recorder: recorder, now: time.Now}
+	c.loop = queue.New(name, c.sync, log)
+	podInf := factory.Core().V1().Pods()
+	c.pods = podInf.Lister()
+	c.synced = []cache.InformerSynced{owners.HasSynced, podInf.Informer().HasSynced}
+	_, _ = owners.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
 	owner := func(p *corev1.Pod) string {
-		if r := controllerOf(p); r != nil && r.Kind == "ReplicaSet" {
+		if r := controllerOf(p); r != nil && r.Kind == kind {
 			return p.Namespace + "/" + r.Name
 		}
 		return ""
@@ -127,14 +150,51 @@ func NewReplicaSets(client kubernetes.Interface, factory informers.SharedInforme
 }
 
 // Run runs the controller until ctx ends.
-func (c *ReplicaSets) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
+func (c *keeper) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
 
-// podFromTemplate builds a new pod of rs.
-func podFromTemplate(rs *appsv1.ReplicaSet) *corev1.Pod {
-	t := rs.Spec.Template
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: rs.Name + "-", Namespace: rs.Namespace,
+// ReplicaSets keeps each ReplicaSet's number of active pods at spec.replicas.
+type ReplicaSets struct{ *keeper }
+
+// NewReplicaSets wires the controller to informers from factory.
+func NewReplicaSets(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *ReplicaSets {
+	inf := factory.Apps().V1().ReplicaSets()
+	sets := inf.Lister()
+	get := func(ns, name string) (*podSet, error) {
+		rs, err := sets.ReplicaSets(ns).Get(name)
+		if err != nil {
+			return nil, err
+		}
+		return replicaSetPods(client, rs)
+	}
+	return &ReplicaSets{newKeeper("ReplicaSet", "replicaset", inf.Informer(), get, client, factory, recorder, log)}
+}
+
+func replicaSetPods(client kubernetes.Interface, rs *appsv1.ReplicaSet) (*podSet, error) {
+	sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil {
+		return nil, err
+	}
+	return &podSet{owner: rs, meta: rs, ref: ownerRef("ReplicaSet", "apps/v1", rs), selector: sel, template: &rs.Spec.Template,
+		replicas: derefInt32(rs.Spec.Replicas), minReady: rs.Spec.MinReadySeconds,
+		setStatus: func(ctx context.Context, c replicaCounts) error {
+			st := appsv1.ReplicaSetStatus{Replicas: c.replicas, FullyLabeledReplicas: c.fullyLabeled, ReadyReplicas: c.ready,
+				AvailableReplicas: c.available, ObservedGeneration: rs.Generation, Conditions: rs.Status.Conditions}
+			if apiequality.Semantic.DeepEqual(st, rs.Status) {
+				return nil
+			}
+			cp := rs.DeepCopy()
+			cp.Status = st
+			_, err := client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
+			return err
+		}}, nil
+}
+
+// podFromTemplate builds a new pod of s.
+func podFromTemplate(s *podSet) *corev1.Pod {
+	t := s.template
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: s.meta.GetName() + "-", Namespace: s.meta.GetNamespace(),
 		Labels: map[string]string{}, Annotations: map[string]string{},
-		OwnerReferences: []metav1.OwnerReference{ownerRef("ReplicaSet", "apps/v1", rs)}}, Spec: *t.Spec.DeepCopy()}
+		OwnerReferences: []metav1.OwnerReference{s.ref}}, Spec: *t.Spec.DeepCopy()}
 	for k, v := range t.Labels {
 		p.Labels[k] = v
 	}
@@ -144,39 +204,38 @@ func podFromTemplate(rs *appsv1.ReplicaSet) *corev1.Pod {
 	return p
 }
 
-// ownedPods returns the pods rs controls.
-func ownedPods(pods corelisters.PodLister, ns string, sel *metav1.LabelSelector, uid string) ([]*corev1.Pod, error) {
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return nil, err
-	}
-	all, err := pods.Pods(ns).List(s)
+// ownedPods returns the pods matching sel whose controller has uid.
+func ownedPods(pods corelisters.PodLister, ns string, sel labels.Selector, uid types.UID) ([]*corev1.Pod, error) {
+	all, err := pods.Pods(ns).List(sel)
 	if err != nil {
 		return nil, err
 	}
 	var out []*corev1.Pod
 	for _, p := range all {
-		if r := controllerOf(p); r != nil && string(r.UID) == uid {
+		if r := controllerOf(p); r != nil && r.UID == uid {
 			out = append(out, p)
 		}
 	}
 	return out, nil
 }
 
-func (c *ReplicaSets) sync(ctx context.Context, key string) error {
+func (c *keeper) sync(ctx context.Context, key string) error {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
-	rs, err := c.sets.ReplicaSets(ns).Get(name)
+	s, err := c.get(ns, name)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
-	if err != nil || rs.DeletionTimestamp != nil {
+	if err != nil || s.meta.GetDeletionTimestamp() != nil {
 		return err
 	}
 	now := c.now()
 	if !c.expect.satisfied(key, now) {
 		return nil // our last creates/deletes are not in the cache yet; their events requeue
 	}
-	pods, err := ownedPods(c.pods, ns, rs.Spec.Selector, string(rs.UID))
+	if s.selector.Empty() {
+		return nil // matches nothing to keep (validation refuses it anyway)
+	}
+	pods, err := ownedPods(c.pods, ns, s.selector, s.meta.GetUID())
 	if err != nil {
 		return err
 	}
@@ -186,21 +245,20 @@ func (c *ReplicaSets) sync(ctx context.Context, key string) error {
 			act = append(act, p)
 		}
 	}
-	want := int(derefInt32(rs.Spec.Replicas))
 	var manageErr error
-	switch diff := len(act) - want; {
-	case diff < 0:
+	switch diff := len(act) - int(s.replicas); {
+	case diff < 0 && s.template != nil:
 		n := min(-diff, burst)
 		c.expect.set(key, n, 0, now)
 		for i := 0; i < n; i++ {
-			p, err := c.client.CoreV1().Pods(ns).Create(ctx, podFromTemplate(rs), metav1.CreateOptions{})
+			p, err := c.client.CoreV1().Pods(ns).Create(ctx, podFromTemplate(s), metav1.CreateOptions{})
 			if err != nil {
 				c.expect.observe(key, n-i, 0)
-				c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+				c.recorder.Eventf(s.owner, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 				manageErr = err
 				break
 			}
-			c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+			c.recorder.Eventf(s.owner, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
 		}
 	case diff > 0:
 		n := min(diff, burst)
@@ -211,48 +269,48 @@ func (c *ReplicaSets) sync(ctx context.Context, key string) error {
 			err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 			if err != nil && !apierrors.IsNotFound(err) {
 				c.expect.observe(key, 0, n-i)
-				c.recorder.Eventf(rs, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+				c.recorder.Eventf(s.owner, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 				manageErr = err
 				break
 			}
-			c.recorder.Eventf(rs, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+			c.recorder.Eventf(s.owner, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		}
 	}
-	st, wait := replicaSetStatus(rs, act, now)
+	var tmplLabels map[string]string
+	if s.template != nil {
+		tmplLabels = s.template.Labels
+	}
+	counts, wait := countReplicas(tmplLabels, s.minReady, act, now)
 	if wait > 0 {
 		c.loop.AddAfter(key, wait)
 	}
-	if !apiequality.Semantic.DeepEqual(st, rs.Status) {
-		cp := rs.DeepCopy()
-		cp.Status = st
-		if _, err := c.client.AppsV1().ReplicaSets(ns).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("update status: %w", err)
-		}
+	if err := s.setStatus(ctx, counts); err != nil {
+		return fmt.Errorf("update status: %w", err)
 	}
 	return manageErr
 }
 
-// replicaSetStatus computes the status from the active pods, and when the next
+// countReplicas counts the active pods for the status, and says when the next
 // pod becomes available (minReadySeconds).
-func replicaSetStatus(rs *appsv1.ReplicaSet, act []*corev1.Pod, now time.Time) (appsv1.ReplicaSetStatus, time.Duration) {
-	st := appsv1.ReplicaSetStatus{Replicas: int32(len(act)), ObservedGeneration: rs.Generation, Conditions: rs.Status.Conditions}
-	tmpl := labels.SelectorFromSet(rs.Spec.Template.Labels)
+func countReplicas(tmplLabels map[string]string, minReady int32, act []*corev1.Pod, now time.Time) (replicaCounts, time.Duration) {
+	c := replicaCounts{replicas: int32(len(act))}
+	tmpl := labels.SelectorFromSet(tmplLabels)
 	var wait time.Duration
 	for _, p := range act {
 		if tmpl.Matches(labels.Set(p.Labels)) {
-			st.FullyLabeledReplicas++
+			c.fullyLabeled++
 		}
 		if ready(p) {
-			st.ReadyReplicas++
+			c.ready++
 		}
-		ok, w := available(p, rs.Spec.MinReadySeconds, now)
+		ok, w := available(p, minReady, now)
 		if ok {
-			st.AvailableReplicas++
+			c.available++
 		} else if w > 0 && (wait == 0 || w < wait) {
 			wait = w
 		}
 	}
-	return st, wait
+	return c, wait
 }
 
 func derefInt32(p *int32) int32 {
