@@ -26,7 +26,9 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
+	"github.com/svcnet/svcnet/internal/controller/rootca"
 	"github.com/svcnet/svcnet/internal/controller/scheduler"
+	"github.com/svcnet/svcnet/internal/controller/serviceaccount"
 	"github.com/svcnet/svcnet/internal/controller/workload"
 )
 
@@ -41,7 +43,10 @@ type Options struct {
 	// LeaderElect makes several control planes on one etcd run one set of
 	// controllers, chosen through a Lease in kube-system.
 	LeaderElect bool
-	Log         *slog.Logger
+	// RootCA is the PEM of the CA the API server's certificate chains to,
+	// published as the ConfigMap kube-root-ca.crt in every namespace (nil: none).
+	RootCA []byte
+	Log    *slog.Logger
 }
 
 // Run starts the controllers and blocks until ctx ends.
@@ -64,6 +69,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		factory := informers.NewSharedInformerFactory(client, 0)
 		eps := endpoints.New(client, factory, recorder, o.Log.With("controller", "endpoints"))
 		rs := workload.NewReplicaSets(client, factory, recorder, o.Log)
+		rcs := workload.NewReplicationControllers(client, factory, recorder, o.Log)
+		accounts := serviceaccount.New(client, factory, o.Log)
 		deploys := workload.NewDeployments(client, factory, recorder, o.Log)
 		sched := scheduler.New(client, factory, recorder, o.Log)
 		collector := gc.New(client, factory, o.Log)
@@ -71,9 +78,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		if o.PodCIDRs != nil {
 			go nodeipam.New(client, factory, o.PodCIDRs, o.Log).Run(ctx, 1)
 		}
+		if len(o.RootCA) > 0 {
+			go rootca.New(client, factory, o.RootCA, o.Log).Run(ctx, 1)
+		}
 		factory.Start(ctx.Done())
 		go eps.Run(ctx, o.Workers)
 		go rs.Run(ctx, o.Workers)
+		go rcs.Run(ctx, o.Workers)
+		go accounts.Run(ctx, 1)
 		go deploys.Run(ctx, o.Workers)
 		go sched.Run(ctx, 1)
 		go collector.Run(ctx, 2)

@@ -236,7 +236,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		cp.stopControllers = stop
 		go func() {
 			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
-				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, Log: o.Log}); err != nil {
+				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, RootCA: cp.CA.CertPEM, Log: o.Log}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()

@@ -1,0 +1,106 @@
+package serviceaccount
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/svcnet/svcnet/internal/controller/fakekube"
+)
+
+func namespace(name string, phase corev1.NamespacePhase, deleting bool) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NamespaceStatus{Phase: phase}}
+	if deleting {
+		now := metav1.Now()
+		ns.DeletionTimestamp = &now
+	}
+	return ns
+}
+
+func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.Context) {
+	t.Helper()
+	c := fakekube.NewClientset(objs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := informers.NewSharedInformerFactory(c, 0)
+	ctrl := New(c, f, slog.New(slog.DiscardHandler))
+	f.Start(ctx.Done())
+	go ctrl.Run(ctx, 1)
+	return c, ctx
+}
+
+func hasDefault(ctx context.Context, c *fake.Clientset, ns string) bool {
+	_, err := c.CoreV1().ServiceAccounts(ns).Get(ctx, DefaultName, metav1.GetOptions{})
+	return err == nil
+}
+
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDefaultServiceAccount(t *testing.T) {
+	cases := []struct {
+		name string
+		ns   *corev1.Namespace
+		want bool
+	}{
+		{"active namespace", namespace("app", corev1.NamespaceActive, false), true},
+		{"terminating namespace", namespace("old", corev1.NamespaceTerminating, true), false},
+		{"deletion requested", namespace("going", corev1.NamespaceActive, true), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ctx := start(t, tc.ns)
+			if tc.want {
+				if !eventually(func() bool { return hasDefault(ctx, c, tc.ns.Name) }) {
+					t.Fatal("default ServiceAccount not created")
+				}
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+			if hasDefault(ctx, c, tc.ns.Name) {
+				t.Fatal("default ServiceAccount created in a namespace being deleted")
+			}
+		})
+	}
+}
+
+func TestDefaultServiceAccountRecreatedAndOthersLeftAlone(t *testing.T) {
+	own := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: "app", Labels: map[string]string{"mine": "yes"}}}
+	c, ctx := start(t, namespace("app", corev1.NamespaceActive, false), own,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder", Namespace: "app"}})
+	time.Sleep(200 * time.Millisecond)
+	if sa, err := c.CoreV1().ServiceAccounts("app").Get(ctx, DefaultName, metav1.GetOptions{}); err != nil || sa.Labels["mine"] != "yes" {
+		t.Fatalf("existing default ServiceAccount replaced: %+v %v", sa, err)
+	}
+	if err := c.CoreV1().ServiceAccounts("app").Delete(ctx, "builder", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CoreV1().ServiceAccounts("app").Delete(ctx, DefaultName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { return hasDefault(ctx, c, "app") }) {
+		t.Fatal("deleted default ServiceAccount not re-created")
+	}
+	if _, err := c.CoreV1().ServiceAccounts("app").Get(ctx, "builder", metav1.GetOptions{}); err == nil {
+		t.Fatal("other ServiceAccounts must not be re-created")
+	}
+	if _, err := c.CoreV1().Namespaces().Create(ctx, namespace("later", corev1.NamespaceActive, false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { return hasDefault(ctx, c, "later") }) {
+		t.Fatal("new namespace got no default ServiceAccount")
+	}
+}
