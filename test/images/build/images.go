@@ -1,0 +1,132 @@
+package main
+
+import (
+	"io/fs"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// image describes one tarball: its names, what its root filesystem is made of, and the
+// config that the real image has (so Kubernetes' command/args merge works the same).
+type image struct {
+	file     string   // tarball name in the output directory
+	tags     []string // repo tags, as the real image is named
+	packages []string // Debian packages, with their dependencies, for the root filesystem
+	drop     []string // rootfs paths left out besides dropPaths (a dependency the image never runs)
+	// busybox links the busybox applets that no package provides. Debian's busybox sh runs
+	// its own applets before PATH, so images with programs of their own (httpd, dig,
+	// nslookup) take dash as /bin/sh.
+	busybox bool
+	files   []string // directories under files/ copied into the image, later ones win
+	extra   []entry  // directories, links and local binaries added on top
+	config  v1.Config
+}
+
+// defaultPath is the PATH of the Debian-based official images.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Names of the local binaries an image takes (the -svcnet and -pause flags).
+const (
+	binSvcnet = "svcnet"
+	binPause  = "pause"
+)
+
+// baseDirs are the directories every Debian-based image has besides the packages' own.
+var baseDirs = []entry{
+	dir("root", 0o700), dir("tmp", fs.ModeSticky|0o777), dir("run", 0o755), dir("home", 0o755),
+	dir("var/tmp", fs.ModeSticky|0o777), symlink("var/run", "/run"),
+}
+
+// images is the table of every image the builder writes.
+var images = []image{
+	{
+		file:  "pause.tar",
+		tags:  []string{"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.6"},
+		extra: []entry{binary("pause", binPause)},
+		config: v1.Config{
+			Env:        []string{defaultPath},
+			Entrypoint: []string{"/pause"},
+			User:       "65535:65535",
+		},
+	},
+	{
+		file:     "busybox.tar",
+		tags:     []string{"docker.io/library/busybox:latest"},
+		packages: []string{"busybox-static"},
+		busybox:  true,
+		files:    []string{"base"},
+		extra:    baseDirs,
+		config:   v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}},
+	},
+	{
+		file:     "agnhost.tar",
+		tags:     []string{"registry.k8s.io/e2e-test-images/agnhost:2.56"},
+		packages: []string{"dash", "busybox-static", "curl", "dnsutils", "libc-bin", "ca-certificates", "netbase"},
+		busybox:  true,
+		files:    []string{"base"},
+		extra: append([]entry{
+			binary("agnhost", binSvcnet),
+			hardlink("usr/local/bin/svcnet", "agnhost"),
+		}, baseDirs...),
+		config: v1.Config{
+			Env:        []string{defaultPath},
+			Entrypoint: []string{"/agnhost"},
+			Cmd:        []string{"pause"},
+		},
+	},
+	{
+		file:     "httpd.tar",
+		tags:     []string{"docker.io/library/httpd:latest", "docker.io/library/httpd:2.4"},
+		packages: []string{"apache2-bin", "media-types", "dash", "busybox-static", "ca-certificates"},
+		// apache2-bin depends on perl only for scripts (apxs, split-logfile) an image never runs.
+		drop:    []string{"usr/bin/perl", "usr/bin/perl5.36.0", "usr/lib/x86_64-linux-gnu/perl", "usr/lib/x86_64-linux-gnu/perl-base", "usr/share/perl", "usr/share/perl5"},
+		busybox: true,
+		files:   []string{"base", "httpd"},
+		extra: append([]entry{
+			dir("usr/local/apache2/logs", 0o755),
+			symlink("usr/local/apache2/modules", "/usr/lib/apache2/modules"),
+		}, baseDirs...),
+		config: v1.Config{
+			Env:          []string{"PATH=/usr/local/apache2/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HTTPD_PREFIX=/usr/local/apache2"},
+			Cmd:          []string{"httpd-foreground"},
+			WorkingDir:   "/usr/local/apache2",
+			ExposedPorts: map[string]struct{}{"80/tcp": {}},
+			StopSignal:   "SIGWINCH",
+		},
+	},
+	{
+		file:     "nginx.tar",
+		tags:     []string{"docker.io/library/nginx:latest", "docker.io/library/nginx:1.17.1"},
+		packages: []string{"nginx", "dash", "busybox-static", "ca-certificates"},
+		busybox:  true,
+		files:    []string{"base", "nginx"},
+		extra: append([]entry{
+			dir("var/log/nginx", 0o755),
+			symlink("var/log/nginx/access.log", "/dev/stdout"),
+			symlink("var/log/nginx/error.log", "/dev/stderr"),
+			dir("var/lib/nginx", 0o755),
+			dir("var/cache/nginx", 0o755),
+		}, baseDirs...),
+		config: v1.Config{
+			Env:          []string{defaultPath},
+			Cmd:          []string{"nginx", "-g", "daemon off;"},
+			ExposedPorts: map[string]struct{}{"80/tcp": {}},
+			StopSignal:   "SIGQUIT",
+		},
+	},
+}
+
+// dropPaths are left out of every Debian root filesystem: documentation, package manager
+// state, and files the container runtime provides (/dev, hostname, resolv.conf, hosts).
+var dropPaths = []string{
+	"dev", "proc", "sys",
+	"etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/apt", "etc/dpkg", "etc/debconf.conf",
+	"var/lib/apt", "var/lib/dpkg", "var/cache/apt", "var/cache/debconf", "var/cache/ldconfig",
+	"var/log/apt", "var/log/dpkg.log", "var/log/alternatives.log", "var/log/bootstrap.log",
+	"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
+	"usr/share/bash-completion", "usr/share/zsh", "usr/share/gdb", "usr/share/bug",
+	"usr/share/debconf", "usr/share/initramfs-tools", "usr/share/pixmaps",
+}
+
+// skipApplets are busybox applets not linked: they would pretend to be another system's tools.
+var skipApplets = map[string]bool{"linuxrc": true, "usr/bin/dpkg": true, "usr/bin/dpkg-deb": true, "bin/rpm": true, "usr/bin/rpm2cpio": true}
