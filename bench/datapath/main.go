@@ -78,7 +78,7 @@ spec:
 func inside(in *harness.Inside, mode string, requests int, bytes int64, rounds int) error {
 	bin, tmp := in.Bin, in.Tmp
 	data := filepath.Join(tmp, mode)
-	up := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "6443", "--proxy-mode", mode, "--dns-resolv-conf", "", "--log-level", "error")
+	up := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "6443", "--container-runtime", "process", "--proxy-mode", mode, "--dns-resolv-conf", "", "--log-level", "error")
 	out, _ := up.StdoutPipe()
 	if err := up.Start(); err != nil {
 		return err

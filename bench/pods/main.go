@@ -116,7 +116,7 @@ func inside(in *harness.Inside, n, rssN int) error {
 		return err
 	}
 	agent, err := start("svcnet agent: node bench registered", bin, "agent", "--kubeconfig", nodeKC, "--node-name", "bench",
-		"--node-ip", "127.0.0.1", "--root-dir", filepath.Join(tmp, "agent"), "--pod-runtime=on", "--dns-resolv-conf", "", "--log-level", "error")
+		"--node-ip", "127.0.0.1", "--root-dir", filepath.Join(tmp, "agent"), "--pod-runtime=on", "--container-runtime=process", "--dns-resolv-conf", "", "--log-level", "error")
 	if err != nil {
 		return err
 	}

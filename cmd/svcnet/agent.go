@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
@@ -28,6 +29,8 @@ type agentFlags struct {
 	proxyMode  string
 	clusterDNS string
 	cniDirs    string
+	runtime    string
+	images     string
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet) {
@@ -39,6 +42,9 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.o.DNSAutopath, "cluster-dns-autopath", false, "walk pods' DNS search paths server-side (cuts ndots:5 lookups)")
 	fs.StringVar(&f.resolvConf, "dns-resolv-conf", "/etc/resolv.conf", "upstream resolvers of the cluster DNS for other names (empty: none)")
 	fs.StringVar(&f.podRuntime, "pod-runtime", "auto", "run the pods bound to this node: on, off, or auto (on when root on Linux)")
+	fs.StringVar(&f.runtime, "container-runtime", "auto", "how pods run: cri (images, through containerd), process (commands as processes of the node), or auto (cri when containerd is installed or --container-runtime-endpoint is set)")
+	fs.StringVar(&f.o.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock (empty: svcnet starts its own containerd in <root-dir>/containerd)")
+	fs.StringVar(&f.images, "images", "", "directory of image tarballs (scripts/test-images.sh) imported into svcnet's containerd at start")
 	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
 	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
@@ -67,6 +73,31 @@ func (f *agentFlags) resolve() error {
 		}
 	default:
 		return fmt.Errorf("--pod-runtime: %q is not on, off or auto", f.podRuntime)
+	}
+	switch f.runtime {
+	case "auto":
+		f.o.ContainerRuntime = agent.RuntimeProcess
+		if _, err := exec.LookPath("containerd"); err == nil || f.o.RuntimeEndpoint != "" {
+			f.o.ContainerRuntime = agent.RuntimeCRI
+		} else if f.o.PodRuntime {
+			slog.Info("containerd is not installed: pods run as processes of this node and need a command (apt-get install containerd runc for images)")
+		}
+	case agent.RuntimeCRI, agent.RuntimeProcess:
+		f.o.ContainerRuntime = f.runtime
+	default:
+		return fmt.Errorf("--container-runtime: %q is not cri, process or auto", f.runtime)
+	}
+	if f.o.ContainerRuntime == agent.RuntimeCRI && f.o.RuntimeEndpoint == "" && f.o.PodRuntime {
+		if _, err := exec.LookPath("containerd"); err != nil {
+			return fmt.Errorf("--container-runtime=cri: containerd is not installed (apt-get install containerd runc), or give --container-runtime-endpoint")
+		}
+	}
+	if f.images != "" {
+		files, err := filepath.Glob(filepath.Join(f.images, "*.tar"))
+		if err != nil || len(files) == 0 {
+			return fmt.Errorf("--images: no *.tar image files in %s", f.images)
+		}
+		f.o.ImportImages = files
 	}
 	switch f.proxyMode {
 	case "auto":
@@ -136,6 +167,13 @@ func newAgentCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "svcnet agent: proxy rules and the service CIDR route removed")
+				n, err := agent.CleanupPods(cmd.Context(), f.o.RootDir, f.o.RuntimeEndpoint, slog.Default())
+				if err != nil {
+					return err
+				}
+				if n >= 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "svcnet agent: %d pod sandboxes removed\n", n)
+				}
 				return nil
 			}
 			if f.o.NodeIP == "" {
@@ -163,7 +201,7 @@ func newAgentCmd() *cobra.Command {
 	home, _ := os.UserHomeDir()
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", filepath.Join(home, ".kube", "config"), "kubeconfig with this node's identity (svcnet kubeconfig --user system:node:NAME)")
 	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP)")
-	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove what the service proxy programmed (nftables table, service CIDR route) and exit")
+	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove what the service proxy programmed (nftables table, service CIDR route) and the pods svcnet's containerd runs (in --root-dir), and exit")
 	cmd.Flags().StringVar(&f.o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network of the cluster: the proxy masquerades traffic from elsewhere to cluster IPs")
 	cmd.Flags().StringVar(&f.o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "cluster IP range: the proxy rejects traffic to unallocated cluster IPs in it")
 	f.add(cmd.Flags())

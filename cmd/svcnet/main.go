@@ -46,6 +46,6 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newUpCmd(), newServerCmd(), newAgentCmd(), newDNSCmd(), newAgnhostCmd(), newKubeconfigCmd(), newExplainCmd(), newVersionCmd())
+	root.AddCommand(newUpCmd(), newServerCmd(), newAgentCmd(), newDNSCmd(), newAgnhostCmd(), newKubeconfigCmd(), newExplainCmd(), newImagesCmd(), newVersionCmd())
 	return root
 }

@@ -44,6 +44,14 @@ type Options struct {
 	// PodRuntime runs the pods bound to this node (root, Linux); without it
 	// deletions are confirmed at once.
 	PodRuntime bool
+	// ContainerRuntime is how pods run: RuntimeCRI (images, through a CRI
+	// runtime) or RuntimeProcess (processes of the node).
+	ContainerRuntime string
+	// RuntimeEndpoint is the CRI endpoint (unix://...); empty with RuntimeCRI
+	// starts the node's own containerd in RootDir/containerd.
+	RuntimeEndpoint string
+	// ImportImages are image tarballs imported into the node's own containerd at start.
+	ImportImages []string
 	// RootDir holds pod files, logs and CNI state.
 	RootDir string
 	// ClusterDNS is the nameserver pods get (the kube-dns Service IP).
@@ -91,6 +99,13 @@ func (o *Options) Validate() error {
 	if o.PodRuntime && o.RootDir == "" {
 		return fmt.Errorf("--root-dir: required for the pod runtime")
 	}
+	switch o.ContainerRuntime {
+	case "":
+		o.ContainerRuntime = RuntimeProcess
+	case RuntimeProcess, RuntimeCRI:
+	default:
+		return fmt.Errorf("--container-runtime: %q is not cri or process", o.ContainerRuntime)
+	}
 	if o.AgentPort < 0 || o.AgentPort > 65535 {
 		return fmt.Errorf("--agent-port: %d is not a port", o.AgentPort)
 	}
@@ -122,11 +137,21 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// containerRuntimeVersion is what the Node reports as its container runtime.
+func (a *Agent) containerRuntimeVersion() string {
+	if a.runtimeVersion != "" {
+		return a.runtimeVersion
+	}
+	return "svcnet://" + strings.TrimPrefix(Version, "v")
+}
+
 // Agent is one running node agent.
 type Agent struct {
 	o      Options
 	client kubernetes.Interface
 	port   int // the agent port, once listening
+	// runtimeVersion is the container runtime's name://version for the Node.
+	runtimeVersion string
 
 	proxyDone chan struct{}
 }
@@ -181,7 +206,7 @@ func (a *Agent) nodeStatus(prev corev1.NodeStatus) corev1.NodeStatus {
 		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: a.o.NodeIP}, {Type: corev1.NodeHostName, Address: a.o.NodeName}},
 		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(a.port)}},
 		NodeInfo: corev1.NodeSystemInfo{KubeletVersion: Version, KubeProxyVersion: Version, OperatingSystem: runtime.GOOS,
-			Architecture: runtime.GOARCH, OSImage: osImage(), KernelVersion: kernel(), ContainerRuntimeVersion: "svcnet://" + strings.TrimPrefix(Version, "v")},
+			Architecture: runtime.GOARCH, OSImage: osImage(), KernelVersion: kernel(), ContainerRuntimeVersion: a.containerRuntimeVersion()},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,7 +22,9 @@ import (
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/svcnet/svcnet/internal/cri"
 	"github.com/svcnet/svcnet/internal/pod"
+	"github.com/svcnet/svcnet/internal/podlogs"
 	"github.com/svcnet/svcnet/internal/podnet"
 	"github.com/svcnet/svcnet/internal/runtime"
 )
@@ -76,23 +79,40 @@ func (a *Agent) waitPodCIDR(ctx context.Context, log *slog.Logger) (string, erro
 	}
 }
 
-// startPods runs the pod runtime: pods bound to this node become processes in
-// their own network namespaces, and their status goes back to the API. The
-// returned function stops them all.
-func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runtime, func(), error) {
+// podRuntime is what the agent needs of a pod runtime: the process runtime
+// (internal/runtime) or the CRI runtime (internal/cri).
+type podRuntime interface {
+	Sync(p *corev1.Pod)
+	Remove(uid types.UID)
+	Status(uid types.UID) (corev1.PodStatus, string, bool)
+	Shutdown(grace time.Duration)
+	Reconcile(ctx context.Context, keep func(uid types.UID) bool) error
+	Logs(ctx context.Context, namespace, podName, container string, o podlogs.Options, w io.Writer) error
+}
+
+var (
+	_ podRuntime = (*runtime.Runtime)(nil)
+	_ podRuntime = (*cri.Runtime)(nil)
+)
+
+// podRuntimeOptions are what both runtimes get from the agent.
+type podRuntimeOptions struct {
+	host       pod.HostResolv
+	serviceEnv func(ns string, links bool) []corev1.EnvVar
+	changed    func(uid types.UID)
+	terminated func(uid types.UID, ns, name string)
+}
+
+// startPods runs the pod runtime: pods bound to this node run as containers
+// (CRI) or processes in their own network namespaces, and their status goes
+// back to the API. The returned function stops the runtime: the process
+// runtime stops its pods, CRI pods keep running in the container runtime.
+func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, func(), error) {
 	cidr, err := a.waitPodCIDR(ctx, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	root := a.o.RootDir
-	net, err := podnet.New(podnet.Config{PodCIDR: cidr, DataDir: filepath.Join(root, "cni"), PluginDirs: a.o.CNIPluginDirs})
-	if err != nil {
-		return nil, nil, err
-	}
-	binDir := filepath.Join(root, "bin")
-	if err := linkSelf(binDir); err != nil {
-		return nil, nil, err
-	}
 	host, err := pod.ReadHostResolv(a.o.HostResolvConf)
 	if err != nil {
 		log.Warn("node resolv.conf unreadable; pods with dnsPolicy Default get no resolvers", "err", err)
@@ -102,18 +122,51 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runti
 	services := svcFactory.Core().V1().Services().Lister()
 	svcInf := svcFactory.Core().V1().Services().Informer()
 	status := newStatusWriter(a, inf.GetStore())
-	rt, err := runtime.New(runtime.Options{Root: root, Net: net, ClusterDNS: a.o.ClusterDNS, Zone: a.o.DNSZone, HostResolv: host,
-		ServiceEnv: func(ns string, links bool) []corev1.EnvVar { return serviceEnv(services, ns, links) },
-		Changed:    status.mark,
-		Terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) },
-		BinDir:     binDir, Log: log, Now: a.o.Now})
-	if err != nil {
-		return nil, nil, err
+	base := podRuntimeOptions{host: host,
+		serviceEnv: func(ns string, links bool) []corev1.EnvVar { return serviceEnv(services, ns, links) },
+		changed:    status.mark,
+		terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) }}
+	var rt podRuntime
+	stop := func() {}
+	switch a.o.ContainerRuntime {
+	case RuntimeCRI:
+		svc, err := a.connectCRI(ctx, cidr, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		crt, err := a.newCRIRuntime(ctx, svc, base)
+		if err != nil {
+			svc.stop()
+			return nil, nil, err
+		}
+		rt = crt
+		stop = func() {
+			crt.Shutdown(0)
+			svc.stop()
+		}
+	default:
+		net, err := podnet.New(podnet.Config{PodCIDR: cidr, DataDir: filepath.Join(root, "cni"), PluginDirs: a.o.CNIPluginDirs})
+		if err != nil {
+			return nil, nil, err
+		}
+		binDir := filepath.Join(root, "bin")
+		if err := linkSelf(binDir); err != nil {
+			return nil, nil, err
+		}
+		prt, err := runtime.New(runtime.Options{Root: root, Net: net, ClusterDNS: a.o.ClusterDNS, Zone: a.o.DNSZone, HostResolv: host,
+			ServiceEnv: base.serviceEnv, Changed: base.changed, Terminated: base.terminated,
+			BinDir: binDir, Log: log, Now: a.o.Now})
+		if err != nil {
+			return nil, nil, err
+		}
+		rt = prt
+		stop = func() { prt.Shutdown(5 * time.Second) }
 	}
 	status.rt = rt
 	factory.Start(ctx.Done())
 	svcFactory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, svcInf.HasSynced) {
+		stop()
 		return nil, nil, ctx.Err()
 	}
 	exists := map[types.UID]bool{}
@@ -121,6 +174,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runti
 		exists[o.(*corev1.Pod).UID] = true
 	}
 	if err := rt.Reconcile(ctx, func(uid types.UID) bool { return exists[uid] }); err != nil {
+		stop()
 		return nil, nil, fmt.Errorf("reconcile pods of a previous run: %w", err)
 	}
 	sync := func(o any) {
@@ -141,8 +195,8 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (*runtime.Runti
 		},
 	})
 	go status.run(ctx)
-	log.Info("pod runtime started", "podCIDR", cidr, "root", root)
-	return rt, func() { rt.Shutdown(5 * time.Second) }, nil
+	log.Info("pod runtime started", "runtime", a.o.ContainerRuntime, "podCIDR", cidr, "root", root)
+	return rt, stop, nil
 }
 
 // serviceEnv lists the Services a container gets variables for.
@@ -176,7 +230,7 @@ func linkSelf(dir string) error {
 // change: a few workers drain a set of dirty pods, skipping unchanged status.
 type statusWriter struct {
 	a       *Agent
-	rt      *runtime.Runtime
+	rt      podRuntime
 	pods    cache.Store
 	mu      sync.Mutex
 	dirty   map[types.UID]bool

@@ -21,6 +21,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
 	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/cri"
 	"github.com/svcnet/svcnet/internal/podlogs"
 	"github.com/svcnet/svcnet/internal/runtime"
 )
@@ -34,7 +35,7 @@ var streamProtocols = []string{remotecommand.StreamProtocolV4Name, remotecommand
 	remotecommand.StreamProtocolV2Name, remotecommand.StreamProtocolV1Name}
 
 // serveNode starts the agent's HTTPS server on ip:port; it stops with ctx.
-func (a *Agent) serveNode(ctx context.Context, rt *runtime.Runtime, log *slog.Logger) (int, error) {
+func (a *Agent) serveNode(ctx context.Context, rt podRuntime, log *slog.Logger) (int, error) {
 	if len(a.o.ClientCA) == 0 {
 		return 0, fmt.Errorf("the agent's port needs the cluster CA (certificate-authority in the kubeconfig) to check the API server")
 	}
@@ -54,9 +55,21 @@ func (a *Agent) serveNode(ctx context.Context, rt *runtime.Runtime, log *slog.Lo
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) { a.serveLogs(w, r, rt) })
 	for _, verb := range []string{"exec", "attach"} {
-		h := func(w http.ResponseWriter, r *http.Request) { a.serveStream(w, r, rt, verb) }
+		h := func(w http.ResponseWriter, r *http.Request) {
+			switch rt := rt.(type) {
+			case *cri.Runtime:
+				serveCRIStream(w, r, rt, verb)
+			case *runtime.Runtime:
+				a.serveStream(w, r, rt, verb)
+			}
+		}
 		mux.HandleFunc("GET /"+verb+"/{ns}/{pod}/{container}", h)
 		mux.HandleFunc("POST /"+verb+"/{ns}/{pod}/{container}", h)
+	}
+	if crt, ok := rt.(*cri.Runtime); ok {
+		h := func(w http.ResponseWriter, r *http.Request) { serveCRIStream(w, r, crt, "portforward") }
+		mux.HandleFunc("GET /portForward/{ns}/{pod}", h)
+		mux.HandleFunc("POST /portForward/{ns}/{pod}", h)
 	}
 	srv := &http.Server{Handler: requireAPIServer(mux), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -85,7 +98,7 @@ func requireAPIServer(next http.Handler) http.Handler {
 	})
 }
 
-func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, rt *runtime.Runtime) {
+func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, rt podRuntime) {
 	q := r.URL.Query()
 	var o podlogs.Options
 	o.Follow, o.Previous, o.Timestamps = q.Get("follow") == "true", q.Get("previous") == "true", q.Get("timestamps") == "true"

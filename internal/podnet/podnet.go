@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
@@ -40,29 +41,10 @@ type Config struct {
 
 // New builds the CNI configuration for the node.
 func New(c Config) (*Network, error) {
-	p, err := netip.ParsePrefix(c.PodCIDR)
+	raw, err := ConfList(c, false)
 	if err != nil {
-		return nil, fmt.Errorf("pod CIDR: %w", err)
+		return nil, err
 	}
-	if c.Bridge == "" {
-		c.Bridge = "svcnet0"
-	}
-	if len(c.PluginDirs) == 0 {
-		c.PluginDirs = DefaultPluginDirs
-	}
-	def := "0.0.0.0/0"
-	if p.Addr().Is6() {
-		def = "::/0"
-	}
-	conf := map[string]any{
-		"cniVersion": "1.0.0", "name": "svcnet",
-		"plugins": []any{map[string]any{
-			"type": "bridge", "bridge": c.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-			"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": p.Masked().String()}}},
-				"routes": []map[string]string{{"dst": def}}, "dataDir": filepath.Join(c.DataDir, "ipam")},
-		}},
-	}
-	raw, _ := json.Marshal(conf)
 	list, err := libcni.ConfListFromBytes(raw)
 	if err != nil {
 		return nil, err
@@ -71,7 +53,36 @@ func New(c Config) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.PluginDirs) == 0 {
+		c.PluginDirs = DefaultPluginDirs
+	}
 	return &Network{cni: libcni.NewCNIConfigWithCacheDir(c.PluginDirs, filepath.Join(c.DataDir, "cache"), nil), bridge: list, loopback: lo}, nil
+}
+
+// ConfList is the node's pod network as a CNI conflist: a bridge with
+// host-local IPAM over the pod CIDR, plus portmap (hostPort) when asked — the
+// form a container runtime's CNI config directory takes.
+func ConfList(c Config, portmap bool) ([]byte, error) {
+	p, err := netip.ParsePrefix(c.PodCIDR)
+	if err != nil {
+		return nil, fmt.Errorf("pod CIDR: %w", err)
+	}
+	if c.Bridge == "" {
+		c.Bridge = "svcnet0"
+	}
+	def := "0.0.0.0/0"
+	if p.Addr().Is6() {
+		def = "::/0"
+	}
+	plugins := []any{map[string]any{
+		"type": "bridge", "bridge": c.Bridge, "isGateway": true, "ipMasq": false, "hairpinMode": true,
+		"ipam": map[string]any{"type": "host-local", "ranges": [][]map[string]string{{{"subnet": p.Masked().String()}}},
+			"routes": []map[string]string{{"dst": def}}, "dataDir": filepath.Join(c.DataDir, "ipam")},
+	}}
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}})
+	}
+	return json.MarshalIndent(map[string]any{"cniVersion": "1.0.0", "name": "svcnet", "plugins": plugins}, "", "  ")
 }
 
 // NetnsPath is where a pod's network namespace is kept.
@@ -143,4 +154,18 @@ func (n *Network) Teardown(ctx context.Context, id, nsName string) error {
 		}
 	}
 	return nil
+}
+
+// PluginDir is the first of dirs (default DefaultPluginDirs) holding the
+// bridge plugin: a container runtime takes one plugin directory.
+func PluginDir(dirs []string) (string, error) {
+	if len(dirs) == 0 {
+		dirs = DefaultPluginDirs
+	}
+	for _, d := range dirs {
+		if st, err := os.Stat(filepath.Join(d, "bridge")); err == nil && !st.IsDir() {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no CNI bridge plugin in %s (apt-get install containernetworking-plugins)", strings.Join(dirs, ", "))
 }

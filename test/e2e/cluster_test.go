@@ -58,6 +58,9 @@ func startCluster(t *testing.T, dir string, port int, extra ...string) *cluster 
 	if !slices.ContainsFunc(extra, func(s string) bool { return strings.HasPrefix(s, "--pod-runtime") }) {
 		extra = append(extra, "--pod-runtime=off") // only the pod tests run pods
 	}
+	if !slices.ContainsFunc(extra, func(s string) bool { return strings.HasPrefix(s, "--container-runtime") }) {
+		extra = append(extra, "--container-runtime=process") // only the image tests start containerd
+	}
 	if !slices.ContainsFunc(extra, func(s string) bool { return strings.HasPrefix(s, "--proxy-mode") }) {
 		extra = append(extra, "--proxy-mode=none") // and only the proxy tests program nftables
 	}

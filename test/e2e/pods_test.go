@@ -345,7 +345,7 @@ func TestPodsAcrossNodes(t *testing.T) {
 		root := filepath.Join(dir, name)
 		startCommand(t, root, port, "", "svcnet agent: node "+name+" registered", []string{"ip", "netns", "exec", ns, svcnetBin,
 			"agent", "--kubeconfig", kubeconfig("system:node:" + name), "--node-name", name, "--node-ip", ip, "--root-dir", root,
-			"--pod-runtime=on", "--dns-resolv-conf", ""})
+			"--pod-runtime=on", "--container-runtime=process", "--dns-resolv-conf", ""})
 	}
 	for name := range nodes {
 		c := fmt.Sprintf(`apiVersion: v1

@@ -1,0 +1,185 @@
+package cri
+
+import (
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// sandbox is what the runtime reports of one pod sandbox.
+type sandbox struct {
+	id      string
+	attempt uint32
+	ready   bool
+	created int64
+	ip      string
+}
+
+// instance is what the runtime reports of one container instance.
+type instance struct {
+	id                string
+	name              string
+	attempt           uint32
+	state             runtimeapi.ContainerState
+	created           int64
+	started, finished int64
+	exitCode          int32
+	reason, message   string
+	image, imageRef   string
+	sandboxID         string
+	statusKnown       bool // ContainerStatus was read
+}
+
+// observed is a pod's sandboxes and containers, newest first.
+type observed struct {
+	sandboxes  []sandbox
+	containers []instance
+}
+
+func (o *observed) sort() {
+	sort.Slice(o.sandboxes, func(i, j int) bool { return o.sandboxes[i].created > o.sandboxes[j].created })
+	sort.Slice(o.containers, func(i, j int) bool {
+		if o.containers[i].attempt != o.containers[j].attempt {
+			return o.containers[i].attempt > o.containers[j].attempt
+		}
+		return o.containers[i].created > o.containers[j].created
+	})
+}
+
+// latest is the newest instance of container name, or nil.
+func (o *observed) latest(name string) *instance {
+	for i := range o.containers {
+		if o.containers[i].name == name {
+			return &o.containers[i]
+		}
+	}
+	return nil
+}
+
+// actions is what one sync of a pod does, in this order.
+type actions struct {
+	killPod         bool     // stop every container and sandbox (a new sandbox follows if createSandbox)
+	createSandbox   bool     // run a new sandbox with sandboxAttempt
+	sandboxAttempt  uint32   //
+	kill            []string // container instances to stop (liveness failed)
+	start           []string // container names to start, in spec order
+	remove          []string // ended instances no longer needed (current and previous kept per name)
+	removeSandboxes []string // stopped sandboxes older than the current one
+}
+
+// planInput is the state a plan is computed from.
+type planInput struct {
+	pod       *corev1.Pod
+	obs       observed
+	unhealthy map[string]bool      // instance ids whose liveness or startup probe failed
+	notBefore map[string]time.Time // container name -> restart back-off end
+	now       time.Time
+}
+
+// shouldRestart says whether an ended container runs again under policy.
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	}
+	return true
+}
+
+// plan computes a pod's next actions as the kubelet's computePodActions does:
+// a missing or dead sandbox means a new sandbox and a fresh start of every
+// container that should run; otherwise ended containers restart as the
+// restart policy and back-off allow, and unhealthy ones are stopped.
+func plan(in planInput) actions {
+	p, obs := in.pod, in.obs
+	var a actions
+	for i := 1; i < len(obs.sandboxes); i++ {
+		if !obs.sandboxes[i].ready {
+			a.removeSandboxes = append(a.removeSandboxes, obs.sandboxes[i].id)
+		}
+	}
+	done := len(obs.containers) > 0 && allDone(p, obs)
+	if len(obs.sandboxes) == 0 {
+		if !done {
+			a.createSandbox = true
+			a.start = toStart(p, obs)
+		}
+		return a
+	}
+	sb := obs.sandboxes[0]
+	if done { // a finished pod keeps its containers (status, logs) but not its sandbox (IP)
+		a.killPod = sb.ready
+		return a
+	}
+	if !sb.ready || (sb.ip == "" && !p.Spec.HostNetwork) {
+		a.killPod = true
+		a.createSandbox, a.sandboxAttempt = true, sb.attempt+1
+		a.start = toStart(p, obs)
+		return a
+	}
+	for _, c := range p.Spec.Containers {
+		last := obs.latest(c.Name)
+		switch {
+		case last == nil:
+			a.start = append(a.start, c.Name)
+		case last.state == runtimeapi.ContainerState_CONTAINER_RUNNING:
+			if in.unhealthy[last.id] {
+				a.kill = append(a.kill, last.id)
+			}
+		case last.state == runtimeapi.ContainerState_CONTAINER_EXITED:
+			if last.statusKnown && shouldRestart(p.Spec.RestartPolicy, last.exitCode) && !in.now.Before(in.notBefore[c.Name]) {
+				a.start = append(a.start, c.Name)
+			}
+		case last.state == runtimeapi.ContainerState_CONTAINER_CREATED:
+			// created but not started (a start failed half-way): start it over
+			a.start = append(a.start, c.Name)
+		}
+	}
+	a.remove = oldInstances(obs)
+	return a
+}
+
+// toStart are the containers a new sandbox starts: all, but those that ended
+// for good under the restart policy.
+func toStart(p *corev1.Pod, obs observed) []string {
+	var out []string
+	for _, c := range p.Spec.Containers {
+		last := obs.latest(c.Name)
+		if last == nil || last.state != runtimeapi.ContainerState_CONTAINER_EXITED || shouldRestart(p.Spec.RestartPolicy, last.exitCode) {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// allDone reports whether every container has ended for good under the
+// restart policy, so the pod has finished and gets no new sandbox.
+func allDone(p *corev1.Pod, obs observed) bool {
+	if p.Spec.RestartPolicy == corev1.RestartPolicyAlways || p.Spec.RestartPolicy == "" {
+		return false
+	}
+	for _, c := range p.Spec.Containers {
+		last := obs.latest(c.Name)
+		if last == nil || last.state != runtimeapi.ContainerState_CONTAINER_EXITED || shouldRestart(p.Spec.RestartPolicy, last.exitCode) {
+			return false
+		}
+	}
+	return true
+}
+
+// oldInstances are ended instances beyond the two newest of each name (the
+// current and the previous one stay for `kubectl logs --previous`).
+func oldInstances(obs observed) []string {
+	seen := map[string]int{}
+	var out []string
+	for _, c := range obs.containers {
+		seen[c.name]++
+		if seen[c.name] > 2 && c.state == runtimeapi.ContainerState_CONTAINER_EXITED {
+			out = append(out, c.id)
+		}
+	}
+	return out
+}

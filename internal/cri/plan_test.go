@@ -1,0 +1,103 @@
+package cri
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+const (
+	running = runtimeapi.ContainerState_CONTAINER_RUNNING
+	exited  = runtimeapi.ContainerState_CONTAINER_EXITED
+	created = runtimeapi.ContainerState_CONTAINER_CREATED
+)
+
+func testPod(policy corev1.RestartPolicy, names ...string) *corev1.Pod {
+	p := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: policy}}
+	p.Name, p.Namespace, p.UID = "web", "default", "uid-1"
+	for _, n := range names {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: n, Image: "httpd"})
+	}
+	return p
+}
+
+func TestPlan(t *testing.T) {
+	now := time.Unix(1000, 0)
+	readySB := []sandbox{{id: "sb1", ready: true, ip: "10.244.0.5", created: 2}}
+	deadSB := []sandbox{{id: "sb1", attempt: 0, ready: false, created: 2}}
+	ended := func(name string, code int32, attempt uint32) instance {
+		return instance{id: name + "-" + string(rune('0'+attempt)), name: name, attempt: attempt, state: exited, exitCode: code, statusKnown: true}
+	}
+	tests := []struct {
+		name      string
+		pod       *corev1.Pod
+		obs       observed
+		unhealthy map[string]bool
+		notBefore map[string]time.Time
+		want      actions
+	}{
+		{name: "new pod: sandbox and every container",
+			pod: testPod(corev1.RestartPolicyAlways, "a", "b"), want: actions{createSandbox: true, start: []string{"a", "b"}}},
+		{name: "running pod: nothing",
+			pod: testPod(corev1.RestartPolicyAlways, "a"),
+			obs: observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: running}}}},
+		{name: "crashed container restarts (Always)",
+			pod:  testPod(corev1.RestartPolicyAlways, "a"),
+			obs:  observed{sandboxes: readySB, containers: []instance{ended("a", 1, 0)}},
+			want: actions{start: []string{"a"}}},
+		{name: "crashed container waits out its back-off",
+			pod:       testPod(corev1.RestartPolicyAlways, "a"),
+			obs:       observed{sandboxes: readySB, containers: []instance{ended("a", 1, 0)}},
+			notBefore: map[string]time.Time{"a": now.Add(10 * time.Second)}},
+		{name: "exit without status read yet: wait",
+			pod: testPod(corev1.RestartPolicyAlways, "a"),
+			obs: observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: exited}}}},
+		{name: "OnFailure: success stays, failure restarts",
+			pod:  testPod(corev1.RestartPolicyOnFailure, "ok", "bad"),
+			obs:  observed{sandboxes: readySB, containers: []instance{ended("ok", 0, 0), ended("bad", 2, 0)}},
+			want: actions{start: []string{"bad"}}},
+		{name: "Never: finished pod releases its sandbox",
+			pod:  testPod(corev1.RestartPolicyNever, "a"),
+			obs:  observed{sandboxes: readySB, containers: []instance{ended("a", 1, 0)}},
+			want: actions{killPod: true}},
+		{name: "Never: finished pod with its sandbox stopped: nothing",
+			pod: testPod(corev1.RestartPolicyNever, "a"),
+			obs: observed{sandboxes: deadSB, containers: []instance{ended("a", 0, 0)}}},
+		{name: "dead sandbox: a new one, containers started again with the next attempt",
+			pod:  testPod(corev1.RestartPolicyAlways, "a"),
+			obs:  observed{sandboxes: deadSB, containers: []instance{{id: "a0", name: "a", state: running}}},
+			want: actions{killPod: true, createSandbox: true, sandboxAttempt: 1, start: []string{"a"}}},
+		{name: "sandbox without IP is replaced",
+			pod:  testPod(corev1.RestartPolicyAlways, "a"),
+			obs:  observed{sandboxes: []sandbox{{id: "sb1", ready: true}}},
+			want: actions{killPod: true, createSandbox: true, sandboxAttempt: 1, start: []string{"a"}}},
+		{name: "liveness failure kills the instance",
+			pod:       testPod(corev1.RestartPolicyAlways, "a"),
+			obs:       observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: running}}},
+			unhealthy: map[string]bool{"a0": true},
+			want:      actions{kill: []string{"a0"}}},
+		{name: "created but never started: start over",
+			pod:  testPod(corev1.RestartPolicyAlways, "a"),
+			obs:  observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: created}}},
+			want: actions{start: []string{"a"}}},
+		{name: "old instances and stopped sandboxes are removed",
+			pod: testPod(corev1.RestartPolicyAlways, "a"),
+			obs: observed{sandboxes: append(append([]sandbox{}, readySB...), sandbox{id: "old", ready: false, created: 1}),
+				containers: []instance{{id: "a3", name: "a", attempt: 3, state: running}, ended("a", 1, 2), ended("a", 1, 1), ended("a", 1, 0)}},
+			want: actions{remove: []string{"a-1", "a-0"}, removeSandboxes: []string{"old"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.obs.sort()
+			got := plan(planInput{pod: tt.pod, obs: tt.obs, unhealthy: tt.unhealthy, notBefore: tt.notBefore, now: now})
+			if got.killPod != tt.want.killPod || got.createSandbox != tt.want.createSandbox || got.sandboxAttempt != tt.want.sandboxAttempt ||
+				!slices.Equal(got.start, tt.want.start) || !slices.Equal(got.kill, tt.want.kill) || !slices.Equal(got.remove, tt.want.remove) ||
+				!slices.Equal(got.removeSandboxes, tt.want.removeSandboxes) {
+				t.Errorf("plan = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
