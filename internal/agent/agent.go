@@ -52,6 +52,9 @@ type Options struct {
 	RuntimeEndpoint string
 	// ImportImages are image tarballs imported into the node's own containerd at start.
 	ImportImages []string
+	// InsecureRegistries (host:port) are pulled from over plain HTTP (or
+	// HTTPS without verification) by the node's own containerd.
+	InsecureRegistries []string
 	// RootDir holds pod files, logs and CNI state.
 	RootDir string
 	// ClusterDNS is the nameserver pods get (the kube-dns Service IP).

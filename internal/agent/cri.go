@@ -56,7 +56,7 @@ func (a *Agent) connectCRI(ctx context.Context, podCIDR string, log *slog.Logger
 		if err != nil {
 			return nil, err
 		}
-		p, err := containerd.Start(ctx, containerd.Config{Dir: dir, CNIBinDir: bin, CNIConfDir: confDir, Log: log})
+		p, err := containerd.Start(ctx, containerd.Config{Dir: dir, CNIBinDir: bin, CNIConfDir: confDir, InsecureRegistries: a.o.InsecureRegistries, Log: log})
 		if err != nil {
 			return nil, err
 		}

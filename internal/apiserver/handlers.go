@@ -60,7 +60,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		handle = s.handleScale
 	case "binding":
 		handle = s.handleBinding
-	case "log", "exec", "attach":
+	case "log", "exec", "attach", "portforward":
 		handle = s.handleNodeProxy
 	}
 	if err := handle(q); err != nil {

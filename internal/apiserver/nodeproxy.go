@@ -18,7 +18,7 @@ import (
 )
 
 // nodeSubresources are the pod subresources served by the pod's node agent.
-var nodeSubresources = map[string]bool{"log": true, "exec": true, "attach": true}
+var nodeSubresources = map[string]bool{"log": true, "exec": true, "attach": true, "portforward": true}
 
 // newNodeTransport talks to node agents with the API server's client
 // certificate; one is shared by all requests (connections are reused).
@@ -51,7 +51,9 @@ func (s *Server) handleNodeProxy(q *request) error {
 	p := obj.(*corev1.Pod)
 	query := q.r.URL.Query()
 	container := query.Get("container")
-	if container == "" {
+	if q.sub == "portforward" {
+		container = "" // the whole pod's network, no container
+	} else if container == "" {
 		if len(p.Spec.Containers) != 1 {
 			var names []string
 			for _, c := range p.Spec.Containers {
@@ -61,7 +63,7 @@ func (s *Server) handleNodeProxy(q *request) error {
 		}
 		container = p.Spec.Containers[0].Name
 	}
-	found := false
+	found := q.sub == "portforward"
 	for _, c := range p.Spec.Containers {
 		found = found || c.Name == container
 	}
@@ -93,7 +95,10 @@ func (s *Server) handleNodeProxy(q *request) error {
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("node %s runs no pod runtime (no agent port): logs, exec and attach are not available", node.Name))
 	}
 	target := &url.URL{Scheme: "https", Host: net.JoinHostPort(host, strconv.Itoa(int(port))),
-		Path: "/" + map[string]string{"log": "containerLogs", "exec": "exec", "attach": "attach"}[q.sub] + "/" + q.ns + "/" + q.name + "/" + container}
+		Path: "/" + map[string]string{"log": "containerLogs", "exec": "exec", "attach": "attach", "portforward": "portForward"}[q.sub] + "/" + q.ns + "/" + q.name}
+	if container != "" {
+		target.Path += "/" + container
+	}
 	out := url.Values{}
 	if q.sub == "log" {
 		for _, k := range []string{"follow", "previous", "timestamps", "tailLines", "limitBytes", "sinceSeconds", "sinceTime"} {

@@ -290,7 +290,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 	default:
 		q.verb = "unknown"
 	}
-	if q.sub == "exec" || q.sub == "attach" { // a command in a pod is a write, whatever the method
+	if q.sub == "exec" || q.sub == "attach" || q.sub == "portforward" { // a stream into a pod is a write, whatever the method
 		q.verb = "create"
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			q.verb = "unknown"

@@ -39,7 +39,10 @@ type Config struct {
 	// containerd's own: needed where the node lacks CAP_SYS_RESOURCE (a
 	// sandbox's -998 is then refused by the kernel and no pod starts).
 	RestrictOOMScoreAdj bool
-	Log                 *slog.Logger
+	// InsecureRegistries (host:port) are reached over plain HTTP, or HTTPS
+	// without verifying the certificate (hosts.toml files in <Dir>/certs.d).
+	InsecureRegistries []string
+	Log                *slog.Logger
 }
 
 // Socket is the path of the gRPC socket of a containerd run with dir.
