@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/svcnet/svcnet/internal/pod"
 )
 
 // Image pull back-off bounds, the kubelet's.
@@ -26,24 +28,12 @@ const (
 	reasonInvalidImageName  = "InvalidImageName"
 )
 
-// pullPolicy is the container's policy, or Kubernetes' default when the API
-// left it empty: Always for the `latest` tag or no tag, else IfNotPresent.
+// pullPolicy is the container's policy, or Kubernetes' default when the API left it empty.
 func pullPolicy(c corev1.Container) corev1.PullPolicy {
 	if c.ImagePullPolicy != "" {
 		return c.ImagePullPolicy
 	}
-	image := c.Image
-	if i := strings.Index(image, "@"); i >= 0 {
-		return corev1.PullIfNotPresent
-	}
-	tag := ""
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		tag = image[i+1:]
-	}
-	if tag == "" || tag == "latest" {
-		return corev1.PullAlways
-	}
-	return corev1.PullIfNotPresent
+	return pod.DefaultPullPolicy(c.Image)
 }
 
 // dockerConfig is the content of a kubernetes.io/dockerconfigjson Secret.

@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/svcnet/svcnet/internal/pod"
 )
 
 // DefaultPodSpec sets the pod spec fields Kubernetes defaults.
@@ -41,7 +43,7 @@ func DefaultPodSpec(s *corev1.PodSpec) {
 				c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
 			}
 			if c.ImagePullPolicy == "" {
-				c.ImagePullPolicy = corev1.PullIfNotPresent
+				c.ImagePullPolicy = pod.DefaultPullPolicy(c.Image)
 			}
 			for j := range c.Ports {
 				if c.Ports[j].Protocol == "" {
