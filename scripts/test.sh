@@ -7,5 +7,10 @@ cd "$(dirname "$0")/.."
 scripts/test-deps.sh
 echo "== unit tests (go test -race)"
 go test -race -count=1 $(go list ./... | grep -v /test/e2e)
+export SVCNET_E2E_IMAGES=/var/cache/svcnet-images/out
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== offline test images for the CRI runtime (cached in /var/cache/svcnet-images)"
+  scripts/test-images.sh "$SVCNET_E2E_IMAGES"
+fi
 echo "== end-to-end tests"
 go test -count=1 -timeout 20m ./test/e2e/...

@@ -39,6 +39,31 @@ func inNetns(nsName string, f func() error) error {
 	return <-errc
 }
 
+// clientNetns makes a namespace for a machine outside the node: 192.168.50.2,
+// linked to the node's 192.168.50.1 by a veth; both go when the test ends.
+func clientNetns(t *testing.T) string {
+	t.Helper()
+	client := fmt.Sprintf("svcnet-e2e-client-%d", os.Getpid())
+	for _, args := range [][]string{
+		{"netns", "add", client},
+		{"-n", client, "link", "set", "lo", "up"},
+		{"link", "add", "svce2ecl", "type", "veth", "peer", "name", "eth0", "netns", client},
+		{"addr", "add", "192.168.50.1/24", "dev", "svce2ecl"},
+		{"link", "set", "svce2ecl", "up"},
+		{"-n", client, "addr", "add", "192.168.50.2/24", "dev", "eth0"},
+		{"-n", client, "link", "set", "eth0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+		if args[0] == "netns" {
+			t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", client).Run() })
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "svce2ecl").Run() })
+	return client
+}
+
 // getPath sends GET path to addr from inside nsName and returns the body.
 func getPath(nsName, addr, path string) (string, error) {
 	var body string
@@ -149,24 +174,7 @@ func testServiceProxy(t *testing.T, mode string) {
 	requireCNI(t)
 	dir := t.TempDir()
 	c := startCluster(t, dir, freePort(t), "--pod-runtime=on", "--proxy-mode="+mode, "--node-name", "local", "--dns-resolv-conf", "")
-	client := fmt.Sprintf("svcnet-e2e-client-%d", os.Getpid())
-	for _, args := range [][]string{
-		{"netns", "add", client},
-		{"-n", client, "link", "set", "lo", "up"},
-		{"link", "add", "svce2ecl", "type", "veth", "peer", "name", "eth0", "netns", client},
-		{"addr", "add", "192.168.50.1/24", "dev", "svce2ecl"},
-		{"link", "set", "svce2ecl", "up"},
-		{"-n", client, "addr", "add", "192.168.50.2/24", "dev", "eth0"},
-		{"-n", client, "link", "set", "eth0", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v %s", args, err, out)
-		}
-		if args[0] == "netns" {
-			t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", client).Run() })
-		}
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "svce2ecl").Run() })
+	client := clientNetns(t)
 	c.must("apply", "-f", filepath.Join(repoRoot(), "examples", "httpd.yaml"))
 	c.must("apply", "-f", filepath.Join(repoRoot(), "examples", "nodeport.yaml"))
 	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "apps.yaml"), netexecApp, 0o644))
