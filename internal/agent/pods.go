@@ -58,6 +58,7 @@ func (a *Agent) finishDeletions(ctx context.Context) {
 		}
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: finish, UpdateFunc: func(_, o any) { finish(o) }})
+	a.reportNoRun(ctx, inf) // say on each pod why it does not run (norun.go)
 	factory.Start(ctx.Done())
 }
 
@@ -94,6 +95,21 @@ var (
 	_ podRuntime = (*runtime.Runtime)(nil)
 	_ podRuntime = (*cri.Runtime)(nil)
 )
+
+// apiObjects reads ConfigMaps and Secrets for pods' env and volumes from the API.
+type apiObjects struct{ a *Agent }
+
+func (o apiObjects) ConfigMap(ns, name string) (*corev1.ConfigMap, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return o.a.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (o apiObjects) Secret(ns, name string) (*corev1.Secret, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return o.a.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+}
 
 // podRuntimeOptions are what both runtimes get from the agent.
 type podRuntimeOptions struct {
@@ -154,7 +170,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 			return nil, nil, err
 		}
 		prt, err := runtime.New(runtime.Options{Root: root, Net: net, ClusterDNS: a.o.ClusterDNS, Zone: a.o.DNSZone, HostResolv: host,
-			ServiceEnv: base.serviceEnv, Changed: base.changed, Terminated: base.terminated,
+			ServiceEnv: base.serviceEnv, Objects: apiObjects{a}, Changed: base.changed, Terminated: base.terminated,
 			BinDir: binDir, Log: log, Now: a.o.Now})
 		if err != nil {
 			return nil, nil, err

@@ -45,6 +45,8 @@ type Options struct {
 	ServiceEnv func(ns string, enableServiceLinks bool) []corev1.EnvVar
 	// Secret reads an imagePullSecret.
 	Secret func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+	// Objects reads the ConfigMaps and Secrets of env and volumes.
+	Objects pod.Objects
 	// Event records an event on a pod (type Normal or Warning).
 	Event func(p *corev1.Pod, eventType, reason, message string)
 	// Changed is called (never under a lock) when a pod's status may have changed.

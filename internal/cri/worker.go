@@ -280,7 +280,7 @@ func (w *worker) startContainer(ctx context.Context, p *corev1.Pod, sb sandbox, 
 		return
 	}
 	links := p.Spec.EnableServiceLinks == nil || *p.Spec.EnableServiceLinks
-	env, err := pod.ContainerEnv(p, ip, nil, w.r.o.ServiceEnv(p.Namespace, links), c)
+	env, err := pod.ContainerEnv(p, ip, nil, w.r.o.ServiceEnv(p.Namespace, links), c, w.r.o.Objects)
 	if err != nil {
 		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
 		return

@@ -1,6 +1,7 @@
 package pod
 
 import (
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +35,7 @@ func TestValueFrom(t *testing.T) {
 			t.Errorf("fieldRef %s = %q, %v; want %q", path, got, err, want)
 		}
 	}
-	_, err := ValueFrom(p, "", corev1.EnvVar{Name: "S", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{}}})
+	_, err := ValueFrom(p, "", corev1.EnvVar{Name: "S", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{}}})
 	if err == nil || !strings.Contains(err.Error(), "env S") {
 		t.Errorf("secretKeyRef: %v", err)
 	}
@@ -49,7 +50,7 @@ func TestContainerEnv(t *testing.T) {
 		{Name: "PATH", Value: "/opt:$(PATH)"}, // overrides, keeps PATH first
 		{Name: "IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 	}}
-	got, err := ContainerEnv(p, "10.244.0.9", base, services, c)
+	got, err := ContainerEnv(p, "10.244.0.9", base, services, c, nil)
 	want := []string{"PATH=/opt:/bin", "HOSTNAME=p", "WEB_SERVICE_HOST=10.96.0.10", "WEB_SERVICE_PORT=80",
 		"URL=http://10.96.0.10:80", "IP=10.244.0.9"}
 	if err != nil || !slices.Equal(got, want) {
@@ -58,11 +59,82 @@ func TestContainerEnv(t *testing.T) {
 	if m := EnvMap(got); m["URL"] != "http://10.96.0.10:80" || len(m) != len(want) {
 		t.Errorf("EnvMap = %v", m)
 	}
-	if got, _ := ContainerEnv(p, "", nil, nil, corev1.Container{Env: []corev1.EnvVar{{Name: "A", Value: "1"}}}); !slices.Equal(got, []string{"A=1"}) {
+	if got, _ := ContainerEnv(p, "", nil, nil, corev1.Container{Env: []corev1.EnvVar{{Name: "A", Value: "1"}}}, nil); !slices.Equal(got, []string{"A=1"}) {
 		t.Errorf("without base or services: %q", got)
 	}
-	c.EnvFrom = []corev1.EnvFromSource{{}}
-	if _, err := ContainerEnv(p, "", base, services, c); err == nil || !strings.Contains(err.Error(), "envFrom") {
-		t.Errorf("envFrom: %v", err)
+}
+
+// fakeObjects serves ConfigMaps and Secrets from maps, NotFound otherwise.
+type fakeObjects struct {
+	cms     map[string]*corev1.ConfigMap
+	secrets map[string]*corev1.Secret
+}
+
+func (f fakeObjects) ConfigMap(ns, name string) (*corev1.ConfigMap, error) {
+	if cm, ok := f.cms[ns+"/"+name]; ok {
+		return cm, nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("configmaps"), name)
+}
+
+func (f fakeObjects) Secret(ns, name string) (*corev1.Secret, error) {
+	if s, ok := f.secrets[ns+"/"+name]; ok {
+		return s, nil
+	}
+	return nil, apierrors.NewNotFound(corev1.Resource("secrets"), name)
+}
+
+func TestContainerEnvSources(t *testing.T) {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}}
+	src := fakeObjects{
+		cms:     map[string]*corev1.ConfigMap{"ns/cfg": {Data: map[string]string{"MODE": "fast", "LEVEL": "3", "1st": "x"}}},
+		secrets: map[string]*corev1.Secret{"ns/db": {Data: map[string][]byte{"password": []byte("s3cret")}}},
+	}
+	yes := true
+	cmRef := func(name string, optional *bool) *corev1.ConfigMapEnvSource {
+		return &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Optional: optional}
+	}
+	tests := []struct {
+		name    string
+		c       corev1.Container
+		want    []string
+		wantErr string
+	}{
+		{name: "envFrom ConfigMap, sorted, invalid names skipped, env overrides",
+			c: corev1.Container{EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: cmRef("cfg", nil)}},
+				Env: []corev1.EnvVar{{Name: "MODE", Value: "slow-$(LEVEL)"}}},
+			want: []string{"LEVEL=3", "MODE=slow-3"}},
+		{name: "envFrom Secret with a prefix",
+			c: corev1.Container{EnvFrom: []corev1.EnvFromSource{{Prefix: "DB_", SecretRef: &corev1.SecretEnvSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}},
+			want: []string{"DB_password=s3cret"}},
+		{name: "missing ConfigMap", c: corev1.Container{EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: cmRef("nope", nil)}}},
+			wantErr: `configmap "nope" not found`},
+		{name: "missing optional ConfigMap", c: corev1.Container{EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: cmRef("nope", &yes)}}}},
+		{name: "keys by reference",
+			c: corev1.Container{Env: []corev1.EnvVar{
+				{Name: "PW", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}, Key: "password"}}},
+				{Name: "M", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "MODE"}}},
+				{Name: "O", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "none", Optional: &yes}}},
+			}},
+			want: []string{"PW=s3cret", "M=fast", "O="}},
+		{name: "missing key",
+			c: corev1.Container{Env: []corev1.EnvVar{{Name: "M", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Key: "none"}}}}},
+			wantErr: "couldn't find key none in ConfigMap ns/cfg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ContainerEnv(p, "", nil, nil, tt.c, src)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Errorf("ContainerEnv = %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }

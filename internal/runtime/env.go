@@ -8,7 +8,7 @@ import (
 
 // containerEnv is a container's environment in the kubelet's order: PATH and
 // HOSTNAME (what an image and the runtime give), the Service variables, then
-// the spec's env with $(VAR) references expanded and fieldRefs resolved.
+// envFrom and the spec's env with references resolved (pod.ContainerEnv).
 func (w *podWorker) containerEnv(c corev1.Container) ([]string, error) {
 	w.mu.Lock()
 	p := w.pod.DeepCopy()
@@ -20,5 +20,5 @@ func (w *podWorker) containerEnv(c corev1.Container) ([]string, error) {
 	}
 	base := []corev1.EnvVar{{Name: "PATH", Value: path}, {Name: "HOSTNAME", Value: hostname(p)}}
 	links := p.Spec.EnableServiceLinks == nil || *p.Spec.EnableServiceLinks
-	return pod.ContainerEnv(p, ip.String(), base, w.r.o.ServiceEnv(p.Namespace, links), c)
+	return pod.ContainerEnv(p, ip.String(), base, w.r.o.ServiceEnv(p.Namespace, links), c, w.r.o.Objects)
 }

@@ -38,6 +38,8 @@ type Options struct {
 	HostResolv pod.HostResolv
 	// ServiceEnv returns the Service variables of a container starting in ns.
 	ServiceEnv func(ns string, enableServiceLinks bool) []corev1.EnvVar
+	// Objects reads the ConfigMaps and Secrets containers' env refers to.
+	Objects pod.Objects
 	// Changed is called (never under a lock) when a pod's status may have changed.
 	Changed func(uid types.UID)
 	// Terminated is called once a deleted pod's containers and network are gone.
