@@ -7,12 +7,14 @@ package podnet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
@@ -113,14 +115,26 @@ func newNetns(name string) error {
 	return netns.Set(orig)
 }
 
-// Setup creates the pod's network namespace and network, returning its IP.
-func (n *Network) Setup(ctx context.Context, id, nsName string) (netip.Addr, error) {
+// cleanupTimeout bounds undoing a failed Setup, which runs even when the
+// caller's context has ended.
+const cleanupTimeout = 30 * time.Second
+
+// Setup creates the pod's network namespace and network, returning its IP. When
+// it fails it leaves nothing behind: what it created is torn down again.
+func (n *Network) Setup(ctx context.Context, id, nsName string) (ip netip.Addr, err error) {
 	if !isNetns(NetnsPath(nsName)) {
 		_ = os.Remove(NetnsPath(nsName)) // a mount point whose mount is gone (it lived in another mount namespace)
 		if err := newNetns(nsName); err != nil {
 			return netip.Addr{}, err
 		}
 	}
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			defer cancel()
+			err = errors.Join(err, n.undo(ctx, id, nsName))
+		}
+	}()
 	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "eth0"}
 	if _, err := n.cni.AddNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "lo"}); err != nil {
 		return netip.Addr{}, fmt.Errorf("CNI loopback: %w", err)
@@ -133,8 +147,22 @@ func (n *Network) Setup(ctx context.Context, id, nsName string) (netip.Addr, err
 	if err != nil || len(r.IPs) == 0 {
 		return netip.Addr{}, fmt.Errorf("CNI result without an IP: %v", err)
 	}
-	ip, _ := netip.AddrFromSlice(r.IPs[0].Address.IP)
+	ip, _ = netip.AddrFromSlice(r.IPs[0].Address.IP)
 	return ip.Unmap(), nil
+}
+
+// undo releases what a failed Setup may have added (CNI DEL, which also frees
+// an allocated IP) and deletes the namespace. A DEL that fails because the
+// plugin is missing had nothing to undo; the namespace must go regardless.
+func (n *Network) undo(ctx context.Context, id, nsName string) error {
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "eth0"}
+	_ = n.cni.DelNetworkList(ctx, n.bridge, rt)
+	_ = n.cni.DelNetwork(ctx, n.loopback, &libcni.RuntimeConf{ContainerID: id, NetNS: NetnsPath(nsName), IfName: "lo"})
+	_ = unix.Unmount(NetnsPath(nsName), unix.MNT_DETACH)
+	if err := os.Remove(NetnsPath(nsName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete network namespace %s: %w", nsName, err)
+	}
+	return nil
 }
 
 // Teardown releases the pod's network (CNI DEL) and deletes its namespace. It
