@@ -155,6 +155,7 @@ type Agent struct {
 	port   int // the agent port, once listening
 	// runtimeVersion is the container runtime's name://version for the Node.
 	runtimeVersion string
+	noRun          string // why pods bound to this node do not run (preflight.go)
 
 	proxyDone chan struct{}
 }
@@ -273,6 +274,9 @@ func (a *Agent) renewLease(ctx context.Context) error {
 // the node is registered (and the DNS server, if any, listens).
 func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	log := a.o.Log.With("node", a.o.NodeName)
+	if err := a.preflight(log); err != nil {
+		return err
+	}
 	for {
 		err := a.register(ctx)
 		if err == nil {
