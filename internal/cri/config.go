@@ -1,7 +1,6 @@
 package cri
 
 import (
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -125,7 +124,7 @@ func logPath(name string, attempt uint32) string {
 // args are passed as the kubelet passes them ($(VAR) expanded); the runtime
 // merges them with the image's entrypoint and cmd: command replaces the
 // entrypoint (and drops the image's cmd), args alone replace the cmd.
-func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef string, env []string, hostsFile string) (*runtimeapi.ContainerConfig, error) {
+func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef string, env []string, hostsFile string, vols []*mountSpec) (*runtimeapi.ContainerConfig, error) {
 	vars := pod.EnvMap(env)
 	expand := func(in []string) []string {
 		var out []string
@@ -155,6 +154,9 @@ func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef
 	if hostsFile != "" && !p.Spec.HostNetwork {
 		cc.Mounts = append(cc.Mounts, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hostsFile})
 	}
+	for _, m := range vols {
+		cc.Mounts = append(cc.Mounts, &runtimeapi.Mount{ContainerPath: m.container, HostPath: m.host, Readonly: m.readOnly})
+	}
 	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(p)}
 	if s := c.SecurityContext; s != nil {
 		if s.Privileged != nil {
@@ -182,9 +184,6 @@ func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef
 		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *gid}
 	}
 	cc.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: sc}
-	if len(c.EnvFrom) > 0 {
-		return nil, fmt.Errorf("container %q: envFrom is not supported by svcnet yet", c.Name)
-	}
 	return cc, nil
 }
 

@@ -152,6 +152,11 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	w.mu.Unlock()
 	a := plan(in)
 	w.act(ctx, p, obs, a)
+	if len(a.start) == 0 && len(obs.containers) > 0 && len(p.Spec.Volumes) > 0 {
+		if _, err := w.volumes(p); err != nil { // ConfigMap and Secret changes reach running pods
+			w.log().Warn("refreshing the pod's volumes failed", "err", err)
+		}
+	}
 	if a.killPod || a.createSandbox || len(a.start)+len(a.kill)+len(a.remove)+len(a.removeSandboxes) > 0 {
 		if obs, err := w.observe(ctx); err == nil { // report what the actions did now, not at the next relist
 			w.mu.Lock()
@@ -285,7 +290,17 @@ func (w *worker) startContainer(ctx context.Context, p *corev1.Pod, sb sandbox, 
 		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
 		return
 	}
-	cfg, err := containerConfig(p, c, attempt, imageRef, env, hosts)
+	vols, err := w.volumes(p)
+	if err != nil {
+		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
+		return
+	}
+	ms, err := mounts(c, vols)
+	if err != nil {
+		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
+		return
+	}
+	cfg, err := containerConfig(p, c, attempt, imageRef, env, hosts, ms)
 	if err != nil {
 		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
 		return

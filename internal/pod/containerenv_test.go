@@ -138,3 +138,71 @@ func TestContainerEnvSources(t *testing.T) {
 		})
 	}
 }
+
+func TestVolumeFiles(t *testing.T) {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"b": "2", "a": "1"}}}
+	src := fakeObjects{
+		cms:     map[string]*corev1.ConfigMap{"ns/cfg": {Data: map[string]string{"app.conf": "x=1", "other": "y"}}},
+		secrets: map[string]*corev1.Secret{"ns/tls": {Data: map[string][]byte{"tls.crt": []byte("CERT"), "tls.key": []byte("KEY")}}},
+	}
+	m := func(v int32) *int32 { return &v }
+	yes := true
+	tests := []struct {
+		name    string
+		v       corev1.Volume
+		want    map[string]File
+		wantErr string
+	}{
+		{name: "configMap, every key",
+			v:    corev1.Volume{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}},
+			want: map[string]File{"app.conf": {[]byte("x=1"), 0o644}, "other": {[]byte("y"), 0o644}}},
+		{name: "secret items with modes",
+			v: corev1.Volume{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "tls", DefaultMode: m(0o400),
+				Items: []corev1.KeyToPath{{Key: "tls.crt", Path: "certs/cert.pem"}, {Key: "tls.key", Path: "key.pem", Mode: m(0o600)}}}}},
+			want: map[string]File{"certs/cert.pem": {[]byte("CERT"), 0o400}, "key.pem": {[]byte("KEY"), 0o600}}},
+		{name: "downward API labels and name",
+			v: corev1.Volume{Name: "d", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+				{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+				{Path: "name", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}},
+			want: map[string]File{"labels": {[]byte("a=\"1\"\nb=\"2\""), 0o644}, "name": {[]byte("p"), 0o644}}},
+		{name: "projected configMap + secret",
+			v: corev1.Volume{Name: "pr", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Items: []corev1.KeyToPath{{Key: "other", Path: "o"}}}},
+				{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "tls"}, Items: []corev1.KeyToPath{{Key: "tls.key", Path: "k"}}}}}}}},
+			want: map[string]File{"o": {[]byte("y"), 0o644}, "k": {[]byte("KEY"), 0o644}}},
+		{name: "missing optional secret: empty",
+			v:    corev1.Volume{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "none", Optional: &yes}}},
+			want: map[string]File{}},
+		{name: "missing secret",
+			v:       corev1.Volume{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "none"}}},
+			wantErr: `volume "s": secret "none" not found`},
+		{name: "missing key",
+			v: corev1.Volume{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"},
+				Items: []corev1.KeyToPath{{Key: "nope", Path: "x"}}}}},
+			wantErr: `has no key "nope"`},
+		{name: "path escaping the volume",
+			v: corev1.Volume{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"},
+				Items: []corev1.KeyToPath{{Key: "other", Path: "../x"}}}}},
+			wantErr: "may not contain '..'"},
+		{name: "emptyDir holds no files", v: corev1.Volume{Name: "e", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := VolumeFiles(p, tt.v, src)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || len(got) != len(tt.want) {
+				t.Fatalf("VolumeFiles = %v, %v; want %v", got, err, tt.want)
+			}
+			for k, f := range tt.want {
+				if g, ok := got[k]; !ok || string(g.Data) != string(f.Data) || g.Mode != f.Mode {
+					t.Errorf("file %s = %+v, want %+v", k, got[k], f)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,164 @@
+package cri
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/svcnet/svcnet/internal/pod"
+)
+
+// volumes makes the pod's volumes exist on the node and returns each one's
+// host path: emptyDir directories under the pod's directory, hostPath paths
+// (created for the *OrCreate types), and ConfigMap, Secret, downward API and
+// projected files, rewritten when their source changed (as the kubelet
+// refreshes them, here at every sync).
+func (w *worker) volumes(p *corev1.Pod) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range p.Spec.Volumes {
+		switch {
+		case v.HostPath != nil:
+			if err := hostPath(v.HostPath); err != nil {
+				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
+			}
+			out[v.Name] = v.HostPath.Path
+		case v.EmptyDir != nil:
+			dir := filepath.Join(w.dir, "volumes", v.Name)
+			if err := os.MkdirAll(dir, 0o777); err != nil {
+				return nil, err
+			}
+			_ = os.Chmod(dir, 0o777) // as the kubelet: any user of the pod may write
+			out[v.Name] = dir
+		default:
+			files, err := pod.VolumeFiles(p, v, w.r.o.Objects)
+			if err != nil {
+				return nil, err
+			}
+			if files == nil {
+				return nil, fmt.Errorf("volume %q: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported by svcnet", v.Name)
+			}
+			dir := filepath.Join(w.dir, "volumes", v.Name)
+			if err := writeFiles(dir, files); err != nil {
+				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
+			}
+			out[v.Name] = dir
+		}
+	}
+	return out, nil
+}
+
+// hostPath checks or creates a hostPath volume as its type says.
+func hostPath(h *corev1.HostPathVolumeSource) error {
+	t := corev1.HostPathUnset
+	if h.Type != nil {
+		t = *h.Type
+	}
+	st, err := os.Stat(h.Path)
+	switch t {
+	case corev1.HostPathUnset:
+		return nil
+	case corev1.HostPathDirectoryOrCreate:
+		if os.IsNotExist(err) {
+			return os.MkdirAll(h.Path, 0o755)
+		}
+	case corev1.HostPathFileOrCreate:
+		if os.IsNotExist(err) {
+			if err := os.MkdirAll(filepath.Dir(h.Path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(h.Path, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hostPath type check failed: %s is not a %s", h.Path, t)
+	}
+	switch {
+	case t == corev1.HostPathDirectory && !st.IsDir(), t == corev1.HostPathDirectoryOrCreate && !st.IsDir():
+		return fmt.Errorf("hostPath type check failed: %s is not a directory", h.Path)
+	case (t == corev1.HostPathFile || t == corev1.HostPathFileOrCreate) && !st.Mode().IsRegular():
+		return fmt.Errorf("hostPath type check failed: %s is not a file", h.Path)
+	case t == corev1.HostPathSocket && st.Mode()&fs.ModeSocket == 0:
+		return fmt.Errorf("hostPath type check failed: %s is not a socket file", h.Path)
+	}
+	return nil
+}
+
+// writeFiles makes dir hold exactly files: changed ones replaced atomically
+// (write, then rename), others left alone, files no longer listed removed.
+func writeFiles(dir string, files map[string]pod.File) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for rel, f := range files {
+		p := filepath.Join(dir, rel)
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.Data) {
+			if st, err := os.Stat(p); err == nil && st.Mode().Perm() == f.Mode {
+				continue
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		tmp := p + ".svcnet-tmp"
+		if err := os.WriteFile(tmp, f.Data, f.Mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(tmp, f.Mode); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return err
+		}
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if _, ok := files[filepath.ToSlash(rel)]; !ok {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
+
+// mounts are a container's volume mounts as CRI mounts (subPath resolved
+// inside the volume, never outside it).
+func mounts(c corev1.Container, vols map[string]string) ([]*mountSpec, error) {
+	var out []*mountSpec
+	for _, vm := range c.VolumeMounts {
+		host, ok := vols[vm.Name]
+		if !ok {
+			return nil, fmt.Errorf("container %q: volumeMount %q names no volume of the pod", c.Name, vm.Name)
+		}
+		if vm.SubPath != "" {
+			clean := filepath.Clean(vm.SubPath)
+			if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+				return nil, fmt.Errorf("container %q: volumeMount %q: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
+			}
+			host = filepath.Join(host, clean)
+			if _, err := os.Stat(host); os.IsNotExist(err) {
+				if err := os.MkdirAll(host, 0o755); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out = append(out, &mountSpec{container: vm.MountPath, host: host, readOnly: vm.ReadOnly})
+	}
+	return out, nil
+}
+
+// mountSpec is one bind mount into a container.
+type mountSpec struct {
+	container, host string
+	readOnly        bool
+}
