@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/svcnet/svcnet/internal/agent"
+	"github.com/svcnet/svcnet/internal/containerd"
 	"github.com/svcnet/svcnet/internal/dns"
 	"github.com/svcnet/svcnet/internal/podnet"
 )
@@ -44,6 +45,13 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.podRuntime, "pod-runtime", "auto", "run the pods bound to this node: on, off, or auto (on when root on Linux)")
 	fs.StringVar(&f.runtime, "container-runtime", "auto", "how pods run: cri (images, through containerd), process (commands as processes of the node), or auto (cri when containerd is installed or --container-runtime-endpoint is set)")
 	fs.StringVar(&f.o.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock (empty: svcnet starts its own containerd in <root-dir>/containerd)")
+	fs.Func("insecure-registry", "registry `host:port` pulled from over plain HTTP, or HTTPS without verifying its certificate (repeatable)", func(s string) error {
+		if err := containerd.ValidRegistry(s); err != nil {
+			return err
+		}
+		f.o.InsecureRegistries = append(f.o.InsecureRegistries, s)
+		return nil
+	})
 	fs.StringVar(&f.images, "images", "", "directory of image tarballs (scripts/test-images.sh) imported into svcnet's containerd at start")
 	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")

@@ -156,6 +156,9 @@ func Start(ctx context.Context, c Config) (*Process, error) {
 			return nil, err
 		}
 	}
+	if err := WriteHosts(filepath.Join(c.Dir, "certs.d"), c.InsecureRegistries); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(c.Dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
