@@ -50,6 +50,10 @@ func (s *Server) resourceList(gv schema.GroupVersion) (*metav1.APIResourceList, 
 				metav1.APIResource{Name: "pods/attach", Namespaced: true, Kind: "PodAttachOptions", Verbs: metav1.Verbs{"create", "get"}},
 				metav1.APIResource{Name: "pods/portforward", Namespaced: true, Kind: "PodPortForwardOptions", Verbs: metav1.Verbs{"create", "get"}})
 		}
+		if kind := proxyKinds[r.Resource]; kind != "" && legacy == nil {
+			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/proxy", Namespaced: r.Namespaced, Kind: kind,
+				Verbs: metav1.Verbs{"create", "delete", "get", "patch", "update"}})
+		}
 		if r.Resource == "namespaces" {
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: "namespaces/finalize", Kind: "Namespace", Verbs: metav1.Verbs{"update"}})
 		}

@@ -62,6 +62,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		handle = s.handleBinding
 	case "log", "exec", "attach", "portforward":
 		handle = s.handleNodeProxy
+	case "proxy":
+		handle = s.handleProxy
 	}
 	if err := handle(q); err != nil {
 		writeError(q.w, err)

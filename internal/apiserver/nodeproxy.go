@@ -32,6 +32,16 @@ func newNodeTransport(cert *tls.Certificate) *http.Transport {
 	return &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: false}
 }
 
+// agentAddress returns a node's InternalIP and its agent's port (0: no agent).
+func agentAddress(node *corev1.Node) (string, int32) {
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address, node.Status.DaemonEndpoints.KubeletEndpoint.Port
+		}
+	}
+	return "", node.Status.DaemonEndpoints.KubeletEndpoint.Port
+}
+
 // handleNodeProxy serves pods/log, pods/exec and pods/attach by forwarding to
 // the agent of the pod's node, as kube-apiserver does to the kubelet.
 func (s *Server) handleNodeProxy(q *request) error {
@@ -84,13 +94,7 @@ func (s *Server) handleNodeProxy(q *request) error {
 		return apierrors.NewBadRequest(fmt.Sprintf("node %s of pod %s: %v", p.Spec.NodeName, p.Name, err))
 	}
 	node := nobj.(*corev1.Node)
-	host := ""
-	for _, a := range node.Status.Addresses {
-		if a.Type == corev1.NodeInternalIP && host == "" {
-			host = a.Address
-		}
-	}
-	port := node.Status.DaemonEndpoints.KubeletEndpoint.Port
+	host, port := agentAddress(node)
 	if host == "" || port == 0 {
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("node %s runs no pod runtime (no agent port): logs, exec and attach are not available", node.Name))
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -51,7 +52,9 @@ type Server struct {
 	ready      chan struct{}
 	namespaces nsCache
 	metrics    *metrics
-	nodeTr     *http.Transport // to node agents (logs, exec, attach)
+	nodeTr     *http.Transport   // to node agents (logs, exec, attach, nodes/proxy)
+	backendTr  *http.Transport   // to pods and endpoints (pods/proxy, services/proxy)
+	proxyable  func(net.IP) bool // addresses the proxy subresources may reach (tests allow loopback)
 }
 
 // New validates cfg and builds a Server.
@@ -85,10 +88,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, reg: registry.Default(), store: cfg.Store, log: cfg.Log, now: cfg.Now,
-		alloc:  &serviceAlloc{ips: ips, ports: ports, prefix: cfg.Prefix + "/svcnet/"},
-		nsWake: make(chan string, 16),
-		ready:  make(chan struct{}),
-		nodeTr: newNodeTransport(cfg.NodeClientCert),
+		alloc:     &serviceAlloc{ips: ips, ports: ports, prefix: cfg.Prefix + "/svcnet/"},
+		nsWake:    make(chan string, 16),
+		ready:     make(chan struct{}),
+		nodeTr:    newNodeTransport(cfg.NodeClientCert),
+		backendTr: newBackendTransport(),
+		proxyable: proxyableIP,
 	}
 	s.metrics = newMetrics(s)
 	return s, nil
@@ -217,7 +222,9 @@ type request struct {
 	ns, name string
 	sub      string
 	verb     string
-	accept   accepted
+	// proxyPath is what follows .../proxy/ in a proxy subresource request.
+	proxyPath string
+	accept    accepted
 }
 
 // parseResourcePath splits /api/v1/... or /apis/g/v/... into a request.
@@ -241,6 +248,9 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 			q.ns, rest = rest[1], rest[2:]
 		}
 	}
+	if len(rest) > 3 && rest[2] == "proxy" && q.gv.Group == "" && proxyKinds[rest[0]] != "" {
+		q.proxyPath, rest = strings.Join(rest[3:], "/"), rest[:3]
+	}
 	if len(rest) > 3 {
 		return nil, false
 	}
@@ -259,6 +269,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		case q.sub == "scale" && hasScale(q.res.Resource) && q.legacy == nil:
 		case q.sub == "binding" && q.res.Resource == "pods":
 		case nodeSubresources[q.sub] && q.res.Resource == "pods" && q.legacy == nil:
+		case q.sub == "proxy" && proxyKinds[q.res.Resource] != "" && q.legacy == nil:
 		default:
 			return nil, false
 		}
@@ -293,6 +304,12 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 	if q.sub == "exec" || q.sub == "attach" || q.sub == "portforward" { // a stream into a pod is a write, whatever the method
 		q.verb = "create"
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			q.verb = "unknown"
+		}
+	}
+	if q.sub == "proxy" {
+		q.verb = proxyVerbs[r.Method]
+		if q.verb == "" {
 			q.verb = "unknown"
 		}
 	}

@@ -36,6 +36,11 @@ func TestAuthorize(t *testing.T) {
 		{Attributes{User: node, Verb: "patch", Resource: "pods", Namespace: "x", Name: "p"}, false},
 		{Attributes{User: node, Verb: "create", Resource: "events", Namespace: "x"}, true},
 		{Attributes{User: node, Verb: "create", Resource: "services", Namespace: "x"}, false},
+		{Attributes{User: viewer, Verb: "get", Resource: "services", Subresource: "proxy", Namespace: "x", Name: "web:80"}, true},
+		{Attributes{User: viewer, Verb: "create", Resource: "pods", Subresource: "proxy", Namespace: "x", Name: "p"}, false},
+		{Attributes{User: node, Verb: "get", Resource: "pods", Subresource: "proxy", Namespace: "x", Name: "p"}, false},
+		{Attributes{User: node, Verb: "create", Resource: "nodes", Subresource: "proxy", Name: "n1"}, false},
+		{Attributes{User: admin, Verb: "options", Resource: "nodes", Subresource: "proxy", Name: "n1"}, true},
 	}
 	for _, c := range cases {
 		if got, reason := Authorize(c.a); got != c.want {

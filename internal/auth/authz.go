@@ -15,9 +15,10 @@ type Attributes struct {
 var readVerbs = map[string]bool{"get": true, "list": true, "watch": true}
 
 // Authorize decides a request: admins may do everything; viewers may read every
-// resource but Secrets; nodes may read, and may write only their own Node and Lease,
-// status (and deletion) of pods bound to them — checked against the stored pod by
-// the API server — and Events. It returns the reason for a refusal.
+// resource but Secrets (and GET through pods/, services/ and nodes/proxy); nodes
+// may read (but not proxy), and may write only their own Node and Lease, status
+// (and deletion) of pods bound to them — checked against the stored pod by the
+// API server — and Events. It returns the reason for a refusal.
 func Authorize(a Attributes) (bool, string) {
 	u := a.User
 	if u.In(GroupMasters) {
@@ -35,6 +36,9 @@ func Authorize(a Attributes) (bool, string) {
 	node, ok := u.NodeName()
 	if !ok {
 		return false, "no rule allows this user"
+	}
+	if a.Subresource == "proxy" { // pods/proxy, services/proxy, nodes/proxy: as Kubernetes' node authorizer
+		return false, "nodes may not proxy to pods, services or nodes"
 	}
 	if readVerbs[a.Verb] {
 		return true, ""
