@@ -1,43 +1,64 @@
-// Command pods measures the pod runtime: start latency of a burst of pods
+// Command pods measures the pod runtimes: start latency of a burst of pods
 // (create -> container running, create -> Ready through an httpGet readiness
-// probe) against the same server process started directly in the same run, and
-// the agent's RSS idle and with 100 pods. Needs root: it runs everything in a
-// network namespace of its own (loopback only) and removes it afterwards.
+// probe) with the cri runtime (the agnhost image through svcnet's containerd)
+// and the process runtime, against the same server process started directly
+// in the same run; and the memory they hold idle and with 100 pods (agent,
+// containerd and its shims for cri; the agent for process). Needs root: it
+// runs everything in a network namespace of its own (loopback only), removes
+// every pod, container, shim and veth (svcnet agent --cleanup for cri) and
+// the namespace afterwards.
 //
-//	go run ./bench/pods [-pods 50] [-rss-pods 100]
+//	go run ./bench/pods [-pods 50] [-rss-pods 100] [-runtime cri|process|both] [-images DIR]
+//
+// Without -images (and when cri runs) it builds pause.tar and agnhost.tar with
+// scripts/test-images.sh into $SVCNET_IMAGES_CACHE/out (default
+// /var/cache/svcnet-images/out) before entering the namespace.
 package main
 
 import (
-	"bufio"
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/svcnet/svcnet/bench/harness"
 )
 
+// imageFiles are the tarballs the cri runtime needs: the sandbox and the server.
+var imageFiles = []string{"pause.tar", "agnhost.tar"}
+
 func main() {
 	pods := flag.Int("pods", 50, "pods in the start-latency burst")
-	rssPods := flag.Int("rss-pods", 100, "pods running when the agent's RSS is read")
+	rssPods := flag.Int("rss-pods", 100, "pods running when the RSS is read")
+	which := flag.String("runtime", "both", "container runtime to measure: cri, process or both")
+	images := flag.String("images", "", "directory with pause.tar and agnhost.tar (scripts/test-images.sh; empty: build them)")
 	flag.Parse()
+	runtimes := map[string][]string{"cri": {"cri"}, "process": {"process"}, "both": {"cri", "process"}}[*which]
+	if runtimes == nil || *pods < 1 || *rssPods < 1 {
+		fmt.Fprintln(os.Stderr, "bench/pods: -runtime is cri, process or both; -pods and -rss-pods are at least 1")
+		os.Exit(2)
+	}
+	if os.Getenv("SVCNET_BENCH_BIN") == "" && slices.Contains(runtimes, "cri") && *images == "" {
+		dir, err := buildImages()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/pods:", err)
+			os.Exit(1)
+		}
+		os.Args = append(os.Args, "-images", dir) // for the run inside the namespace
+	}
 	in, err := harness.InNetns("pods")
 	if in != nil {
-		err = inside(in, *pods, *rssPods)
+		err = inside(in, runtimes, *pods, *rssPods, *images)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/pods:", err)
@@ -45,53 +66,26 @@ func main() {
 	}
 }
 
-// proc is a svcnet process the bench started.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+// buildImages runs scripts/test-images.sh for the images the cri pods need
+// (the host's network is used only if the package cache lacks them).
+func buildImages() (string, error) {
+	dir := filepath.Join(cmp.Or(os.Getenv("SVCNET_IMAGES_CACHE"), "/var/cache/svcnet-images"), "out")
+	fmt.Println("building images", strings.Join(imageFiles, ", "), "into", dir)
+	cmd := exec.Command("scripts/test-images.sh", dir)
+	cmd.Env = append(os.Environ(), "SVCNET_IMAGES="+strings.Join(imageFiles, ","))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("scripts/test-images.sh: %v\n%s", err, out)
+	}
+	return dir, nil
 }
 
-func start(ready string, argv ...string) (*proc, error) {
-	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{})}
-	out, _ := p.cmd.StdoutPipe()
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	up := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), ready) {
-				close(up)
-				break
-			}
-		}
-		for sc.Scan() {
-		}
-	}()
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	select {
-	case <-up:
-		return p, nil
-	case <-p.done:
-		return nil, fmt.Errorf("%s exited early", argv[1])
-	case <-time.After(60 * time.Second):
-		p.stop()
-		return nil, fmt.Errorf("%s not ready in 60s", argv[1])
-	}
+// result is what one runtime measured.
+type result struct {
+	runtime        string
+	running, ready []time.Duration
 }
 
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func inside(in *harness.Inside, n, rssN int) error {
+func inside(in *harness.Inside, runtimes []string, n, rssN int, images string) error {
 	bin, tmp := in.Bin, in.Tmp
 	data := filepath.Join(tmp, "cp")
 	server, err := start("svcnet API server at", bin, "server", "--data-dir", data, "--bind-address", "127.0.0.1", "--secure-port", "6443")
@@ -115,12 +109,6 @@ func inside(in *harness.Inside, n, rssN int) error {
 	if err != nil {
 		return err
 	}
-	agent, err := start("svcnet agent: node bench registered", bin, "agent", "--kubeconfig", nodeKC, "--node-name", "bench",
-		"--node-ip", "127.0.0.1", "--root-dir", filepath.Join(tmp, "agent"), "--pod-runtime=on", "--container-runtime=process", "--dns-resolv-conf", "", "--log-level", "error")
-	if err != nil {
-		return err
-	}
-	defer agent.stop()
 	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
 	if err != nil {
 		return err
@@ -130,139 +118,83 @@ func inside(in *harness.Inside, n, rssN int) error {
 	ctx := context.Background()
 
 	base := baseline(bin, n)
-	running, ready, err := burst(ctx, client, n)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\npod start, burst of %d pods (agnhost serve-hostname, httpGet readiness probe periodSeconds 1):\n", n)
-	fmt.Printf("  baseline: same process started directly, exec -> answers HTTP: p50 %v  p99 %v\n", harness.Percentile(base, 50, time.Millisecond), harness.Percentile(base, 99, time.Millisecond))
-	fmt.Printf("  create -> container running: p50 %v  p99 %v  (ratio vs baseline p50 %.1fx)\n", harness.Percentile(running, 50, time.Millisecond), harness.Percentile(running, 99, time.Millisecond), harness.Ratio(harness.Percentile(running, 50, time.Millisecond), harness.Percentile(base, 50, time.Millisecond)))
-	fmt.Printf("  create -> Ready:              p50 %v  p99 %v  (ratio vs baseline p50 %.1fx; the probe period dominates)\n", harness.Percentile(ready, 50, time.Millisecond), harness.Percentile(ready, 99, time.Millisecond), harness.Ratio(harness.Percentile(ready, 50, time.Millisecond), harness.Percentile(base, 50, time.Millisecond)))
-	if err := deleteAll(ctx, client); err != nil {
-		return err
+	var results []result
+	var rss []string
+	var cleanupErr error // reported after the results
+	for _, rt := range runtimes {
+		res, mem, left, err := measure(ctx, client, &node{bin: bin, kubeconfig: nodeKC, root: filepath.Join(tmp, "agent-"+rt), runtime: rt, images: images, pods: max(n, rssN)}, n, rssN)
+		if err != nil {
+			return errors.Join(fmt.Errorf("%s runtime: %w", rt, err), left)
+		}
+		results = append(results, res)
+		rss = append(rss, mem...)
+		if left != nil {
+			// The next runtime would share the pod network with what is left.
+			cleanupErr = fmt.Errorf("%s runtime: %w", rt, left)
+			break
+		}
 	}
 
+	ms := func(d []time.Duration, p int) time.Duration { return harness.Percentile(d, p, time.Millisecond) }
+	fmt.Printf("\npod start, burst of %d pods (agnhost serve-hostname --port 8080, httpGet readiness probe periodSeconds 1):\n", n)
+	fmt.Printf("  direct:  the same server process started directly, exec -> answers HTTP: p50 %v  p99 %v\n", ms(base, 50), ms(base, 99))
+	for _, r := range results {
+		what := "commands as processes (svcnet/agnhost)"
+		if r.runtime == "cri" {
+			what = podImage + " through containerd, " + string(pullPolicy)
+		}
+		fmt.Printf("  %s: %s\n", r.runtime, what)
+		fmt.Printf("    create -> container running: p50 %v  p99 %v  (%s/direct p50 %.1fx, p99 %.1fx)\n", ms(r.running, 50), ms(r.running, 99),
+			r.runtime, harness.Ratio(ms(r.running, 50), ms(base, 50)), harness.Ratio(ms(r.running, 99), ms(base, 99)))
+		fmt.Printf("    create -> Ready:             p50 %v  p99 %v  (%s/direct p50 %.1fx, p99 %.1fx)\n", ms(r.ready, 50), ms(r.ready, 99),
+			r.runtime, harness.Ratio(ms(r.ready, 50), ms(base, 50)), harness.Ratio(ms(r.ready, 99), ms(base, 99)))
+	}
+	fmt.Println()
+	for _, line := range rss {
+		fmt.Println(line)
+	}
+	return cleanupErr
+}
+
+// measure starts an agent with one runtime, times a burst of n pods, reads the
+// memory idle and with rssN pods, and removes everything it started (left
+// says what could not be removed).
+func measure(ctx context.Context, client kubernetes.Interface, nd *node, n, rssN int) (res result, rss []string, left, err error) {
+	res.runtime = nd.runtime
+	err = nd.start()
+	defer func() { left = nd.close(ctx, client) }()
+	if err != nil {
+		return res, nil, nil, err
+	}
+	res.running, res.ready, err = burst(ctx, client, nd.runtime, n)
+	if err != nil {
+		return res, nil, nil, err
+	}
+	if err := deleteAll(ctx, client, n); err != nil {
+		return res, nil, nil, err
+	}
 	time.Sleep(2 * time.Second)
-	idle := harness.RSSKiB(agent.cmd.Process.Pid)
-	if _, _, err := burst(ctx, client, rssN); err != nil {
-		return err
+	idle := nd.memory()
+	if _, _, err := burst(ctx, client, nd.runtime, rssN); err != nil {
+		return res, nil, nil, err
 	}
 	time.Sleep(3 * time.Second)
-	full := harness.RSSKiB(agent.cmd.Process.Pid)
-	fmt.Printf("\nagent RSS: idle %d MiB, with %d running pods %d MiB (%.0f KiB per pod; ratio %.2fx idle)\n",
-		idle>>10, rssN, full>>10, float64(full-idle)/float64(rssN), harness.Ratio(time.Duration(full), time.Duration(idle)))
-	return deleteAll(ctx, client)
-}
-
-// baseline starts the server process n times at once and times each until it answers.
-func baseline(bin string, n int) []time.Duration {
-	var mu sync.Mutex
-	var out []time.Duration
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			port := 20000 + i
-			t0 := time.Now()
-			cmd := exec.Command(bin, "agnhost", "serve-hostname", "--port", strconv.Itoa(port))
-			if err := cmd.Start(); err != nil {
-				return
-			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-			client := &http.Client{Timeout: time.Second}
-			for time.Since(t0) < 30*time.Second {
-				if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
-					resp.Body.Close()
-					mu.Lock()
-					out = append(out, time.Since(t0))
-					mu.Unlock()
-					return
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}()
+	full := nd.memory()
+	nd.notePodNetns()
+	if err := deleteAll(ctx, client, rssN); err != nil {
+		return res, nil, nil, err
 	}
-	wg.Wait()
-	return out
-}
-
-// burst creates n pods at once and returns create -> running and create -> Ready per pod.
-func burst(ctx context.Context, client kubernetes.Interface, n int) (running, ready []time.Duration, err error) {
-	ns := "default"
-	w, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "bench=pods"})
-	if err != nil {
-		return nil, nil, err
+	perPod := func(a, b int64) float64 { return float64(b-a) / float64(rssN) }
+	rss = append(rss, fmt.Sprintf("%s runtime, RSS idle and with %d running pods:", nd.runtime, rssN),
+		fmt.Sprintf("  agent:       idle %4d MiB, with pods %4d MiB (%.0f KiB per pod; %.2fx idle)", idle.agent>>10, full.agent>>10,
+			perPod(idle.agent, full.agent), harness.Ratio(time.Duration(full.agent), time.Duration(idle.agent))))
+	if nd.runtime == "cri" {
+		rss = append(rss,
+			fmt.Sprintf("  containerd:  idle %4d MiB, with pods %4d MiB (%.0f KiB per pod; %.2fx idle)", idle.containerd>>10, full.containerd>>10,
+				perPod(idle.containerd, full.containerd), harness.Ratio(time.Duration(full.containerd), time.Duration(idle.containerd))),
+			fmt.Sprintf("  agent + containerd: idle %d MiB, with pods %d MiB", (idle.agent+idle.containerd)>>10, (full.agent+full.containerd)>>10),
+			fmt.Sprintf("  shims (containerd-shim-runc-v2, apart): idle %d of them %d MiB, with pods %d of them %d MiB (%.0f KiB per pod)",
+				idle.shims, idle.shimRSS>>10, full.shims, full.shimRSS>>10, perPod(idle.shimRSS, full.shimRSS)))
 	}
-	defer w.Stop()
-	created := map[string]time.Time{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name := fmt.Sprintf("bench-%d", i)
-			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bench": "pods"}}, Spec: corev1.PodSpec{
-				Containers: []corev1.Container{{Name: "web", Image: "svcnet/agnhost", Command: []string{"svcnet", "agnhost", "serve-hostname", "--port", "8080"},
-					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1}}}}}
-			t0 := time.Now()
-			if _, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-				fmt.Fprintln(os.Stderr, "create:", err)
-				return
-			}
-			mu.Lock()
-			created[name] = t0
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	seenRunning, seenReady := map[string]bool{}, map[string]bool{}
-	timeout := time.After(120 * time.Second)
-	for len(seenReady) < len(created) {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return nil, nil, fmt.Errorf("watch ended")
-			}
-			if ev.Type != watch.Added && ev.Type != watch.Modified {
-				continue
-			}
-			p := ev.Object.(*corev1.Pod)
-			now := time.Now()
-			mu.Lock()
-			t0, ok := created[p.Name]
-			mu.Unlock()
-			if !ok {
-				continue
-			}
-			if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].State.Running != nil && !seenRunning[p.Name] {
-				seenRunning[p.Name] = true
-				running = append(running, now.Sub(t0))
-			}
-			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && !seenReady[p.Name] {
-					seenReady[p.Name] = true
-					ready = append(ready, now.Sub(t0))
-				}
-			}
-		case <-timeout:
-			return nil, nil, fmt.Errorf("only %d of %d pods ready within 120s", len(seenReady), len(created))
-		}
-	}
-	return running, ready, nil
-}
-
-func deleteAll(ctx context.Context, client kubernetes.Interface) error {
-	if err := client.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "bench=pods"}); err != nil {
-		return err
-	}
-	for i := 0; i < 600; i++ {
-		l, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "bench=pods"})
-		if err == nil && len(l.Items) == 0 {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("pods not gone within 60s")
+	return res, rss, nil, nil
 }
