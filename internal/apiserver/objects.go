@@ -148,6 +148,9 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	if err := s.checkNamespace(ctx, res, m.GetNamespace()); err != nil {
 		return nil, err
 	}
+	// The uid comes first, as in Kubernetes: strategies may use it (a Job's
+	// generated selector names it).
+	m.SetUID(types.UID(uuid.NewUUID()))
 	res.Strategy.PrepareForCreate(obj)
 	base := m.GetName()
 	pristine := obj
@@ -162,7 +165,6 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 		if errs := res.Strategy.Validate(obj); len(errs) > 0 {
 			return nil, apierrors.NewInvalid(res.GroupKind(), m.GetName(), errs)
 		}
-		m.SetUID(types.UID(uuid.NewUUID()))
 		m.SetCreationTimestamp(metav1.NewTime(s.now().Truncate(time.Second)))
 		m.SetResourceVersion("")
 		m.SetDeletionTimestamp(nil)

@@ -14,14 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// The scale subresource (autoscaling/v1 Scale) of Deployments, ReplicaSets and
-// ReplicationControllers, which `kubectl scale` reads and patches.
+// The scale subresource (autoscaling/v1 Scale) of Deployments, ReplicaSets,
+// StatefulSets and ReplicationControllers, which `kubectl scale` reads and patches.
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
 // hasScale reports whether a resource serves /scale.
 func hasScale(resource string) bool {
-	return resource == "deployments" || resource == "replicasets" || resource == "replicationcontrollers"
+	return resource == "deployments" || resource == "replicasets" || resource == "statefulsets" || resource == "replicationcontrollers"
 }
 
 func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
@@ -31,6 +31,8 @@ func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	case *appsv1.Deployment:
 		replicas, current, sel = derefInt32(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
 	case *appsv1.ReplicaSet:
+		replicas, current, sel = derefInt32(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
+	case *appsv1.StatefulSet:
 		replicas, current, sel = derefInt32(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
 	case *corev1.ReplicationController:
 		replicas, current = derefInt32(o.Spec.Replicas), o.Status.Replicas
@@ -62,6 +64,8 @@ func setReplicas(obj runtime.Object, n int32) {
 	case *appsv1.Deployment:
 		o.Spec.Replicas = &n
 	case *appsv1.ReplicaSet:
+		o.Spec.Replicas = &n
+	case *appsv1.StatefulSet:
 		o.Spec.Replicas = &n
 	case *corev1.ReplicationController:
 		o.Spec.Replicas = &n

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -126,6 +127,24 @@ func Default() *Registry {
 				CheckUpdate: func(o, old runtime.Object) field.ErrorList {
 					return immutableSelector(o.(*appsv1.ReplicaSet).Spec.Selector, old.(*appsv1.ReplicaSet).Spec.Selector)
 				}}},
+		&Resource{Group: "apps", Version: "v1", Resource: "statefulsets", Singular: "statefulset", Kind: "StatefulSet", Namespaced: true,
+			ShortNames: []string{"sts"}, Categories: []string{"all"}, HasStatus: true, HasSpec: true,
+			New: func() runtime.Object { return &appsv1.StatefulSet{} }, NewList: func() runtime.Object { return &appsv1.StatefulSetList{} },
+			Strategy: Generic{Namespaced: true, Name: sub, Default: defaultStatefulSet, Check: validateStatefulSet, CheckUpdate: validateStatefulSetUpdate}},
+		&Resource{Group: "apps", Version: "v1", Resource: "daemonsets", Singular: "daemonset", Kind: "DaemonSet", Namespaced: true,
+			ShortNames: []string{"ds"}, Categories: []string{"all"}, HasStatus: true, HasSpec: true,
+			New: func() runtime.Object { return &appsv1.DaemonSet{} }, NewList: func() runtime.Object { return &appsv1.DaemonSetList{} },
+			Strategy: Generic{Namespaced: true, Name: sub, Default: defaultDaemonSet, Check: validateDaemonSet,
+				CheckUpdate: func(o, old runtime.Object) field.ErrorList {
+					return immutableSelector(o.(*appsv1.DaemonSet).Spec.Selector, old.(*appsv1.DaemonSet).Spec.Selector)
+				}}},
+		&Resource{Group: "batch", Version: "v1", Resource: "jobs", Singular: "job", Kind: "Job", Namespaced: true,
+			Categories: []string{"all"}, HasStatus: true, HasSpec: true,
+			New: func() runtime.Object { return &batchv1.Job{} }, NewList: func() runtime.Object { return &batchv1.JobList{} },
+			Fields: func(o runtime.Object) fields.Set {
+				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
+			},
+			Strategy: jobStrategy{Generic{Namespaced: true, Name: sub, Default: defaultJob, Check: validateJob, CheckUpdate: validateJobUpdate}}},
 		&Resource{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses", Singular: "ingress", Kind: "Ingress", Namespaced: true,
 			ShortNames: []string{"ing"}, HasStatus: true, HasSpec: true,
 			New: func() runtime.Object { return &networkingv1.Ingress{} }, NewList: func() runtime.Object { return &networkingv1.IngressList{} },
