@@ -22,13 +22,16 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/daemonset"
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/gc"
+	"github.com/svcnet/svcnet/internal/controller/job"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
 	"github.com/svcnet/svcnet/internal/controller/rootca"
 	"github.com/svcnet/svcnet/internal/controller/scheduler"
 	"github.com/svcnet/svcnet/internal/controller/serviceaccount"
+	"github.com/svcnet/svcnet/internal/controller/statefulset"
 	"github.com/svcnet/svcnet/internal/controller/workload"
 )
 
@@ -72,6 +75,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		rcs := workload.NewReplicationControllers(client, factory, recorder, o.Log)
 		accounts := serviceaccount.New(client, factory, o.Log)
 		deploys := workload.NewDeployments(client, factory, recorder, o.Log)
+		sets := statefulset.New(client, factory, recorder, o.Log)
+		daemons := daemonset.New(client, factory, recorder, o.Log)
+		jobs := job.New(client, factory, recorder, o.Log)
 		sched := scheduler.New(client, factory, recorder, o.Log)
 		collector := gc.New(client, factory, o.Log)
 		nodes := nodelifecycle.New(client, factory, recorder, o.NodeMonitorGracePeriod, o.Log)
@@ -87,6 +93,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		go rcs.Run(ctx, o.Workers)
 		go accounts.Run(ctx, 1)
 		go deploys.Run(ctx, o.Workers)
+		go sets.Run(ctx, o.Workers)
+		go daemons.Run(ctx, o.Workers)
+		go jobs.Run(ctx, o.Workers)
 		go sched.Run(ctx, 1)
 		go collector.Run(ctx, 2)
 		go nodes.Run(ctx, 2)

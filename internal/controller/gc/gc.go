@@ -1,7 +1,7 @@
 // Package gc deletes objects whose owners are gone (background cascading
-// deletion through ownerReferences): pods of deleted ReplicaSets and
-// ReplicationControllers, ReplicaSets of deleted Deployments, EndpointSlices of
-// deleted Services. An owner missing from the cache is confirmed with a live read
+// deletion through ownerReferences): pods of deleted ReplicaSets,
+// ReplicationControllers, StatefulSets, DaemonSets and Jobs, ReplicaSets of
+// deleted Deployments, EndpointSlices of deleted Services. An owner missing from the cache is confirmed with a live read
 // before anything is deleted.
 package gc
 
@@ -77,6 +77,27 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 			}
 			return o.UID, nil
 		},
+		"StatefulSet": func(ctx context.Context, ns, n string) (types.UID, error) {
+			o, err := client.AppsV1().StatefulSets(ns).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return o.UID, nil
+		},
+		"DaemonSet": func(ctx context.Context, ns, n string) (types.UID, error) {
+			o, err := client.AppsV1().DaemonSets(ns).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return o.UID, nil
+		},
+		"Job": func(ctx context.Context, ns, n string) (types.UID, error) {
+			o, err := client.BatchV1().Jobs(ns).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return o.UID, nil
+		},
 		"ReplicationController": func(ctx context.Context, ns, n string) (types.UID, error) {
 			o, err := client.CoreV1().ReplicationControllers(ns).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
@@ -114,6 +135,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	}
 	for _, inf := range []cache.SharedIndexInformer{factory.Apps().V1().Deployments().Informer(),
 		factory.Apps().V1().ReplicaSets().Informer(), factory.Core().V1().ReplicationControllers().Informer(),
+		factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer(), factory.Batch().V1().Jobs().Informer(),
 		factory.Core().V1().Services().Informer()} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: onOwnerDelete})
 	}

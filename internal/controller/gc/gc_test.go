@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,7 +28,7 @@ func TestCollectsOrphansOnly(t *testing.T) {
 		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "ns", OwnerReferences: owned("Deployment", "gone", "gone-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "ns", OwnerReferences: owned("ReplicaSet", "live", "live-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stale-uid", Namespace: "ns", OwnerReferences: owned("ReplicaSet", "live", "old-uid")}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "ns", OwnerReferences: owned("StatefulSet", "db", "x")}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "ns", OwnerReferences: owned("Widget", "db", "x")}},
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -98,4 +99,46 @@ func TestCollectsPodsOfDeletedReplicationController(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("pods of a deleted ReplicationController not collected")
+}
+
+func TestCollectsPodsOfDeletedWorkloads(t *testing.T) {
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "sts-uid"}}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "ds-uid"}}
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "ns", UID: "job-uid"}}
+	c := fakekube.NewClientset(sts, ds, job,
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "ns", OwnerReferences: owned("StatefulSet", "web", "sts-uid")}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agent-x", Namespace: "ns", OwnerReferences: owned("DaemonSet", "agent", "ds-uid")}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hello-y", Namespace: "ns", OwnerReferences: owned("Job", "hello", "job-uid")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := informers.NewSharedInformerFactory(c, 0)
+	gc := New(c, f, slog.New(slog.DiscardHandler))
+	f.Start(ctx.Done())
+	go gc.Run(ctx, 1)
+	time.Sleep(200 * time.Millisecond)
+	for _, del := range []struct {
+		pod    string
+		delete func() error
+	}{
+		{"web-0", func() error { return c.AppsV1().StatefulSets("ns").Delete(ctx, "web", metav1.DeleteOptions{}) }},
+		{"agent-x", func() error { return c.AppsV1().DaemonSets("ns").Delete(ctx, "agent", metav1.DeleteOptions{}) }},
+		{"hello-y", func() error { return c.BatchV1().Jobs("ns").Delete(ctx, "hello", metav1.DeleteOptions{}) }},
+	} {
+		if _, err := c.CoreV1().Pods("ns").Get(ctx, del.pod, metav1.GetOptions{}); err != nil {
+			t.Fatalf("pod %s of a live owner collected: %v", del.pod, err)
+		}
+		if err := del.delete(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := c.CoreV1().Pods("ns").Get(ctx, del.pod, metav1.GetOptions{}); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pod %s not collected after its owner was deleted", del.pod)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }

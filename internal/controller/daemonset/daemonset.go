@@ -1,0 +1,222 @@
+package daemonset
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/svcnet/svcnet/internal/controller/queue"
+	"github.com/svcnet/svcnet/internal/controller/workload"
+)
+
+// expectTimeout bounds how long a sync waits to see the pods it created.
+const expectTimeout = 30 * time.Second
+
+// Controller keeps one pod of every DaemonSet on each node that fits it.
+type Controller struct {
+	client   kubernetes.Interface
+	sets     appslisters.DaemonSetLister
+	pods     corelisters.PodLister
+	nodes    corelisters.NodeLister
+	synced   []cache.InformerSynced
+	loop     *queue.Loop
+	recorder record.EventRecorder
+	now      func() time.Time
+
+	mu      sync.Mutex
+	pending map[string]pending // creations not yet in the pod cache, by DaemonSet key
+}
+
+type pending struct {
+	n  int
+	at time.Time
+}
+
+// New wires the controller to informers from factory.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
+	dsInf, podInf, nodeInf := factory.Apps().V1().DaemonSets(), factory.Core().V1().Pods(), factory.Core().V1().Nodes()
+	c := &Controller{client: client, sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), recorder: recorder,
+		now: time.Now, pending: map[string]pending{},
+		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced}}
+	c.loop = queue.New("daemonset", c.sync, log.With("controller", "daemonset"))
+	_, _ = dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
+	owner := func(o any, added bool) {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = t.Obj
+		}
+		if p, ok := o.(*corev1.Pod); ok {
+			if r := metav1.GetControllerOf(p); r != nil && r.Kind == "DaemonSet" {
+				key := p.Namespace + "/" + r.Name
+				if added {
+					c.observe(key)
+				}
+				c.loop.Add(key)
+			}
+		}
+	}
+	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { owner(o, true) }, UpdateFunc: func(_, o any) { owner(o, false) }, DeleteFunc: func(o any) { owner(o, false) }})
+	all := func(any) {
+		sets, _ := c.sets.List(labels.Everything())
+		for _, ds := range sets {
+			c.loop.AddObject(ds)
+		}
+	}
+	_, _ = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: all, DeleteFunc: all,
+		UpdateFunc: func(old, cur any) {
+			a, b := old.(*corev1.Node), cur.(*corev1.Node)
+			if !maps.Equal(a.Labels, b.Labels) || !apiequality.Semantic.DeepEqual(a.Spec.Taints, b.Spec.Taints) ||
+				a.Spec.Unschedulable != b.Spec.Unschedulable || nodeReady(a) != nodeReady(b) {
+				all(cur)
+			}
+		}})
+	return c
+}
+
+// Run runs the controller until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
+
+func (c *Controller) expect(key string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[key] = pending{n: n, at: c.now()}
+}
+
+func (c *Controller) observe(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pending[key]; ok {
+		p.n--
+		c.pending[key] = p
+	}
+}
+
+func (c *Controller) settled(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[key]
+	if !ok || p.n <= 0 || c.now().Sub(p.at) > expectTimeout {
+		delete(c.pending, key)
+		return true
+	}
+	return false
+}
+
+func daemonOf(ds *appsv1.DaemonSet) daemon {
+	d := daemon{spec: &ds.Spec.Template.Spec, tolerations: podTolerations(&ds.Spec.Template.Spec),
+		hash:     workload.TemplateHash(&ds.Spec.Template, ds.Status.CollisionCount),
+		rolling:  ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType,
+		minReady: time.Duration(ds.Spec.MinReadySeconds) * time.Second, maxUnavailable: intstr.FromInt32(1)}
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
+		d.maxUnavailable = *ru.MaxUnavailable
+	}
+	return d
+}
+
+// newPod builds the daemon pod for node.
+func newPod(ds *appsv1.DaemonSet, d daemon, node string) *corev1.Pod {
+	t := true
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: ds.Name + "-", Namespace: ds.Namespace,
+		Labels: maps.Clone(ds.Spec.Template.Labels), Annotations: maps.Clone(ds.Spec.Template.Annotations),
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: ds.UID,
+			Controller: &t, BlockOwnerDeletion: &t}}},
+		Spec: *ds.Spec.Template.Spec.DeepCopy()}
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
+	p.Labels[appsv1.ControllerRevisionHashLabelKey] = d.hash
+	p.Labels[appsv1.DeprecatedTemplateGeneration] = strconv.FormatInt(ds.Generation, 10)
+	p.Spec.NodeName = node
+	p.Spec.Tolerations = d.tolerations
+	return p
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	ds, err := c.sets.DaemonSets(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil || ds.DeletionTimestamp != nil {
+		return err
+	}
+	if !c.settled(key) {
+		return nil // the pods it created are not in the cache yet; their events requeue
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return err
+	}
+	all, err := c.pods.Pods(ns).List(sel)
+	if err != nil {
+		return err
+	}
+	byNode := map[string][]*corev1.Pod{}
+	for _, p := range all {
+		if r := metav1.GetControllerOf(p); r != nil && r.UID == ds.UID {
+			byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
+		}
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	d := daemonOf(ds)
+	dec := plan(d, nodes, byNode, c.now())
+	if dec.wait > 0 {
+		c.loop.AddAfter(key, dec.wait)
+	}
+	var applyErr error
+	c.expect(key, len(dec.create))
+	for i, node := range dec.create {
+		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(ds, d, node), metav1.CreateOptions{})
+		if err != nil {
+			for range len(dec.create) - i {
+				c.observe(key)
+			}
+			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			applyErr = err
+			break
+		}
+		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+	}
+	for _, p := range dec.del {
+		uid := p.UID
+		err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+			applyErr = err
+			break
+		}
+		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+	}
+	st := dec.status
+	st.ObservedGeneration, st.CollisionCount, st.Conditions = ds.Generation, ds.Status.CollisionCount, ds.Status.Conditions
+	if !apiequality.Semantic.DeepEqual(st, ds.Status) {
+		cp := ds.DeepCopy()
+		cp.Status = st
+		if _, err := c.client.AppsV1().DaemonSets(ns).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update status: %w", err)
+		}
+	}
+	return applyErr
+}

@@ -1,0 +1,199 @@
+package job
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/svcnet/svcnet/internal/controller/queue"
+)
+
+// DefaultBackoff is the first delay before a failed pod is replaced (Kubernetes: 10s).
+const DefaultBackoff = 10 * time.Second
+
+// expectTimeout bounds how long a sync waits to see the pods it created.
+const expectTimeout = 30 * time.Second
+
+// Controller runs Jobs' pods to completion.
+type Controller struct {
+	client   kubernetes.Interface
+	jobs     batchlisters.JobLister
+	pods     corelisters.PodLister
+	synced   []cache.InformerSynced
+	loop     *queue.Loop
+	recorder record.EventRecorder
+	now      func() time.Time
+	backoff  time.Duration
+
+	mu      sync.Mutex
+	pending map[string]pending // creations not yet in the pod cache, by Job key
+}
+
+type pending struct {
+	n  int
+	at time.Time
+}
+
+// New wires the controller to informers from factory.
+func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
+	jobInf, podInf := factory.Batch().V1().Jobs(), factory.Core().V1().Pods()
+	c := &Controller{client: client, jobs: jobInf.Lister(), pods: podInf.Lister(), recorder: recorder, now: time.Now,
+		backoff: DefaultBackoff, pending: map[string]pending{},
+		synced: []cache.InformerSynced{jobInf.Informer().HasSynced, podInf.Informer().HasSynced}}
+	c.loop = queue.New("job", c.sync, log.With("controller", "job"))
+	_, _ = jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
+	owner := func(o any, added bool) {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = t.Obj
+		}
+		if p, ok := o.(*corev1.Pod); ok {
+			if r := metav1.GetControllerOf(p); r != nil && r.Kind == "Job" {
+				key := p.Namespace + "/" + r.Name
+				if added {
+					c.observe(key, 1)
+				}
+				c.loop.Add(key)
+			}
+		}
+	}
+	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { owner(o, true) }, UpdateFunc: func(_, o any) { owner(o, false) }, DeleteFunc: func(o any) { owner(o, false) }})
+	return c
+}
+
+// Run runs the controller until ctx ends.
+func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
+
+func (c *Controller) observe(key string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pending[key]; ok {
+		p.n -= n
+		c.pending[key] = p
+	}
+}
+
+func (c *Controller) settled(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[key]
+	if !ok || p.n <= 0 || c.now().Sub(p.at) > expectTimeout {
+		delete(c.pending, key)
+		return true
+	}
+	return false
+}
+
+// newPod builds a pod of j from its template.
+func newPod(j *batchv1.Job) *corev1.Pod {
+	t := true
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: j.Name + "-", Namespace: j.Namespace,
+		Labels: maps.Clone(j.Spec.Template.Labels), Annotations: maps.Clone(j.Spec.Template.Annotations),
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID,
+			Controller: &t, BlockOwnerDeletion: &t}}},
+		Spec: *j.Spec.Template.Spec.DeepCopy()}
+	return p
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	j, err := c.jobs.Jobs(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil || j.DeletionTimestamp != nil {
+		return err
+	}
+	if !c.settled(key) {
+		return nil // the pods it created are not in the cache yet; their events requeue
+	}
+	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return err
+	}
+	all, err := c.pods.Pods(ns).List(sel)
+	if err != nil {
+		return err
+	}
+	var pods []*corev1.Pod
+	for _, p := range all {
+		if r := metav1.GetControllerOf(p); r != nil && r.UID == j.UID {
+			pods = append(pods, p)
+		}
+	}
+	d := plan(j, pods, c.now(), c.backoff)
+	if d.deleteJob {
+		policy := metav1.DeletePropagationBackground
+		uid := j.UID
+		err := c.client.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if d.requeue > 0 {
+		c.loop.AddAfter(key, d.requeue)
+	}
+	var applyErr error
+	if d.create > 0 {
+		c.mu.Lock()
+		c.pending[key] = pending{n: d.create, at: c.now()}
+		c.mu.Unlock()
+	}
+	for i := 0; i < d.create; i++ {
+		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(j), metav1.CreateOptions{})
+		if err != nil {
+			c.observe(key, d.create-i)
+			c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
+			applyErr = err
+			break
+		}
+		c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
+	}
+	for _, p := range d.del {
+		uid := p.UID
+		err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+			applyErr = err
+			break
+		}
+		c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
+	}
+	if !apiequality.Semantic.DeepEqual(d.status, j.Status) {
+		c.event(j, &d.status)
+		cp := j.DeepCopy()
+		cp.Status = d.status
+		if _, err := c.client.BatchV1().Jobs(ns).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update status: %w", err)
+		}
+	}
+	return applyErr
+}
+
+// event records the Job finishing, as Kubernetes does.
+func (c *Controller) event(j *batchv1.Job, st *batchv1.JobStatus) {
+	switch {
+	case isTrue(st, batchv1.JobComplete) && !isTrue(&j.Status, batchv1.JobComplete):
+		c.recorder.Event(j, corev1.EventTypeNormal, "Completed", "Job completed")
+	case isTrue(st, batchv1.JobFailed) && !isTrue(&j.Status, batchv1.JobFailed):
+		cond := condition(st, batchv1.JobFailed)
+		c.recorder.Event(j, corev1.EventTypeWarning, cond.Reason, cond.Message)
+	}
+}

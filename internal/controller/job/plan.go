@@ -1,0 +1,262 @@
+// Package job runs the batch/v1 Job controller: it keeps up to parallelism pods
+// running until completions pods have succeeded (or, without completions, until
+// one has and none run), recreates failed pods after an exponential back-off,
+// fails the Job past backoffLimit or activeDeadlineSeconds, honours suspend and
+// ttlSecondsAfterFinished, and reports status and the conditions of v1.31+
+// (SuccessCriteriaMet then Complete; FailureTarget then Failed). Pods are counted
+// from the cache (no job-tracking finalizers); the counts never go down. The plan
+// is a pure function; the controller applies it.
+package job
+
+import (
+	"sort"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/svcnet/svcnet/internal/pod"
+)
+
+// maxBackoff caps the delay before a failed pod is replaced, as Kubernetes does.
+const maxBackoff = 6 * time.Minute
+
+// Condition reasons and messages Kubernetes uses.
+const (
+	reasonCompletions  = "CompletionsReached"
+	messageCompletions = "Reached expected number of succeeded pods"
+	reasonBackoff      = "BackoffLimitExceeded"
+	messageBackoff     = "Job has reached the specified backoff limit"
+	reasonDeadline     = "DeadlineExceeded"
+	messageDeadline    = "Job was active longer than specified deadline"
+	reasonSuspended    = "JobSuspended"
+	reasonResumed      = "JobResumed"
+	messageSuspended   = "Job suspended"
+	messageResumed     = "Job resumed"
+)
+
+// decision is what one sync does.
+type decision struct {
+	create    int
+	del       []*corev1.Pod
+	status    batchv1.JobStatus
+	requeue   time.Duration // sync again after this (back-off, deadline, TTL)
+	deleteJob bool          // ttlSecondsAfterFinished has passed
+}
+
+func condition(st *batchv1.JobStatus, t batchv1.JobConditionType) *batchv1.JobCondition {
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == t {
+			return &st.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func isTrue(st *batchv1.JobStatus, t batchv1.JobConditionType) bool {
+	c := condition(st, t)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+// setCondition adds or updates a condition, moving its transition time only on a change.
+func setCondition(st *batchv1.JobStatus, t batchv1.JobConditionType, status corev1.ConditionStatus, reason, msg string, now metav1.Time) {
+	if c := condition(st, t); c != nil {
+		if c.Status != status {
+			c.LastTransitionTime = now
+		}
+		c.Status, c.Reason, c.Message, c.LastProbeTime = status, reason, msg, now
+		return
+	}
+	st.Conditions = append(st.Conditions, batchv1.JobCondition{Type: t, Status: status, Reason: reason, Message: msg,
+		LastProbeTime: now, LastTransitionTime: now})
+}
+
+// finishedAt is when a pod's last container ended (its creation if unknown).
+func finishedAt(p *corev1.Pod) time.Time {
+	t := p.CreationTimestamp.Time
+	for _, cs := range p.Status.ContainerStatuses {
+		if term := cs.State.Terminated; term != nil && term.FinishedAt.After(t) {
+			t = term.FinishedAt.Time
+		}
+	}
+	return t
+}
+
+// backoff is the delay before replacing a pod after failures failed pods.
+func backoff(base time.Duration, failures int32) time.Duration {
+	if failures <= 0 || base <= 0 {
+		return 0
+	}
+	d := base
+	for i := int32(1); i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// restarts sums the container restarts of running pods: with restartPolicy
+// OnFailure, failures are restarts, and they count toward backoffLimit.
+func restarts(pods []*corev1.Pod) int32 {
+	var n int32
+	for _, p := range pods {
+		if p.Status.Phase != corev1.PodRunning && p.Status.Phase != corev1.PodPending {
+			continue
+		}
+		for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			n += cs.RestartCount
+		}
+	}
+	return n
+}
+
+// finishTime is when a finished job finished (its Complete or Failed condition).
+func finishTime(st *batchv1.JobStatus) (time.Time, bool) {
+	for _, t := range []batchv1.JobConditionType{batchv1.JobComplete, batchv1.JobFailed} {
+		if c := condition(st, t); c != nil && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// plan decides a sync of job j whose pods are pods; base is the first back-off delay.
+func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration) decision {
+	d := decision{status: *j.Status.DeepCopy()}
+	st := &d.status
+	mnow := metav1.NewTime(now)
+	if at, done := finishTime(st); done {
+		if ttl := j.Spec.TTLSecondsAfterFinished; ttl != nil {
+			if left := at.Add(time.Duration(*ttl) * time.Second).Sub(now); left > 0 {
+				d.requeue = left
+			} else {
+				d.deleteJob = true
+			}
+		}
+		return d
+	}
+	var active, failedPods []*corev1.Pod
+	var succeeded, failed, terminating, ready int32
+	for _, p := range pods {
+		switch {
+		case p.Status.Phase == corev1.PodSucceeded:
+			succeeded++
+		case p.Status.Phase == corev1.PodFailed:
+			failed++
+			failedPods = append(failedPods, p)
+		case p.DeletionTimestamp != nil:
+			terminating++
+		default:
+			active = append(active, p)
+			if pod.Ready(p.Status) {
+				ready++
+			}
+		}
+	}
+	st.Succeeded, st.Failed = max(st.Succeeded, succeeded), max(st.Failed, failed)
+	st.Active, st.Ready, st.Terminating = int32(len(active)), &ready, &terminating
+	stopAll := func() {
+		d.del = append(d.del, active...)
+		st.Active, ready = 0, 0
+		terminating += int32(len(active))
+	}
+
+	if j.Spec.Suspend != nil && *j.Spec.Suspend {
+		stopAll()
+		if !isTrue(st, batchv1.JobSuspended) {
+			setCondition(st, batchv1.JobSuspended, corev1.ConditionTrue, reasonSuspended, messageSuspended, mnow)
+		}
+		st.StartTime = nil
+		return d
+	}
+	if c := condition(st, batchv1.JobSuspended); c != nil && c.Status == corev1.ConditionTrue {
+		setCondition(st, batchv1.JobSuspended, corev1.ConditionFalse, reasonResumed, messageResumed, mnow)
+	}
+	if st.StartTime == nil {
+		st.StartTime = &mnow
+	}
+
+	// Failure: past the back-off limit or the deadline.
+	if !isTrue(st, batchv1.JobFailureTarget) {
+		limit := int32(6)
+		if j.Spec.BackoffLimit != nil {
+			limit = *j.Spec.BackoffLimit
+		}
+		onFailure := j.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyOnFailure
+		r := restarts(active)
+		switch {
+		case st.Failed > limit || onFailure && (limit == 0 && r > 0 || limit > 0 && r >= limit):
+			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonBackoff, messageBackoff, mnow)
+		case j.Spec.ActiveDeadlineSeconds != nil:
+			deadline := st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds) * time.Second)
+			if !now.Before(deadline) {
+				setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonDeadline, messageDeadline, mnow)
+			} else {
+				d.requeue = deadline.Sub(now)
+			}
+		}
+	}
+	if c := condition(st, batchv1.JobFailureTarget); c != nil && c.Status == corev1.ConditionTrue {
+		stopAll()
+		if terminating == 0 {
+			setCondition(st, batchv1.JobFailed, corev1.ConditionTrue, c.Reason, c.Message, mnow)
+		}
+		return d
+	}
+
+	// Success: completions pods succeeded, or (a work queue) one did and none run.
+	var done bool
+	if j.Spec.Completions != nil {
+		done = st.Succeeded >= *j.Spec.Completions
+	} else {
+		done = st.Succeeded > 0 && len(active) == 0
+	}
+	if done || isTrue(st, batchv1.JobSuccessCriteriaMet) {
+		if !isTrue(st, batchv1.JobSuccessCriteriaMet) {
+			setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reasonCompletions, messageCompletions, mnow)
+		}
+		stopAll()
+		if terminating == 0 {
+			setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, reasonCompletions, messageCompletions, mnow)
+			st.CompletionTime = &mnow
+		}
+		return d
+	}
+
+	parallelism := int32(1)
+	if j.Spec.Parallelism != nil {
+		parallelism = *j.Spec.Parallelism
+	}
+	want := parallelism
+	if j.Spec.Completions != nil {
+		want = min(want, *j.Spec.Completions-st.Succeeded)
+	} else if st.Succeeded > 0 {
+		want = int32(len(active)) // some succeeded: let the rest finish, start none
+	}
+	switch n := int32(len(active)); {
+	case n > want:
+		sort.SliceStable(active, func(a, b int) bool { // not ready and younger go first
+			ra, rb := pod.Ready(active[a].Status), pod.Ready(active[b].Status)
+			if ra != rb {
+				return !ra
+			}
+			return active[b].CreationTimestamp.Before(&active[a].CreationTimestamp)
+		})
+		d.del = active[:n-want]
+	case n < want:
+		var last time.Time
+		for _, p := range failedPods {
+			if t := finishedAt(p); t.After(last) {
+				last = t
+			}
+		}
+		if wait := last.Add(backoff(base, st.Failed)).Sub(now); len(failedPods) > 0 && wait > 0 {
+			if d.requeue == 0 || wait < d.requeue {
+				d.requeue = wait
+			}
+			return d
+		}
+		d.create = int(want - n)
+	}
+	return d
+}
