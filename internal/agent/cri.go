@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/proxy"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -113,6 +114,7 @@ func (a *Agent) newCRIRuntime(ctx context.Context, svc *criServices, base podRun
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: a.o.NodeName})
 	return cri.New(cri.Options{Runtime: svc.runtime, Images: svc.images, Root: a.o.RootDir, ClusterDNS: a.o.ClusterDNS,
 		Zone: a.o.DNSZone, HostResolv: base.host, ServiceEnv: base.serviceEnv,
+		Objects: apiObjects{a},
 		Secret: func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 			return a.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		},
@@ -176,10 +178,20 @@ func CleanupPods(ctx context.Context, rootDir, endpoint string, log *slog.Logger
 		}
 	}
 	defer stop()
-	rs, err := remote.NewRemoteRuntimeService(ctx, endpoint, criConnectTimeout, noop.NewTracerProvider(), false)
-	if err != nil {
-		return 0, err
-	}
-	defer rs.Close(context.Background())
-	return cri.RemoveAll(ctx, rs)
+	// containerd answers before its CRI plugin has loaded its state: retry.
+	var n int
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, criConnectTimeout, true, func(ctx context.Context) (bool, error) {
+		rs, err := remote.NewRemoteRuntimeService(ctx, endpoint, criConnectTimeout, noop.NewTracerProvider(), false)
+		if err != nil {
+			log.Debug("CRI not ready yet", "err", err)
+			return false, nil
+		}
+		defer rs.Close(context.Background())
+		if n, err = cri.RemoveAll(ctx, rs); err != nil {
+			log.Debug("removing pod sandboxes", "err", err)
+			return false, nil
+		}
+		return true, nil
+	})
+	return n, err
 }

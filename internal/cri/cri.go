@@ -121,6 +121,7 @@ func (r *Runtime) Sync(p *corev1.Pod) {
 	w := r.pods[p.UID]
 	if w == nil {
 		w = newWorker(r, p)
+		w.wake() // the first sync
 		r.pods[p.UID] = w
 		r.wg.Add(1)
 		go func() {

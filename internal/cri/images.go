@@ -82,7 +82,9 @@ func credentials(image string, secrets []*corev1.Secret) ([]*runtimeapi.AuthConf
 				}
 				user, pass, _ = strings.Cut(string(raw), ":")
 			}
-			out = append(out, &runtimeapi.AuthConfig{Username: user, Password: pass, ServerAddress: server})
+			// No ServerAddress: containerd parses it as a URL, and the
+			// registry was matched here already.
+			out = append(out, &runtimeapi.AuthConfig{Username: user, Password: pass})
 		}
 	}
 	return out, nil

@@ -109,6 +109,10 @@ func plan(in planInput) actions {
 		}
 		return a
 	}
+	if failed := initFailed(p, obs); failed { // init failed under restartPolicy Never: the pod has failed
+		a.killPod = obs.sandboxes[0].ready
+		return a
+	}
 	sb := obs.sandboxes[0]
 	if done { // a finished pod keeps its containers (status, logs) but not its sandbox (IP)
 		a.killPod = sb.ready
@@ -118,6 +122,13 @@ func plan(in planInput) actions {
 		a.killPod = true
 		a.createSandbox, a.sandboxAttempt = true, sb.attempt+1
 		a.start = toStart(p, obs)
+		return a
+	}
+	if next, wait := initStep(p, obs, sb.id, in.now, in.notBefore); next != "" || wait {
+		if next != "" {
+			a.start = []string{next}
+		}
+		a.remove = oldInstances(obs)
 		return a
 	}
 	for _, c := range p.Spec.Containers {
@@ -142,9 +153,13 @@ func plan(in planInput) actions {
 	return a
 }
 
-// toStart are the containers a new sandbox starts: all, but those that ended
-// for good under the restart policy.
+// toStart are the containers a new sandbox starts: the first init container
+// (init containers run again in a new sandbox), else all containers but those
+// that ended for good under the restart policy.
 func toStart(p *corev1.Pod, obs observed) []string {
+	if len(p.Spec.InitContainers) > 0 {
+		return []string{p.Spec.InitContainers[0].Name}
+	}
 	var out []string
 	for _, c := range p.Spec.Containers {
 		last := obs.latest(c.Name)
@@ -153,6 +168,61 @@ func toStart(p *corev1.Pod, obs observed) []string {
 		}
 	}
 	return out
+}
+
+// initPolicy is how init containers restart: on failure, unless the pod never restarts.
+func initPolicy(p *corev1.Pod) corev1.RestartPolicy {
+	if p.Spec.RestartPolicy == corev1.RestartPolicyNever {
+		return corev1.RestartPolicyNever
+	}
+	return corev1.RestartPolicyOnFailure
+}
+
+// latestIn is the newest instance of container name in sandbox sbID.
+func (o *observed) latestIn(name, sbID string) *instance {
+	for i := range o.containers {
+		if c := &o.containers[i]; c.name == name && c.sandboxID == sbID {
+			return c
+		}
+	}
+	return nil
+}
+
+// initStep is what the init containers need in sandbox sbID, run one at a
+// time in order: the one to start next, or wait (one runs, or waits out its
+// back-off); neither means all have completed.
+func initStep(p *corev1.Pod, obs observed, sbID string, now time.Time, notBefore map[string]time.Time) (next string, wait bool) {
+	for _, c := range p.Spec.InitContainers {
+		last := obs.latestIn(c.Name, sbID)
+		switch {
+		case last == nil:
+			return c.Name, false
+		case last.state != runtimeapi.ContainerState_CONTAINER_EXITED || !last.statusKnown:
+			return "", true
+		case last.exitCode == 0:
+			continue
+		case now.Before(notBefore[c.Name]):
+			return "", true
+		default:
+			return c.Name, false
+		}
+	}
+	return "", false
+}
+
+// initFailed reports whether an init container failed under restartPolicy
+// Never in the current sandbox (the pod has then failed).
+func initFailed(p *corev1.Pod, obs observed) bool {
+	if p.Spec.RestartPolicy != corev1.RestartPolicyNever || len(obs.sandboxes) == 0 {
+		return false
+	}
+	for _, c := range p.Spec.InitContainers {
+		if last := obs.latestIn(c.Name, obs.sandboxes[0].id); last != nil && last.state == runtimeapi.ContainerState_CONTAINER_EXITED &&
+			last.statusKnown && last.exitCode != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // allDone reports whether every container has ended for good under the

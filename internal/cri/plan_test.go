@@ -89,6 +89,46 @@ func TestPlan(t *testing.T) {
 				containers: []instance{{id: "a3", name: "a", attempt: 3, state: running}, ended("a", 1, 2), ended("a", 1, 1), ended("a", 1, 0)}},
 			want: actions{remove: []string{"a-1", "a-0"}, removeSandboxes: []string{"old"}}},
 	}
+	withInit := func(policy corev1.RestartPolicy) *corev1.Pod {
+		p := testPod(policy, "app")
+		p.Spec.InitContainers = []corev1.Container{{Name: "init1"}, {Name: "init2"}}
+		return p
+	}
+	inSB := func(in instance) instance { in.sandboxID = "sb1"; return in }
+	tests = append(tests, []struct {
+		name      string
+		pod       *corev1.Pod
+		obs       observed
+		unhealthy map[string]bool
+		notBefore map[string]time.Time
+		want      actions
+	}{
+		{name: "init: a new sandbox starts the first init container only",
+			pod: withInit(corev1.RestartPolicyAlways), want: actions{createSandbox: true, start: []string{"init1"}}},
+		{name: "init: the next one after the first completed",
+			pod:  withInit(corev1.RestartPolicyAlways),
+			obs:  observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 0, 0))}},
+			want: actions{start: []string{"init2"}}},
+		{name: "init: wait while one runs",
+			pod: withInit(corev1.RestartPolicyAlways),
+			obs: observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 0, 0)), inSB(instance{id: "i2", name: "init2", state: running})}}},
+		{name: "init: all done, the app starts",
+			pod:  withInit(corev1.RestartPolicyAlways),
+			obs:  observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 0, 0)), inSB(ended("init2", 0, 0))}},
+			want: actions{start: []string{"app"}}},
+		{name: "init: a failed one restarts (Always)",
+			pod:  withInit(corev1.RestartPolicyAlways),
+			obs:  observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 1, 0))}},
+			want: actions{start: []string{"init1"}}},
+		{name: "init: a failed one fails the pod (Never)",
+			pod:  withInit(corev1.RestartPolicyNever),
+			obs:  observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 1, 0))}},
+			want: actions{killPod: true}},
+		{name: "init: completed in an old sandbox runs again in a new one",
+			pod:  withInit(corev1.RestartPolicyAlways),
+			obs:  observed{sandboxes: readySB, containers: []instance{ended("init1", 0, 0)}},
+			want: actions{start: []string{"init1"}}},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.obs.sort()

@@ -49,7 +49,6 @@ func (w *worker) ensureImage(ctx context.Context, p *corev1.Pod, c corev1.Contai
 		w.setWaiting(c.Name, reasonImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %s", c.Image, b.msg))
 		return "", false
 	}
-	w.setWaiting(c.Name, "ContainerCreating", "")
 	w.r.o.Event(p, corev1.EventTypeNormal, "Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	pulled, err := w.pull(ctx, p, c.Image, sbCfg)
 	if err == nil {
@@ -92,13 +91,15 @@ func (w *worker) pull(ctx context.Context, p *corev1.Pod, image string, sbCfg *r
 		return "", err
 	}
 	auths = append(auths, nil)
-	var last error
+	var first error
 	for _, a := range auths {
 		ref, err := w.r.o.Images.PullImage(ctx, &runtimeapi.ImageSpec{Image: image}, a, sbCfg)
 		if err == nil {
 			return ref, nil
 		}
-		last = err
+		if first == nil {
+			first = err // a credential's failure says more than the anonymous one after it
+		}
 	}
-	return "", last
+	return "", first
 }

@@ -25,11 +25,31 @@ func (w *worker) status() corev1.PodStatus {
 			in.PodIP = w.pod.Status.HostIP
 		}
 	}
-	for _, c := range w.pod.Spec.Containers {
-		in.Containers = append(in.Containers, containerStatus(statusFacts{
-			spec: c, policy: w.pod.Spec.RestartPolicy, obs: w.obs, waiting: w.waiting[c.Name],
+	initializing := false
+	if len(w.pod.Spec.InitContainers) > 0 {
+		sbID := ""
+		if len(w.obs.sandboxes) > 0 {
+			sbID = w.obs.sandboxes[0].id
+		}
+		next, wait := initStep(w.pod, w.obs, sbID, in.Now, w.notBefore)
+		initializing = next != "" || wait || sbID == ""
+	}
+	facts := func(c corev1.Container, policy corev1.RestartPolicy) statusFacts {
+		return statusFacts{spec: c, policy: policy, obs: w.obs, waiting: w.waiting[c.Name],
 			notBefore: w.notBefore[c.Name], now: in.Now, ready: w.ready, started: w.started,
-			pod: w.name, namespace: w.namespace, uid: string(w.uid)}))
+			pod: w.name, namespace: w.namespace, uid: string(w.uid)}
+	}
+	for _, c := range w.pod.Spec.InitContainers {
+		cs := containerStatus(facts(c, initPolicy(w.pod)))
+		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		in.InitContainers = append(in.InitContainers, cs)
+	}
+	for _, c := range w.pod.Spec.Containers {
+		cs := containerStatus(facts(c, w.pod.Spec.RestartPolicy))
+		if initializing && cs.State.Waiting != nil && cs.State.Waiting.Reason == "ContainerCreating" {
+			cs.State.Waiting.Reason = "PodInitializing"
+		}
+		in.Containers = append(in.Containers, cs)
 	}
 	return pod.BuildStatus(in)
 }

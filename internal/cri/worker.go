@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -69,11 +70,17 @@ func newWorker(r *Runtime, p *corev1.Pod) *worker {
 
 func (w *worker) log() *slog.Logger { return w.r.o.Log.With("pod", w.namespace+"/"+w.name) }
 
+// update takes a newer version of the pod; only a change of its spec or its
+// deletion wakes the worker (not the status the agent itself wrote).
 func (w *worker) update(p *corev1.Pod) {
 	w.mu.Lock()
+	old := w.pod
 	w.pod = p.DeepCopy()
 	w.mu.Unlock()
-	w.wake()
+	if old == nil || !apiequality.Semantic.DeepEqual(old.Spec, p.Spec) || !apiequality.Semantic.DeepEqual(old.DeletionTimestamp, p.DeletionTimestamp) ||
+		!apiequality.Semantic.DeepEqual(old.DeletionGracePeriodSeconds, p.DeletionGracePeriodSeconds) {
+		w.wake()
+	}
 }
 
 func (w *worker) remove() {
@@ -142,7 +149,9 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	w.mu.Unlock()
 	w.syncProbes(obs)
 	if deleting {
-		w.terminate(ctx, obs, p)
+		if !w.terminate(ctx, obs, p) {
+			return time.Second, false // a sandbox could not be removed: again, the API keeps the pod meanwhile
+		}
 		return 0, true
 	}
 	now := w.r.o.Now()
@@ -182,10 +191,13 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 
 // computeBackoff sets the restart back-off of containers that ended since the last sync.
 func (w *worker) computeBackoff(obs observed) {
-	for _, c := range w.pod.Spec.Containers {
+	for _, c := range append(append([]corev1.Container{}, w.pod.Spec.Containers...), w.pod.Spec.InitContainers...) {
 		last := obs.latest(c.Name)
 		if last == nil || last.state != runtimeapi.ContainerState_CONTAINER_EXITED || !last.statusKnown || w.backedOff[last.id] {
 			continue
+		}
+		if last.exitCode == 0 && isInit(w.pod, c.Name) {
+			continue // a completed init container is not restarted
 		}
 		w.backedOff[last.id] = true
 		b := w.backoff[c.Name]
@@ -266,14 +278,12 @@ func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions
 	}
 	sbCfg := sandboxConfig(p, sb.attempt, filepath.Join(w.dir, "logs"), resolv)
 	for _, name := range a.start {
-		for _, c := range p.Spec.Containers {
-			if c.Name == name {
-				var attempt uint32
-				if last := obs.latest(name); last != nil {
-					attempt = last.attempt + 1
-				}
-				w.startContainer(ctx, p, sb, sbCfg, c, attempt, ip, hosts)
+		if c := specOf(p, name); c != nil {
+			var attempt uint32
+			if last := obs.latest(name); last != nil {
+				attempt = last.attempt + 1
 			}
+			w.startContainer(ctx, p, sb, sbCfg, *c, attempt, ip, hosts)
 		}
 	}
 }
@@ -452,7 +462,8 @@ func (w *worker) stopContainers(ctx context.Context, p *corev1.Pod, obs observed
 
 // terminate ends a deleted pod: containers stopped within the grace period,
 // the sandbox stopped and removed, its files deleted; then the API is told.
-func (w *worker) terminate(ctx context.Context, obs observed, p *corev1.Pod) {
+// It reports false when a sandbox could not be removed (the caller retries).
+func (w *worker) terminate(ctx context.Context, obs observed, p *corev1.Pod) bool {
 	var grace int64
 	w.mu.Lock()
 	removed := w.removed
@@ -473,15 +484,16 @@ func (w *worker) terminate(ctx context.Context, obs observed, p *corev1.Pod) {
 	w.stopContainers(ctx, p, obs, grace)
 	for _, sb := range obs.sandboxes {
 		if err := removeSandbox(ctx, w.r.o.Runtime, sb.id); err != nil {
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() == nil {
+				w.log().Warn("removing the pod sandbox failed, retrying", "err", err)
 			}
-			w.log().Warn("removing the pod sandbox failed", "err", err)
+			return false
 		}
 	}
 	w.stopProbes("")
 	_ = os.RemoveAll(w.dir)
 	w.r.o.Terminated(w.uid, w.namespace, w.name)
+	return true
 }
 
 func (w *worker) podIP() string {
@@ -508,10 +520,13 @@ func (w *worker) execFn(id string) func(ctx context.Context, cmd []string) error
 	}
 }
 
+// specOf is the spec of the (init) container name.
 func specOf(p *corev1.Pod, name string) *corev1.Container {
-	for i := range p.Spec.Containers {
-		if p.Spec.Containers[i].Name == name {
-			return &p.Spec.Containers[i]
+	for _, cs := range [][]corev1.Container{p.Spec.Containers, p.Spec.InitContainers} {
+		for i := range cs {
+			if cs[i].Name == name {
+				return &cs[i]
+			}
 		}
 	}
 	return nil
@@ -523,6 +538,16 @@ func graceSeconds(p *corev1.Pod, _ *corev1.Container) int64 {
 		return *g
 	}
 	return corev1.DefaultTerminationGracePeriodSeconds
+}
+
+// isInit reports whether name is one of the pod's init containers.
+func isInit(p *corev1.Pod, name string) bool {
+	for _, c := range p.Spec.InitContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func copyBools(m map[string]bool) map[string]bool {

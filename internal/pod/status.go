@@ -17,15 +17,39 @@ type StatusInput struct {
 	SandboxMsg   string
 	StartTime    time.Time
 	Containers   []corev1.ContainerStatus
-	Now          time.Time
+	// InitContainers are the statuses of spec.initContainers, in order.
+	InitContainers []corev1.ContainerStatus
+	Now            time.Time
+}
+
+// initState says how far a pod's init containers are: the names of those
+// not completed yet, and whether one failed for good (restartPolicy Never).
+func initState(policy corev1.RestartPolicy, cs []corev1.ContainerStatus) (pending []string, failed bool) {
+	for _, c := range cs {
+		if t := c.State.Terminated; t != nil && t.ExitCode == 0 {
+			continue
+		}
+		pending = append(pending, c.Name)
+		if t := c.State.Terminated; t != nil && policy == corev1.RestartPolicyNever {
+			failed = true
+		}
+	}
+	return pending, failed
 }
 
 // BuildStatus computes phase, conditions and container statuses as the kubelet does.
 func BuildStatus(in StatusInput) corev1.PodStatus {
 	p := in.Pod
 	st := corev1.PodStatus{Phase: Phase(p.Spec.RestartPolicy, in.SandboxReady, in.Containers), HostIP: p.Status.HostIP,
-		HostIPs: p.Status.HostIPs, ContainerStatuses: in.Containers, QOSClass: corev1.PodQOSBestEffort,
-		StartTime: &metav1.Time{Time: in.StartTime.Truncate(time.Second)}}
+		HostIPs: p.Status.HostIPs, ContainerStatuses: in.Containers, InitContainerStatuses: in.InitContainers,
+		QOSClass: corev1.PodQOSBestEffort, StartTime: &metav1.Time{Time: in.StartTime.Truncate(time.Second)}}
+	initPending, initFailed := initState(p.Spec.RestartPolicy, in.InitContainers)
+	switch {
+	case initFailed:
+		st.Phase = corev1.PodFailed
+	case len(initPending) > 0:
+		st.Phase = corev1.PodPending
+	}
 	if p.Status.StartTime != nil {
 		st.StartTime = p.Status.StartTime
 	}
@@ -52,7 +76,8 @@ func BuildStatus(in StatusInput) corev1.PodStatus {
 		st.Conditions = append(st.Conditions, c)
 	}
 	cond(corev1.PodReadyToStartContainers, in.SandboxReady, "", "")
-	cond(corev1.PodInitialized, true, "", "")
+	cond(corev1.PodInitialized, len(initPending) == 0, "ContainersNotInitialized",
+		fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(initPending, " ")))
 	readyReason, readyMsg := "ContainersNotReady", fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
 	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
 		readyReason, readyMsg = "PodCompleted", ""

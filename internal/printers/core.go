@@ -188,7 +188,33 @@ func podCells(p *corev1.Pod, now time.Time) []any {
 	if p.Status.Reason != "" {
 		reason = p.Status.Reason
 	}
-	for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
+	initializing := false
+	for i, cs := range p.Status.InitContainerStatuses {
+		restarts += cs.RestartCount
+		if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(lastRestart) {
+			lastRestart = t.FinishedAt.Time
+		}
+		switch t, w := cs.State.Terminated, cs.State.Waiting; {
+		case t != nil && t.ExitCode == 0:
+			continue
+		case t != nil && t.Reason != "":
+			reason = "Init:" + t.Reason
+		case t != nil && t.Signal != 0:
+			reason = fmt.Sprintf("Init:Signal:%d", t.Signal)
+		case t != nil:
+			reason = fmt.Sprintf("Init:ExitCode:%d", t.ExitCode)
+		case w != nil && w.Reason != "" && w.Reason != "PodInitializing":
+			reason = "Init:" + w.Reason
+		default:
+			reason = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
+		}
+		initializing = true
+		break
+	}
+	if !initializing { // only the app containers' restarts count from here on, as kubectl prints
+		restarts, lastRestart = 0, time.Time{}
+	}
+	for i := len(p.Status.ContainerStatuses) - 1; i >= 0 && !initializing; i-- {
 		cs := p.Status.ContainerStatuses[i]
 		restarts += cs.RestartCount
 		if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(lastRestart) {

@@ -103,3 +103,29 @@ func TestServiceAccountAndReplicationControllerCells(t *testing.T) {
 		t.Errorf("replication controller columns %s", got)
 	}
 }
+
+func TestPodInitStatus(t *testing.T) {
+	now := time.Now()
+	pod := func(init ...corev1.ContainerStatus) *corev1.Pod {
+		p := &corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "a"}, {Name: "b"}}, Containers: []corev1.Container{{Name: "app"}}},
+			Status: corev1.PodStatus{Phase: corev1.PodPending, InitContainerStatuses: init,
+				ContainerStatuses: []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "PodInitializing"}}}}}}
+		return p
+	}
+	done := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	for _, tt := range []struct {
+		p    *corev1.Pod
+		want string
+	}{
+		{pod(corev1.ContainerStatus{Name: "a", State: running}, corev1.ContainerStatus{Name: "b"}), "Init:0/2"},
+		{pod(corev1.ContainerStatus{Name: "a", State: done}, corev1.ContainerStatus{Name: "b", State: running}), "Init:1/2"},
+		{pod(corev1.ContainerStatus{Name: "a", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}}, corev1.ContainerStatus{Name: "b"}), "Init:Error"},
+		{pod(corev1.ContainerStatus{Name: "a", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}, corev1.ContainerStatus{Name: "b"}), "Init:CrashLoopBackOff"},
+		{pod(corev1.ContainerStatus{Name: "a", State: done}, corev1.ContainerStatus{Name: "b", State: done}), "PodInitializing"},
+	} {
+		if got := podCells(tt.p, now)[2]; got != tt.want {
+			t.Errorf("STATUS = %v, want %s", got, tt.want)
+		}
+	}
+}

@@ -126,6 +126,32 @@ spec:
     targetPort: 8080
 `
 
+const volumesPod = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: site}
+data: {index.html: "hello from a configmap", GREETING: hi}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: vols}
+spec:
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: [sh, -c, "echo prepared > /work/ready"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: web
+    image: nginx
+    envFrom: [{configMapRef: {name: site}}]
+    volumeMounts:
+    - {name: html, mountPath: /usr/share/nginx/html}
+    - {name: work, mountPath: /work}
+  volumes:
+  - {name: html, configMap: {name: site}}
+  - {name: work, emptyDir: {}}
+`
+
 // TestContainerImages runs the tutorials' manifests unchanged with the CRI
 // runtime and svcnet's own containerd: images instead of commands, the
 // kubectl verbs on them, pods that outlive a restart of svcnet, and nothing
@@ -201,6 +227,19 @@ func TestContainerImages(t *testing.T) {
 	if body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", pfPort)); err != nil || !strings.Contains(body, "Welcome to nginx!") {
 		t.Errorf("kubectl port-forward: %q, %v", body, err)
 	}
+
+	// An init container, a ConfigMap as files and as env, an emptyDir both containers share.
+	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "vols.yaml"), volumesPod, 0o644))
+	waitKubectl(t, c, "vols running", 120*time.Second, func(s string) bool { return s == "Completed Running" },
+		"get", "pod", "vols", "-o", "jsonpath={.status.initContainerStatuses[0].state.terminated.reason} {.status.phase}")
+	if out := c.must("exec", "vols", "--", "sh", "-c", "cat /work/ready; echo $GREETING"); out != "prepared\nhi\n" {
+		t.Errorf("init container's file and envFrom: %q", out)
+	}
+	volIP := strings.TrimSpace(c.must("get", "pod", "vols", "-o", "jsonpath={.status.podIP}"))
+	if body, err := httpGet("http://" + volIP + "/"); err != nil || body != "hello from a configmap" {
+		t.Errorf("nginx serving the ConfigMap volume: %q, %v", body, err)
+	}
+	c.must("delete", "pod", "vols")
 
 	// Restarting svcnet restarts no pod and keeps a connection through the cluster IP.
 	waitKubectl(t, c, "netexec ready", 120*time.Second, func(s string) bool { return s == "True" },
