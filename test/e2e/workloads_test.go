@@ -170,6 +170,8 @@ func TestWorkloads(t *testing.T) {
 		t.Errorf("job selector uid/job uid: %q", got)
 	}
 
+	t.Logf("kubectl get sts,ds,job -o wide:\n%s", c.must("get", "sts,ds,job", "-o", "wide"))
+
 	// Deleting the owners deletes their pods.
 	c.must("delete", "sts", "web", "--wait=false")
 	c.must("delete", "ds", "node-agent", "--wait=false")
