@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -100,14 +101,35 @@ func (c *Controller) settled(key string) bool {
 	return false
 }
 
-// newPod builds a pod of j from its template.
-func newPod(j *batchv1.Job) *corev1.Pod {
+// newPod builds a pod of j from its template; index >= 0 is its completion
+// index (Indexed jobs), given as Kubernetes does.
+func newPod(j *batchv1.Job, index int) *corev1.Pod {
 	t := true
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: j.Name + "-", Namespace: j.Namespace,
 		Labels: maps.Clone(j.Spec.Template.Labels), Annotations: maps.Clone(j.Spec.Template.Annotations),
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID,
 			Controller: &t, BlockOwnerDeletion: &t}}},
 		Spec: *j.Spec.Template.Spec.DeepCopy()}
+	if index < 0 {
+		return p
+	}
+	ix := strconv.Itoa(index)
+	p.GenerateName = j.Name + "-" + ix + "-"
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Labels[batchv1.JobCompletionIndexAnnotation], p.Annotations[batchv1.JobCompletionIndexAnnotation] = ix, ix
+	p.Spec.Hostname = j.Name + "-" + ix
+	env := corev1.EnvVar{Name: "JOB_COMPLETION_INDEX", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+		FieldPath: "metadata.annotations['" + batchv1.JobCompletionIndexAnnotation + "']"}}}
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			cs[i].Env = append(cs[i].Env, env)
+		}
+	}
 	return p
 }
 
@@ -157,7 +179,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.mu.Unlock()
 	}
 	for i := 0; i < d.create; i++ {
-		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(j), metav1.CreateOptions{})
+		index := -1
+		if i < len(d.indexes) {
+			index = d.indexes[i]
+		}
+		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(j, index), metav1.CreateOptions{})
 		if err != nil {
 			c.observe(key, d.create-i)
 			c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)

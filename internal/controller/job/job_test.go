@@ -177,3 +177,39 @@ func TestJobFailsPastBackoffLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexes(t *testing.T) {
+	set := map[int]bool{}
+	for _, i := range parseIndexes("0,2-4,7,9-12", 11) {
+		set[i] = true
+	}
+	if got := formatIndexes(set); got != "0,2-4,7,9-10" {
+		t.Errorf("round trip = %q", got)
+	}
+}
+
+func TestIndexedJob(t *testing.T) {
+	j := newJob("idx", 3, 2, 6)
+	mode := batchv1.IndexedCompletion
+	j.Spec.CompletionMode = &mode
+	// Index 1 fails once; every other pod succeeds.
+	failedOne := false
+	c, st := runJob(t, j, func(p *corev1.Pod) corev1.PodPhase {
+		if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "1" && !failedOne {
+			failedOne = true
+			return corev1.PodFailed
+		}
+		return corev1.PodSucceeded
+	}, func(st batchv1.JobStatus) bool { return conds(st) == "SuccessCriteriaMet,Complete" })
+	if st.CompletedIndexes != "0-2" || st.Succeeded != 3 || st.Failed != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	list, _ := c.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+	for _, p := range list.Items {
+		ix := p.Annotations[batchv1.JobCompletionIndexAnnotation]
+		if p.Labels[batchv1.JobCompletionIndexAnnotation] != ix || p.Spec.Hostname != "idx-"+ix || !strings.HasPrefix(p.Name, "idx-"+ix+"-") ||
+			p.Spec.Containers[0].Env[0].Name != "JOB_COMPLETION_INDEX" {
+			t.Fatalf("indexed pod %s: hostname %q labels %v env %v", p.Name, p.Spec.Hostname, p.Labels, p.Spec.Containers[0].Env)
+		}
+	}
+}

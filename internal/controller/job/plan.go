@@ -3,13 +3,17 @@
 // one has and none run), recreates failed pods after an exponential back-off,
 // fails the Job past backoffLimit or activeDeadlineSeconds, honours suspend and
 // ttlSecondsAfterFinished, and reports status and the conditions of v1.31+
-// (SuccessCriteriaMet then Complete; FailureTarget then Failed). Pods are counted
+// (SuccessCriteriaMet then Complete; FailureTarget then Failed); Indexed jobs give
+// each pod a completion index (annotation, label, JOB_COMPLETION_INDEX, hostname
+// <job>-<index>) and report completedIndexes. Pods are counted
 // from the cache (no job-tracking finalizers); the counts never go down. The plan
 // is a pure function; the controller applies it.
 package job
 
 import (
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -39,6 +43,7 @@ const (
 // decision is what one sync does.
 type decision struct {
 	create    int
+	indexes   []int // Indexed jobs: the completion index of each pod to create
 	del       []*corev1.Pod
 	status    batchv1.JobStatus
 	requeue   time.Duration // sync again after this (back-off, deadline, TTL)
@@ -154,6 +159,19 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 		}
 	}
 	st.Succeeded, st.Failed = max(st.Succeeded, succeeded), max(st.Failed, failed)
+	indexed := j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion && j.Spec.Completions != nil
+	done := map[int]bool{}
+	if indexed {
+		for _, i := range parseIndexes(st.CompletedIndexes, int(*j.Spec.Completions)) {
+			done[i] = true
+		}
+		for _, p := range pods {
+			if i, ok := podIndex(p, int(*j.Spec.Completions)); ok && p.Status.Phase == corev1.PodSucceeded {
+				done[i] = true
+			}
+		}
+		st.CompletedIndexes, st.Succeeded = formatIndexes(done), int32(len(done))
+	}
 	st.Active, st.Ready, st.Terminating = int32(len(active)), &ready, &terminating
 	stopAll := func() {
 		d.del = append(d.del, active...)
@@ -205,13 +223,13 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 	}
 
 	// Success: completions pods succeeded, or (a work queue) one did and none run.
-	var done bool
+	var complete bool
 	if j.Spec.Completions != nil {
-		done = st.Succeeded >= *j.Spec.Completions
+		complete = st.Succeeded >= *j.Spec.Completions
 	} else {
-		done = st.Succeeded > 0 && len(active) == 0
+		complete = st.Succeeded > 0 && len(active) == 0
 	}
-	if done || isTrue(st, batchv1.JobSuccessCriteriaMet) {
+	if complete || isTrue(st, batchv1.JobSuccessCriteriaMet) {
 		if !isTrue(st, batchv1.JobSuccessCriteriaMet) {
 			setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reasonCompletions, messageCompletions, mnow)
 		}
@@ -257,6 +275,71 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 			return d
 		}
 		d.create = int(want - n)
+		if indexed {
+			running := map[int]bool{}
+			for _, p := range active {
+				if i, ok := podIndex(p, int(*j.Spec.Completions)); ok {
+					running[i] = true
+				}
+			}
+			for i := 0; i < int(*j.Spec.Completions) && len(d.indexes) < d.create; i++ {
+				if !done[i] && !running[i] {
+					d.indexes = append(d.indexes, i)
+				}
+			}
+			d.create = len(d.indexes)
+		}
 	}
 	return d
+}
+
+// podIndex reads a pod's completion index, if valid for completions.
+func podIndex(p *corev1.Pod, completions int) (int, bool) {
+	i, err := strconv.Atoi(p.Annotations[batchv1.JobCompletionIndexAnnotation])
+	return i, err == nil && i >= 0 && i < completions
+}
+
+// parseIndexes reads status.completedIndexes ("1,3-5"), keeping indexes below completions.
+func parseIndexes(s string, completions int) []int {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			continue
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				continue
+			}
+		}
+		for i := a; i <= b && i < completions; i++ {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// formatIndexes writes a set of indexes as Kubernetes does: sorted, runs as ranges.
+func formatIndexes(set map[int]bool) string {
+	var idx []int
+	for i := range set {
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	var parts []string
+	for k := 0; k < len(idx); {
+		e := k
+		for e+1 < len(idx) && idx[e+1] == idx[e]+1 {
+			e++
+		}
+		if e == k {
+			parts = append(parts, strconv.Itoa(idx[k]))
+		} else {
+			parts = append(parts, strconv.Itoa(idx[k])+"-"+strconv.Itoa(idx[e]))
+		}
+		k = e + 1
+	}
+	return strings.Join(parts, ",")
 }
