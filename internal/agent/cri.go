@@ -114,7 +114,7 @@ func (a *Agent) newCRIRuntime(ctx context.Context, svc *criServices, base podRun
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: a.o.NodeName})
 	return cri.New(cri.Options{Runtime: svc.runtime, Images: svc.images, Root: a.o.RootDir, ClusterDNS: a.o.ClusterDNS,
 		Zone: a.o.DNSZone, HostResolv: base.host, ServiceEnv: base.serviceEnv,
-		Objects: apiObjects{a},
+		Objects: base.objects,
 		Secret: func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 			return a.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		},

@@ -96,8 +96,16 @@ var (
 	_ podRuntime = (*cri.Runtime)(nil)
 )
 
-// apiObjects reads ConfigMaps and Secrets for pods' env and volumes from the API.
-type apiObjects struct{ a *Agent }
+// apiObjects reads ConfigMaps and Secrets for pods' env and volumes from the
+// API, and requests their service account tokens.
+type apiObjects struct {
+	a      *Agent
+	tokens *tokenCache
+}
+
+func (o apiObjects) Token(p *corev1.Pod, audience string, seconds int64) (string, error) {
+	return o.tokens.token(p, audience, seconds)
+}
 
 func (o apiObjects) ConfigMap(ns, name string) (*corev1.ConfigMap, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -113,6 +121,7 @@ func (o apiObjects) Secret(ns, name string) (*corev1.Secret, error) {
 
 // podRuntimeOptions are what both runtimes get from the agent.
 type podRuntimeOptions struct {
+	objects    apiObjects
 	host       pod.HostResolv
 	serviceEnv func(ns string, links bool) []corev1.EnvVar
 	changed    func(uid types.UID)
@@ -138,7 +147,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 	services := svcFactory.Core().V1().Services().Lister()
 	svcInf := svcFactory.Core().V1().Services().Informer()
 	status := newStatusWriter(a, inf.GetStore())
-	base := podRuntimeOptions{host: host,
+	base := podRuntimeOptions{host: host, objects: apiObjects{a: a, tokens: newTokenCache(a)},
 		serviceEnv: func(ns string, links bool) []corev1.EnvVar { return serviceEnv(services, ns, links) },
 		changed:    status.mark,
 		terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) }}
@@ -170,7 +179,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 			return nil, nil, err
 		}
 		prt, err := runtime.New(runtime.Options{Root: root, Net: net, ClusterDNS: a.o.ClusterDNS, Zone: a.o.DNSZone, HostResolv: host,
-			ServiceEnv: base.serviceEnv, Objects: apiObjects{a}, Changed: base.changed, Terminated: base.terminated,
+			ServiceEnv: base.serviceEnv, Objects: base.objects, Changed: base.changed, Terminated: base.terminated,
 			BinDir: binDir, Log: log, Now: a.o.Now})
 		if err != nil {
 			return nil, nil, err

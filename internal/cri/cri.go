@@ -30,6 +30,9 @@ import (
 // exits (the kubelet's PLEG relists every second too).
 const relistPeriod = time.Second
 
+// defaultLogMaxSize is where container logs are rotated (the kubelet's containerLogMaxSize).
+const defaultLogMaxSize = 10 << 20
+
 // resyncPeriod bounds how long a pod goes without a sync.
 const resyncPeriod = 10 * time.Second
 
@@ -53,6 +56,8 @@ type Options struct {
 	Changed func(uid types.UID)
 	// Terminated is called once a deleted pod's containers and sandbox are gone.
 	Terminated func(uid types.UID, namespace, name string)
+	// LogMaxSize is the size at which a container's log is rotated (one rotation kept).
+	LogMaxSize int64
 	Log        *slog.Logger
 	Now        func() time.Time
 }
@@ -78,6 +83,9 @@ func New(o Options) (*Runtime, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.LogMaxSize == 0 {
+		o.LogMaxSize = defaultLogMaxSize
 	}
 	if o.Now == nil {
 		o.Now = time.Now

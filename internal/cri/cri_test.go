@@ -2,6 +2,9 @@ package cri
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -81,6 +84,20 @@ func TestRuntimeRunsRestartsAndDeletes(t *testing.T) {
 		h.rs.Unlock()
 		if cfg.Image.Image != "nginx:1.17.1" {
 			t.Errorf("container image = %q", cfg.Image.Image)
+		}
+
+		// A log past LogMaxSize is rotated and the runtime reopens it.
+		log := filepath.Join(h.rt.o.Root, "pods", string(p.UID), "logs", logPath("web", 0))
+		if err := os.MkdirAll(filepath.Dir(log), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(log, make([]byte, h.rt.o.LogMaxSize), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(resyncPeriod)
+		synctest.Wait()
+		if _, err := os.Stat(log + ".1"); err != nil || !slices.Contains(h.rs.GetCalls(), "ReopenContainerLog") {
+			t.Fatalf("log not rotated: %v, calls %v", err, h.rs.GetCalls())
 		}
 
 		// The first crash restarts at once (the relist notices within a second).

@@ -161,6 +161,7 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	w.mu.Unlock()
 	a := plan(in)
 	w.act(ctx, p, obs, a)
+	w.rotateLogs(ctx, obs)
 	if len(a.start) == 0 && len(obs.containers) > 0 && len(p.Spec.Volumes) > 0 {
 		if _, err := w.volumes(p); err != nil { // ConfigMap and Secret changes reach running pods
 			w.log().Warn("refreshing the pod's volumes failed", "err", err)
@@ -187,6 +188,26 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	}
 	w.mu.Unlock()
 	return next, false
+}
+
+// rotateLogs rotates the logs of running containers grown past LogMaxSize,
+// as the kubelet's log manager does: the file becomes <file>.1 (replacing the
+// older one) and the runtime reopens its log.
+func (w *worker) rotateLogs(ctx context.Context, obs observed) {
+	for _, c := range obs.containers {
+		if c.state != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		path := filepath.Join(w.dir, "logs", logPath(c.name, c.attempt))
+		if st, err := os.Stat(path); err != nil || st.Size() < w.r.o.LogMaxSize {
+			continue
+		}
+		if err := os.Rename(path, path+".1"); err != nil {
+			w.log().Warn("rotating a container log failed", "container", c.name, "err", err)
+			continue
+		}
+		w.callErr("reopen the container log", w.r.o.Runtime.ReopenContainerLog(ctx, c.id))
+	}
 }
 
 // computeBackoff sets the restart back-off of containers that ended since the last sync.

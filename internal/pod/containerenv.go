@@ -10,11 +10,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// Objects reads the ConfigMaps and Secrets a pod's env and volumes refer to
-// (the agent reads them from the API).
+// Objects reads the ConfigMaps and Secrets a pod's env and volumes refer to,
+// and the service account tokens its projected volumes hold (the agent reads
+// them from the API).
 type Objects interface {
 	ConfigMap(namespace, name string) (*corev1.ConfigMap, error)
 	Secret(namespace, name string) (*corev1.Secret, error)
+	// Token is a token of the pod's service account for audience (empty:
+	// the API server's), valid for about seconds and bound to the pod.
+	Token(p *corev1.Pod, audience string, seconds int64) (string, error)
 }
 
 // configMapData returns a ConfigMap's keys as bytes (data and binaryData);

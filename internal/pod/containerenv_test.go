@@ -1,6 +1,8 @@
 package pod
 
 import (
+	"errors"
+	"fmt"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"slices"
 	"strings"
@@ -77,6 +79,13 @@ func (f fakeObjects) ConfigMap(ns, name string) (*corev1.ConfigMap, error) {
 	return nil, apierrors.NewNotFound(corev1.Resource("configmaps"), name)
 }
 
+func (f fakeObjects) Token(p *corev1.Pod, audience string, seconds int64) (string, error) {
+	if p.Spec.ServiceAccountName == "" {
+		return "", errors.New("no service account")
+	}
+	return fmt.Sprintf("token:%s/%s:%s:%d", p.Namespace, p.Spec.ServiceAccountName, audience, seconds), nil
+}
+
 func (f fakeObjects) Secret(ns, name string) (*corev1.Secret, error) {
 	if s, ok := f.secrets[ns+"/"+name]; ok {
 		return s, nil
@@ -140,7 +149,8 @@ func TestContainerEnvSources(t *testing.T) {
 }
 
 func TestVolumeFiles(t *testing.T) {
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"b": "2", "a": "1"}}}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"b": "2", "a": "1"}},
+		Spec: corev1.PodSpec{ServiceAccountName: "robot"}}
 	src := fakeObjects{
 		cms:     map[string]*corev1.ConfigMap{"ns/cfg": {Data: map[string]string{"app.conf": "x=1", "other": "y"}}},
 		secrets: map[string]*corev1.Secret{"ns/tls": {Data: map[string][]byte{"tls.crt": []byte("CERT"), "tls.key": []byte("KEY")}}},
@@ -184,6 +194,12 @@ func TestVolumeFiles(t *testing.T) {
 			v: corev1.Volume{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"},
 				Items: []corev1.KeyToPath{{Key: "other", Path: "../x"}}}}},
 			wantErr: "may not contain '..'"},
+		{name: "projected service account token, ca.crt and namespace (kube-api-access)",
+			v: corev1.Volume{Name: "kube-api-access-x", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{DefaultMode: m(0o644), Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: func() *int64 { v := int64(3607); return &v }()}},
+				{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}, Items: []corev1.KeyToPath{{Key: "other", Path: "ca.crt"}}}},
+				{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}}}}}},
+			want: map[string]File{"token": {[]byte("token:ns/robot::3607"), 0o644}, "ca.crt": {[]byte("y"), 0o644}, "namespace": {[]byte("ns"), 0o644}}},
 		{name: "emptyDir holds no files", v: corev1.Volume{Name: "e", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 	}
 	for _, tt := range tests {

@@ -45,7 +45,7 @@ func VolumeFiles(p *corev1.Pod, v corev1.Volume, src Objects) (map[string]File, 
 			case s.DownwardAPI != nil:
 				err = addDownward(out, p, s.DownwardAPI.Items, def)
 			case s.ServiceAccountToken != nil:
-				err = fmt.Errorf("volume %q: serviceAccountToken projections are not supported by svcnet yet", v.Name)
+				err = addToken(out, p, s.ServiceAccountToken, def, src)
 			default:
 				err = fmt.Errorf("volume %q: unsupported projected source", v.Name)
 			}
@@ -110,6 +110,26 @@ func addSecret(out map[string]File, p *corev1.Pod, name string, items []corev1.K
 		return err
 	}
 	return addKeys(out, data, items, def, "secret", name)
+}
+
+// defaultTokenSeconds is a projected token's lifetime when the spec gives none (Kubernetes' default).
+const defaultTokenSeconds = 3600
+
+// addToken adds a service account token bound to the pod.
+func addToken(out map[string]File, p *corev1.Pod, t *corev1.ServiceAccountTokenProjection, def os.FileMode, src Objects) error {
+	if src == nil {
+		return fmt.Errorf("serviceAccountToken: no token source in this runtime")
+	}
+	seconds := int64(defaultTokenSeconds)
+	if t.ExpirationSeconds != nil {
+		seconds = *t.ExpirationSeconds
+	}
+	tok, err := src.Token(p, t.Audience, seconds)
+	if err != nil {
+		return fmt.Errorf("serviceAccountToken: %w", err)
+	}
+	out[t.Path] = File{Data: []byte(tok), Mode: def}
+	return nil
 }
 
 // addDownward adds downward API files: pod fields, labels and annotations.
