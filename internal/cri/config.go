@@ -20,18 +20,6 @@ const (
 	annoRestartCount   = "io.kubernetes.container.restartCount"
 )
 
-// hostname is the pod's hostname (spec.hostname or its name, at most 63 characters).
-func hostname(p *corev1.Pod) string {
-	h := p.Spec.Hostname
-	if h == "" {
-		h = p.Name
-	}
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-.")
-	}
-	return h
-}
-
 // dnsConfig turns the pod's resolv.conf (as the process runtime writes it) into CRI's form.
 func dnsConfig(resolv string) *runtimeapi.DNSConfig {
 	d := &runtimeapi.DNSConfig{}
@@ -66,7 +54,7 @@ func sandboxConfig(p *corev1.Pod, attempt uint32, logDir, resolv string) *runtim
 	}
 	c := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: string(p.UID), Attempt: attempt},
-		Hostname:     hostname(p),
+		Hostname:     pod.Hostname(p),
 		LogDirectory: logDir,
 		DnsConfig:    dnsConfig(resolv),
 		Labels:       labels,

@@ -161,3 +161,16 @@ func Hosts(p *corev1.Pod, podIP, zone string) string {
 	}
 	return b.String()
 }
+
+// Hostname is the pod's hostname: spec.hostname or its name, cut to 63
+// characters (a DNS label).
+func Hostname(p *corev1.Pod) string {
+	h := p.Spec.Hostname
+	if h == "" {
+		h = p.Name
+	}
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-.")
+	}
+	return h
+}

@@ -18,7 +18,7 @@ func (w *podWorker) containerEnv(c corev1.Container) ([]string, error) {
 	if w.r.o.BinDir != "" {
 		path = w.r.o.BinDir + ":" + path
 	}
-	base := []corev1.EnvVar{{Name: "PATH", Value: path}, {Name: "HOSTNAME", Value: hostname(p)}}
+	base := []corev1.EnvVar{{Name: "PATH", Value: path}, {Name: "HOSTNAME", Value: pod.Hostname(p)}}
 	links := p.Spec.EnableServiceLinks == nil || *p.Spec.EnableServiceLinks
 	return pod.ContainerEnv(p, ip.String(), base, w.r.o.ServiceEnv(p.Namespace, links), c, w.r.o.Objects)
 }

@@ -218,24 +218,12 @@ func (w *podWorker) setupNetwork(ctx context.Context) (netip.Addr, bool) {
 	}
 }
 
-// hostname is the pod's hostname (spec.hostname or its name, at most 63 characters).
-func hostname(p *corev1.Pod) string {
-	h := p.Spec.Hostname
-	if h == "" {
-		h = p.Name
-	}
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-.")
-	}
-	return h
-}
-
 // spec builds the helper spec of a process in container c running argv with env.
 func (w *podWorker) spec(c *container, argv, env []string) initSpec {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return initSpec{Netns: netnsPath(w.netns), Resolv: filepath.Join(w.dir, "resolv.conf"), Hosts: filepath.Join(w.dir, "hosts"),
-		Hostname: hostname(w.pod), Dir: c.spec.WorkingDir, Argv: argv, Env: env}
+		Hostname: pod.Hostname(w.pod), Dir: c.spec.WorkingDir, Argv: argv, Env: env}
 }
 
 func netnsPath(name string) string {
