@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/cronjob"
 	"github.com/svcnet/svcnet/internal/controller/daemonset"
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/gc"
@@ -78,6 +79,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		sets := statefulset.New(client, factory, recorder, o.Log)
 		daemons := daemonset.New(client, factory, recorder, o.Log)
 		jobs := job.New(client, factory, recorder, o.Log)
+		cronJobs := cronjob.New(client, factory, recorder, o.Log)
 		sched := scheduler.New(client, factory, recorder, o.Log)
 		collector := gc.New(client, factory, o.Log)
 		nodes := nodelifecycle.New(client, factory, recorder, o.NodeMonitorGracePeriod, o.Log)
@@ -96,6 +98,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		go sets.Run(ctx, o.Workers)
 		go daemons.Run(ctx, o.Workers)
 		go jobs.Run(ctx, o.Workers)
+		go cronJobs.Run(ctx, 1)
 		go sched.Run(ctx, 1)
 		go collector.Run(ctx, 2)
 		go nodes.Run(ctx, 2)

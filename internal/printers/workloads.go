@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 )
 
-// StatefulSets, DaemonSets and Jobs, with the columns of Kubernetes' printers.
+// StatefulSets, DaemonSets, Jobs and CronJobs, with the columns of Kubernetes' printers.
 func init() {
 	register("StatefulSet", []column{{"Name", "string", false}, {"Ready", "string", false}, {"Age", "string", false},
 		{"Containers", "string", true}, {"Images", "string", true}},
@@ -44,6 +44,32 @@ func init() {
 			j := o.(*batchv1.Job)
 			c, i := containersAndImages(j.Spec.Template.Spec.Containers)
 			return []any{j.Name, jobStatus(j), jobCompletions(j), jobDuration(j, now), age(j.CreationTimestamp, now), c, i, selectorString(j.Spec.Selector)}
+		})
+	register("CronJob", []column{{"Name", "string", false}, {"Schedule", "string", false}, {"Timezone", "string", false},
+		{"Suspend", "boolean", false}, {"Active", "integer", false}, {"Last Schedule", "string", false}, {"Age", "string", false},
+		{"Containers", "string", true}, {"Images", "string", true}, {"Selector", "string", true}},
+		func(o runtime.Object, now time.Time) []any {
+			cj := o.(*batchv1.CronJob)
+			tz, suspend, last := none, "<unset>", none
+			if cj.Spec.TimeZone != nil {
+				tz = *cj.Spec.TimeZone
+			}
+			if cj.Spec.Suspend != nil {
+				suspend = "False"
+				if *cj.Spec.Suspend {
+					suspend = "True"
+				}
+			}
+			if cj.Status.LastScheduleTime != nil {
+				last = age(*cj.Status.LastScheduleTime, now)
+			}
+			t := &cj.Spec.JobTemplate.Spec
+			c, i := containersAndImages(t.Template.Spec.Containers)
+			sel := none
+			if t.Selector != nil {
+				sel = selectorString(t.Selector)
+			}
+			return []any{cj.Name, cj.Spec.Schedule, tz, suspend, int64(len(cj.Status.Active)), last, age(cj.CreationTimestamp, now), c, i, sel}
 		})
 }
 

@@ -81,3 +81,23 @@ func TestWorkloadCells(t *testing.T) {
 		}
 	}
 }
+
+func TestCronJobCells(t *testing.T) {
+	created := metav1.NewTime(time.Now().Add(-10 * time.Minute))
+	last := metav1.NewTime(time.Now().Add(-2 * time.Minute))
+	f, tz := false, "Europe/Paris"
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "tick", CreationTimestamp: created},
+		Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", Suspend: &f, JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}}}},
+		Status: batchv1.CronJobStatus{Active: []corev1.ObjectReference{{Name: "tick-1"}}, LastScheduleTime: &last}}
+	if got := fmt.Sprint(cells(t, "CronJob", cj)); got != "[tick */5 * * * * <none> False 1 2m 10m c busybox <none>]" {
+		t.Errorf("cronjob row %s", got)
+	}
+	cj.Spec.TimeZone, cj.Status = &tz, batchv1.CronJobStatus{}
+	if got := fmt.Sprint(cells(t, "CronJob", cj)[2:6]); got != "[Europe/Paris False 0 <none>]" {
+		t.Errorf("cronjob cells %s", got)
+	}
+	if got := columnNames("CronJob", false); got != "[Name Schedule Timezone Suspend Active Last Schedule Age]" {
+		t.Errorf("cronjob columns %s", got)
+	}
+}

@@ -145,6 +145,10 @@ func Default() *Registry {
 				return fields.Set{"status.successful": strconv.Itoa(int(o.(*batchv1.Job).Status.Succeeded))}
 			},
 			Strategy: jobStrategy{Generic{Namespaced: true, Name: sub, Default: defaultJob, Check: validateJob, CheckUpdate: validateJobUpdate}}},
+		&Resource{Group: "batch", Version: "v1", Resource: "cronjobs", Singular: "cronjob", Kind: "CronJob", Namespaced: true,
+			ShortNames: []string{"cj"}, Categories: []string{"all"}, HasStatus: true, HasSpec: true,
+			New: func() runtime.Object { return &batchv1.CronJob{} }, NewList: func() runtime.Object { return &batchv1.CronJobList{} },
+			Strategy: namespaced(sub, defaultCronJob, validateCronJob)},
 		&Resource{Group: "networking.k8s.io", Version: "v1", Resource: "ingresses", Singular: "ingress", Kind: "Ingress", Namespaced: true,
 			ShortNames: []string{"ing"}, HasStatus: true, HasSpec: true,
 			New: func() runtime.Object { return &networkingv1.Ingress{} }, NewList: func() runtime.Object { return &networkingv1.IngressList{} },

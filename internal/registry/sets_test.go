@@ -20,7 +20,7 @@ func template(restart corev1.RestartPolicy) corev1.PodTemplateSpec {
 
 func strategy(resource string) Strategy {
 	group := "apps"
-	if resource == "jobs" {
+	if resource == "jobs" || resource == "cronjobs" {
 		group = "batch"
 	}
 	return Default().Get(schema.GroupResource{Group: group, Resource: resource}).Strategy
@@ -177,5 +177,40 @@ func TestJobDefaultsSelectorAndValidation(t *testing.T) {
 	if errs := s.ValidateUpdate(j, old).ToAggregate(); errs == nil || !strings.Contains(errs.Error(), "spec.template: Invalid value") ||
 		!strings.Contains(errs.Error(), "field is immutable") {
 		t.Errorf("template update: %v", errs)
+	}
+}
+
+func TestCronJobDefaultsAndValidation(t *testing.T) {
+	s := strategy("cronjobs")
+	base := func() *batchv1.CronJob {
+		cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "tick", Namespace: "x"},
+			Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: template(corev1.RestartPolicyOnFailure)}}}}
+		s.PrepareForCreate(cj)
+		return cj
+	}
+	d := base().Spec
+	if d.ConcurrencyPolicy != batchv1.AllowConcurrent || *d.Suspend || *d.SuccessfulJobsHistoryLimit != 3 || *d.FailedJobsHistoryLimit != 1 {
+		t.Errorf("defaults: %+v", d)
+	}
+	cases := []struct {
+		name string
+		mut  func(*batchv1.CronJob)
+		want string
+	}{
+		{"valid", func(*batchv1.CronJob) {}, ""},
+		{"bad schedule", func(cj *batchv1.CronJob) { cj.Spec.Schedule = "* * *" }, `spec.schedule: Invalid value: "* * *": expected exactly 5 fields, found 3: [* * *]`},
+		{"no schedule", func(cj *batchv1.CronJob) { cj.Spec.Schedule = "" }, "spec.schedule: Required value"},
+		{"long name", func(cj *batchv1.CronJob) { cj.Name = strings.Repeat("a", 53) }, "must be no more than 52 characters"},
+		{"bad policy", func(cj *batchv1.CronJob) { cj.Spec.ConcurrencyPolicy = "Sometimes" },
+			`spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Allow", "Forbid", "Replace"`},
+		{"restart always", func(cj *batchv1.CronJob) {
+			cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
+		},
+			`spec.jobTemplate.spec.template.spec.restartPolicy: Unsupported value: "Always"`},
+	}
+	for _, c := range cases {
+		cj := base()
+		c.mut(cj)
+		checkErrors(t, c.name, s, cj, c.want)
 	}
 }

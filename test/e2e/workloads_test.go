@@ -67,8 +67,8 @@ spec:
 
 // TestWorkloads runs a StatefulSet behind a headless Service (stable names that
 // resolve through the agent's cluster DNS, a deleted pod coming back under its
-// name), a DaemonSet on the node, and a Job from `kubectl create job` to
-// completion, with pods as processes of this machine.
+// name), a DaemonSet on the node, a Job from `kubectl create job` to completion
+// and a CronJob's Job made by hand, with pods as processes of this machine.
 func TestWorkloads(t *testing.T) {
 	requireCNI(t)
 	dir := t.TempDir()
@@ -170,12 +170,22 @@ func TestWorkloads(t *testing.T) {
 		t.Errorf("job selector uid/job uid: %q", got)
 	}
 
-	t.Logf("kubectl get sts,ds,job -o wide:\n%s", c.must("get", "sts,ds,job", "-o", "wide"))
+	// A CronJob, and a Job made from it by hand.
+	c.must("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *", "--", "echo", "tick")
+	rows = wantHeader(t, c.must("get", "cj", "tick"), "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE")
+	if len(rows) != 1 || strings.Join(rows[0][1:10], " ") != "*/5 * * * * <none> False 0 <none>" {
+		t.Fatalf("get cj rows %v", rows)
+	}
+	c.must("create", "job", "tick-now", "--from=cronjob/tick")
+	c.must("wait", "--for=condition=complete", "job/tick-now", "--timeout=60s")
+
+	t.Logf("kubectl get sts,ds,job,cj -o wide:\n%s", c.must("get", "sts,ds,job,cj", "-o", "wide"))
 
 	// Deleting the owners deletes their pods.
 	c.must("delete", "sts", "web", "--wait=false")
 	c.must("delete", "ds", "node-agent", "--wait=false")
 	c.must("delete", "job", "hello", "--wait=false")
+	c.must("delete", "cronjob", "tick", "--wait=false")
 	waitKubectl(t, c, "owned pods gone", 60*time.Second, func(o string) bool { return strings.TrimSpace(o) == "" },
 		"get", "pods", "-o", "name")
 }

@@ -1,8 +1,9 @@
 // Package gc deletes objects whose owners are gone (background cascading
 // deletion through ownerReferences): pods of deleted ReplicaSets,
 // ReplicationControllers, StatefulSets, DaemonSets and Jobs, ReplicaSets of
-// deleted Deployments, EndpointSlices of deleted Services. An owner missing from the cache is confirmed with a live read
-// before anything is deleted.
+// deleted Deployments, Jobs of deleted CronJobs, EndpointSlices of deleted
+// Services. An owner missing from the cache is confirmed with a live read before
+// anything is deleted.
 package gc
 
 import (
@@ -59,6 +60,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	add("ReplicaSet", factory.Apps().V1().ReplicaSets().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
 		return client.AppsV1().ReplicaSets(ns).Delete(ctx, n, o)
 	})
+	add("Job", factory.Batch().V1().Jobs().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
+		return client.BatchV1().Jobs(ns).Delete(ctx, n, o)
+	})
 	add("EndpointSlice", factory.Discovery().V1().EndpointSlices().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
 		return client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, n, o)
 	})
@@ -93,6 +97,13 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		},
 		"Job": func(ctx context.Context, ns, n string) (types.UID, error) {
 			o, err := client.BatchV1().Jobs(ns).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return o.UID, nil
+		},
+		"CronJob": func(ctx context.Context, ns, n string) (types.UID, error) {
+			o, err := client.BatchV1().CronJobs(ns).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
 				return "", err
 			}
@@ -136,7 +147,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 	for _, inf := range []cache.SharedIndexInformer{factory.Apps().V1().Deployments().Informer(),
 		factory.Apps().V1().ReplicaSets().Informer(), factory.Core().V1().ReplicationControllers().Informer(),
 		factory.Apps().V1().StatefulSets().Informer(), factory.Apps().V1().DaemonSets().Informer(), factory.Batch().V1().Jobs().Informer(),
-		factory.Core().V1().Services().Informer()} {
+		factory.Batch().V1().CronJobs().Informer(), factory.Core().V1().Services().Informer()} {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: onOwnerDelete})
 	}
 	return c
