@@ -1,6 +1,10 @@
 package registry
 
 import (
+	"path"
+	"slices"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -89,35 +93,67 @@ func ValidatePodSpec(s *corev1.PodSpec, fp *field.Path) field.ErrorList {
 	if len(s.Containers) == 0 {
 		errs = append(errs, field.Required(fp.Child("containers"), ""))
 	}
+	// Volume names become directory names on the node: DNS labels, as Kubernetes requires.
+	volumes := sets.New[string]()
+	for i, v := range s.Volumes {
+		vp := fp.Child("volumes").Index(i).Child("name")
+		switch {
+		case v.Name == "":
+			errs = append(errs, field.Required(vp, ""))
+		case volumes.Has(v.Name):
+			errs = append(errs, field.Duplicate(vp, v.Name))
+		default:
+			for _, msg := range validation.IsDNS1123Label(v.Name) {
+				errs = append(errs, field.Invalid(vp, v.Name, msg))
+			}
+		}
+		volumes.Insert(v.Name)
+	}
 	names := sets.New[string]()
-	for i, c := range s.Containers {
-		cp := fp.Child("containers").Index(i)
-		if c.Name == "" {
-			errs = append(errs, field.Required(cp.Child("name"), ""))
-		} else {
-			for _, msg := range validation.IsDNS1123Label(c.Name) {
-				errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
+	containers := func(list []corev1.Container, fp *field.Path) {
+		for i, c := range list {
+			cp := fp.Index(i)
+			if c.Name == "" {
+				errs = append(errs, field.Required(cp.Child("name"), ""))
+			} else {
+				for _, msg := range validation.IsDNS1123Label(c.Name) {
+					errs = append(errs, field.Invalid(cp.Child("name"), c.Name, msg))
+				}
+				if names.Has(c.Name) {
+					errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+				}
+				names.Insert(c.Name)
 			}
-			if names.Has(c.Name) {
-				errs = append(errs, field.Duplicate(cp.Child("name"), c.Name))
+			if c.Image == "" {
+				errs = append(errs, field.Required(cp.Child("image"), ""))
 			}
-			names.Insert(c.Name)
-		}
-		if c.Image == "" {
-			errs = append(errs, field.Required(cp.Child("image"), ""))
-		}
-		for j, p := range c.Ports {
-			pp := cp.Child("ports").Index(j)
-			for _, msg := range validation.IsValidPortNum(int(p.ContainerPort)) {
-				errs = append(errs, field.Invalid(pp.Child("containerPort"), p.ContainerPort, msg))
+			for j, p := range c.Ports {
+				pp := cp.Child("ports").Index(j)
+				for _, msg := range validation.IsValidPortNum(int(p.ContainerPort)) {
+					errs = append(errs, field.Invalid(pp.Child("containerPort"), p.ContainerPort, msg))
+				}
+				if p.Name != "" {
+					for _, msg := range validation.IsValidPortName(p.Name) {
+						errs = append(errs, field.Invalid(pp.Child("name"), p.Name, msg))
+					}
+				}
 			}
-			if p.Name != "" {
-				for _, msg := range validation.IsValidPortName(p.Name) {
-					errs = append(errs, field.Invalid(pp.Child("name"), p.Name, msg))
+			for j, m := range c.VolumeMounts {
+				mp := cp.Child("volumeMounts").Index(j)
+				if !volumes.Has(m.Name) {
+					errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+				}
+				if m.MountPath == "" {
+					errs = append(errs, field.Required(mp.Child("mountPath"), ""))
+				}
+				if m.SubPath != "" && (path.IsAbs(m.SubPath) || slices.Contains(strings.Split(m.SubPath, "/"), "..")) {
+					errs = append(errs, field.Invalid(mp.Child("subPath"), m.SubPath, "must be a relative path without '..'"))
 				}
 			}
 		}
 	}
+	containers(s.InitContainers, fp.Child("initContainers"))
+	containers(s.Containers, fp.Child("containers"))
 	switch s.RestartPolicy {
 	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
 	default:
