@@ -343,15 +343,20 @@ func (s *statusWriter) done(uid types.UID) {
 
 // write patches one pod's status if it differs from what was last written.
 func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
-	st, key, ok := s.rt.Status(uid)
-	if !ok {
+	forget := func() {
 		s.mu.Lock()
 		delete(s.written, uid)
+		delete(s.since, uid)
 		s.mu.Unlock()
+	}
+	st, key, ok := s.rt.Status(uid)
+	if !ok {
+		forget()
 		return nil
 	}
 	o, exists, _ := s.pods.GetByKey(key)
 	if !exists || o.(*corev1.Pod).UID != uid { // gone, or a new pod of the same name
+		forget()
 		return nil
 	}
 	current := o.(*corev1.Pod)
@@ -361,6 +366,9 @@ func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
 	prev, seen := s.written[uid]
 	s.mu.Unlock()
 	if seen && apiequality.Semantic.DeepEqual(prev, st) {
+		s.mu.Lock()
+		delete(s.since, uid) // nothing to write: the change this was timed from is out
+		s.mu.Unlock()
 		return nil
 	}
 	body, err := json.Marshal(map[string]any{"status": st})

@@ -18,7 +18,13 @@ const (
 	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
 	annoRestartCount   = "io.kubernetes.container.restartCount"
+	// labelManaged marks what svcnet created, so a shared runtime's other
+	// sandboxes (--container-runtime-endpoint) are never touched.
+	labelManaged = "svcnet.io/managed"
 )
+
+// managed selects what svcnet created in the runtime.
+var managed = map[string]string{labelManaged: "true"}
 
 // dnsConfig turns the pod's resolv.conf (as the process runtime writes it) into CRI's form.
 func dnsConfig(resolv string) *runtimeapi.DNSConfig {
@@ -48,6 +54,7 @@ func sandboxConfig(p *corev1.Pod, attempt uint32, logDir, resolv string) *runtim
 		labels[k] = v
 	}
 	labels[labelPodName], labels[labelPodNamespace], labels[labelPodUID] = p.Name, p.Namespace, string(p.UID)
+	labels[labelManaged] = "true"
 	annotations := map[string]string{}
 	for k, v := range p.Annotations {
 		annotations[k] = v
@@ -128,7 +135,7 @@ func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef
 		Args:       expand(c.Args),
 		WorkingDir: c.WorkingDir,
 		Labels: map[string]string{labelPodName: p.Name, labelPodNamespace: p.Namespace, labelPodUID: string(p.UID),
-			labelContainerName: c.Name},
+			labelContainerName: c.Name, labelManaged: "true"},
 		Annotations: map[string]string{annoRestartCount: strconv.Itoa(int(attempt))},
 		LogPath:     logPath(c.Name, attempt),
 		Stdin:       c.Stdin,

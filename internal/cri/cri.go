@@ -67,7 +67,7 @@ type Runtime struct {
 	o      Options
 	mu     sync.Mutex
 	pods   map[types.UID]*worker
-	pulls  map[string]*pullBackoff // image -> back-off after failed pulls
+	pulls  map[pullKey]*pullBackoff // back-off after failed pulls
 	wg     sync.WaitGroup
 	quit   chan struct{}
 	closed bool
@@ -110,7 +110,7 @@ func New(o Options) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(o.Root, "pods"), 0o750); err != nil {
 		return nil, err
 	}
-	r := &Runtime{o: o, pods: map[types.UID]*worker{}, pulls: map[string]*pullBackoff{}, quit: make(chan struct{})}
+	r := &Runtime{o: o, pods: map[types.UID]*worker{}, pulls: map[pullKey]*pullBackoff{}, quit: make(chan struct{})}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -144,6 +144,17 @@ func (r *Runtime) Sync(p *corev1.Pod) {
 	}
 	r.mu.Unlock()
 	w.update(p)
+}
+
+// forgetPulls drops the pull back-offs of a pod that is gone.
+func (r *Runtime) forgetPulls(uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.pulls {
+		if k.pod == uid {
+			delete(r.pulls, k)
+		}
+	}
 }
 
 // Remove stops a pod that is gone from the API at once (grace 0).
@@ -195,7 +206,7 @@ func (r *Runtime) Shutdown(time.Duration) {
 // Reconcile removes the sandboxes of pods that no longer exist (keep false);
 // the others are taken back by their workers as they are synced.
 func (r *Runtime) Reconcile(ctx context.Context, keep func(uid types.UID) bool) error {
-	sbs, err := r.o.Runtime.ListPodSandbox(ctx, nil)
+	sbs, err := r.o.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: managed})
 	if err != nil {
 		return fmt.Errorf("list pod sandboxes: %w", err)
 	}
@@ -221,9 +232,9 @@ func removeSandbox(ctx context.Context, rs internalapi.RuntimeService, id string
 	return rs.RemovePodSandbox(ctx, id)
 }
 
-// RemoveAll stops and removes every pod sandbox of the runtime (svcnet agent --cleanup).
+// RemoveAll stops and removes every pod sandbox svcnet created in the runtime (svcnet agent --cleanup).
 func RemoveAll(ctx context.Context, rs internalapi.RuntimeService) (int, error) {
-	sbs, err := rs.ListPodSandbox(ctx, nil)
+	sbs, err := rs.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: managed})
 	if err != nil {
 		return 0, err
 	}
@@ -248,8 +259,8 @@ func (r *Runtime) relist() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cs, err := r.o.Runtime.ListContainers(ctx, nil)
-		sbs, serr := r.o.Runtime.ListPodSandbox(ctx, nil)
+		cs, err := r.o.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: managed})
+		sbs, serr := r.o.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: managed})
 		cancel()
 		if err != nil || serr != nil {
 			r.o.Log.Warn("listing the container runtime's containers failed", "err", err, "sandboxErr", serr)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/svcnet/svcnet/internal/pod"
@@ -100,7 +101,14 @@ func registryOf(server string) string {
 	return s
 }
 
-// pullBackoff tracks failed pulls per image: ImagePullBackOff until the next try.
+// pullKey is what a pull back-off is kept for: one pod's image (a pod with
+// the right imagePullSecret is not held back by another without it).
+type pullKey struct {
+	pod   types.UID
+	image string
+}
+
+// pullBackoff tracks failed pulls per pod and image: ImagePullBackOff until the next try.
 type pullBackoff struct {
 	delay time.Duration
 	until time.Time
@@ -117,8 +125,22 @@ func (b *pullBackoff) failed(now time.Time, msg string) {
 	b.until, b.msg = now.Add(b.delay), msg
 }
 
-// isAuthError reports whether a pull failed on credentials rather than on reaching the registry.
-func isAuthError(err error) bool {
+// unreachable are the failures of reaching a registry at all (as Go's net
+// package words them): the only pull failures after which the node's own copy
+// of an image may run, so a refusal of credentials never lets a pod use it.
+var unreachable = []string{"no such host", "network is unreachable", "no route to host", "connection refused",
+	"i/o timeout", "server misbehaving", "tls handshake timeout"}
+
+// isUnreachable reports whether a pull failed on reaching the registry.
+func isUnreachable(err error) bool {
 	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "401") || strings.Contains(s, "403") || strings.Contains(s, "unauthorized") || strings.Contains(s, "denied")
+	if strings.Contains(s, "401") || strings.Contains(s, "403") || strings.Contains(s, "unauthorized") || strings.Contains(s, "denied") {
+		return false
+	}
+	for _, u := range unreachable {
+		if strings.Contains(s, u) {
+			return true
+		}
+	}
+	return false
 }

@@ -101,7 +101,8 @@ func plan(in planInput) actions {
 			a.removeSandboxes = append(a.removeSandboxes, obs.sandboxes[i].id)
 		}
 	}
-	done := len(obs.containers) > 0 && allDone(p, obs)
+	finished := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	done := finished || (len(obs.containers) > 0 && allDone(p, obs)) // a finished pod never runs again
 	if len(obs.sandboxes) == 0 {
 		if !done {
 			a.createSandbox = true
@@ -120,6 +121,9 @@ func plan(in planInput) actions {
 	}
 	if !sb.ready || (sb.ip == "" && !p.Spec.HostNetwork) {
 		a.killPod = true
+		if p.Spec.RestartPolicy == corev1.RestartPolicyNever && len(obs.containers) > 0 {
+			return a // as the kubelet: a pod that never restarts gets no second sandbox
+		}
 		a.createSandbox, a.sandboxAttempt = true, sb.attempt+1
 		a.start = toStart(p, obs)
 		return a
@@ -241,13 +245,15 @@ func allDone(p *corev1.Pod, obs observed) bool {
 }
 
 // oldInstances are ended instances beyond the two newest of each name (the
-// current and the previous one stay for `kubectl logs --previous`).
+// current and the previous one stay for `kubectl logs --previous`), and
+// created-but-never-started instances that a newer one replaced.
 func oldInstances(obs observed) []string {
 	seen := map[string]int{}
 	var out []string
 	for _, c := range obs.containers {
 		seen[c.name]++
-		if seen[c.name] > 2 && c.state == runtimeapi.ContainerState_CONTAINER_EXITED {
+		if (seen[c.name] > 2 && c.state == runtimeapi.ContainerState_CONTAINER_EXITED) ||
+			(seen[c.name] > 1 && c.state == runtimeapi.ContainerState_CONTAINER_CREATED) { // a start that failed half-way
 			out = append(out, c.id)
 		}
 	}

@@ -83,6 +83,20 @@ func TestPlan(t *testing.T) {
 			pod:  testPod(corev1.RestartPolicyAlways, "a"),
 			obs:  observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: created}}},
 			want: actions{start: []string{"a"}}},
+		{name: "Never: a dead sandbox is not replaced",
+			pod:  testPod(corev1.RestartPolicyNever, "a"),
+			obs:  observed{sandboxes: deadSB, containers: []instance{{id: "a0", name: "a", state: running}}},
+			want: actions{killPod: true}},
+		{name: "a pod the API says has finished never runs again",
+			pod: func() *corev1.Pod {
+				p := testPod(corev1.RestartPolicyAlways, "a")
+				p.Status.Phase = corev1.PodSucceeded
+				return p
+			}()},
+		{name: "a created instance replaced by a newer one is removed",
+			pod:  testPod(corev1.RestartPolicyAlways, "a"),
+			obs:  observed{sandboxes: readySB, containers: []instance{{id: "a1", name: "a", attempt: 1, state: running}, {id: "a0", name: "a", state: created}}},
+			want: actions{remove: []string{"a0"}}},
 		{name: "old instances and stopped sandboxes are removed",
 			pod: testPod(corev1.RestartPolicyAlways, "a"),
 			obs: observed{sandboxes: append(append([]sandbox{}, readySB...), sandbox{id: "old", ready: false, created: 1}),

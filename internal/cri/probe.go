@@ -51,17 +51,20 @@ func (w *worker) syncProbes(obs observed) {
 		if spec.StartupProbe == nil {
 			w.started[id] = true
 		}
-		go w.runProbes(ctx, id, *spec, ip)
+		go w.runProbes(ctx, id, *spec, ip, time.Unix(0, c.started))
 	}
 }
 
 // runProbes probes one instance until it ends.
-func (w *worker) runProbes(ctx context.Context, id string, spec corev1.Container, ip string) {
+func (w *worker) runProbes(ctx context.Context, id string, spec corev1.Container, ip string, started time.Time) {
 	exec := w.execFn(id)
 	check := func(ctx context.Context, p corev1.Probe, timeout time.Duration) bool {
 		return probe.Check(ctx, p, timeout, ip, spec, exec)
 	}
-	probe.Run(ctx, spec, w.r.o.Now, check, func(ok bool) {
+	if started.Unix() <= 0 {
+		started = w.r.o.Now()
+	}
+	probe.RunFrom(ctx, spec, started, w.r.o.Now, check, func(ok bool) {
 		w.mu.Lock()
 		w.ready[id] = ok
 		if ok {

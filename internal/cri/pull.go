@@ -41,8 +41,9 @@ func (w *worker) ensureImage(ctx context.Context, p *corev1.Pod, c corev1.Contai
 		return ref, true
 	}
 	now := w.r.o.Now()
+	key := pullKey{w.uid, c.Image}
 	w.r.mu.Lock()
-	b := w.r.pulls[c.Image]
+	b := w.r.pulls[key]
 	inBackoff := b != nil && now.Before(b.until)
 	w.r.mu.Unlock()
 	if inBackoff {
@@ -53,22 +54,22 @@ func (w *worker) ensureImage(ctx context.Context, p *corev1.Pod, c corev1.Contai
 	pulled, err := w.pull(ctx, p, c.Image, sbCfg)
 	if err == nil {
 		w.r.mu.Lock()
-		delete(w.r.pulls, c.Image)
+		delete(w.r.pulls, key)
 		w.r.mu.Unlock()
 		w.r.o.Event(p, corev1.EventTypeNormal, "Pulled", fmt.Sprintf("Successfully pulled image %q", c.Image))
 		return pulled, true
 	}
-	if present && !isAuthError(err) {
+	if present && isUnreachable(err) {
 		w.r.o.Event(p, corev1.EventTypeWarning, "PullFailedUsingLocal",
 			fmt.Sprintf("Pulling image %q failed (%v); running the copy on the node", c.Image, err))
 		return ref, true
 	}
 	msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 	w.r.mu.Lock()
-	if w.r.pulls[c.Image] == nil {
-		w.r.pulls[c.Image] = &pullBackoff{}
+	if w.r.pulls[key] == nil {
+		w.r.pulls[key] = &pullBackoff{}
 	}
-	w.r.pulls[c.Image].failed(now, msg)
+	w.r.pulls[key].failed(now, msg)
 	w.r.mu.Unlock()
 	w.setWaiting(c.Name, reasonErrImagePull, msg)
 	w.r.o.Event(p, corev1.EventTypeWarning, "Failed", msg)

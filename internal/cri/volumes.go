@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/svcnet/svcnet/internal/pod"
 )
@@ -18,22 +19,25 @@ import (
 // (created for the *OrCreate types), and ConfigMap, Secret, downward API and
 // projected files, rewritten when their source changed (as the kubelet
 // refreshes them, here at every sync).
-func (w *worker) volumes(p *corev1.Pod) (map[string]string, error) {
-	out := map[string]string{}
+func (w *worker) volumes(p *corev1.Pod) (map[string]volume, error) {
+	out := map[string]volume{}
 	for _, v := range p.Spec.Volumes {
+		if !isName(v.Name) { // the API refuses these; a path must never leave the pod's directory
+			return nil, fmt.Errorf("volume name %q is not a DNS label", v.Name)
+		}
 		switch {
 		case v.HostPath != nil:
 			if err := hostPath(v.HostPath); err != nil {
 				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
 			}
-			out[v.Name] = v.HostPath.Path
+			out[v.Name] = volume{host: v.HostPath.Path}
 		case v.EmptyDir != nil:
 			dir := filepath.Join(w.dir, "volumes", v.Name)
 			if err := os.MkdirAll(dir, 0o777); err != nil {
 				return nil, err
 			}
 			_ = os.Chmod(dir, 0o777) // as the kubelet: any user of the pod may write
-			out[v.Name] = dir
+			out[v.Name] = volume{host: dir}
 		default:
 			files, err := pod.VolumeFiles(p, v, w.r.o.Objects)
 			if err != nil {
@@ -46,11 +50,21 @@ func (w *worker) volumes(p *corev1.Pod) (map[string]string, error) {
 			if err := writeFiles(dir, files); err != nil {
 				return nil, fmt.Errorf("volume %q: %w", v.Name, err)
 			}
-			out[v.Name] = dir
+			out[v.Name] = volume{host: dir, readOnly: true} // as the kubelet: containers cannot change them
 		}
 	}
 	return out, nil
 }
+
+// volume is where a pod volume is on the node.
+type volume struct {
+	host     string
+	readOnly bool // always mounted read-only (ConfigMap, Secret, downward API, projected)
+}
+
+// isName reports whether s is a DNS label (volume and container names), so
+// it is safe as one path element.
+func isName(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
 
 // hostPath checks or creates a hostPath volume as its type says.
 func hostPath(h *corev1.HostPathVolumeSource) error {
@@ -133,28 +147,53 @@ func writeFiles(dir string, files map[string]pod.File) error {
 
 // mounts are a container's volume mounts as CRI mounts (subPath resolved
 // inside the volume, never outside it).
-func mounts(c corev1.Container, vols map[string]string) ([]*mountSpec, error) {
+func mounts(c corev1.Container, vols map[string]volume) ([]*mountSpec, error) {
 	var out []*mountSpec
 	for _, vm := range c.VolumeMounts {
-		host, ok := vols[vm.Name]
+		v, ok := vols[vm.Name]
 		if !ok {
 			return nil, fmt.Errorf("container %q: volumeMount %q names no volume of the pod", c.Name, vm.Name)
 		}
+		host := v.host
 		if vm.SubPath != "" {
-			clean := filepath.Clean(vm.SubPath)
-			if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-				return nil, fmt.Errorf("container %q: volumeMount %q: subPath %q must be a relative path inside the volume", c.Name, vm.Name, vm.SubPath)
-			}
-			host = filepath.Join(host, clean)
-			if _, err := os.Stat(host); os.IsNotExist(err) {
-				if err := os.MkdirAll(host, 0o755); err != nil {
-					return nil, err
-				}
+			var err error
+			if host, err = subPath(v.host, vm.SubPath); err != nil {
+				return nil, fmt.Errorf("container %q: volumeMount %q: %w", c.Name, vm.Name, err)
 			}
 		}
-		out = append(out, &mountSpec{container: vm.MountPath, host: host, readOnly: vm.ReadOnly})
+		out = append(out, &mountSpec{container: vm.MountPath, host: host, readOnly: vm.ReadOnly || v.readOnly})
 	}
 	return out, nil
+}
+
+// subPath resolves sub inside the volume at root, creating it as a directory
+// when missing. Symbolic links are resolved and must stay inside the volume:
+// a container could otherwise link a path of its volume to the node's / and
+// have it mounted (CVE-2017-1002101). (A link swapped in between this check
+// and the mount is not caught; the kubelet closes that gap with openat.)
+func subPath(root, sub string) (string, error) {
+	clean := filepath.Clean(sub)
+	if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("subPath %q must be a relative path inside the volume", sub)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	host := filepath.Join(realRoot, clean)
+	if _, err := os.Lstat(host); os.IsNotExist(err) {
+		if err := os.MkdirAll(host, 0o755); err != nil {
+			return "", err
+		}
+	}
+	real, err := filepath.EvalSymlinks(host)
+	if err != nil {
+		return "", err
+	}
+	if real != realRoot && !strings.HasPrefix(real, realRoot+string(filepath.Separator)) {
+		return "", fmt.Errorf("subPath %q leads outside the volume (to %s)", sub, real)
+	}
+	return real, nil
 }
 
 // mountSpec is one bind mount into a container.

@@ -37,17 +37,47 @@ func TestMounts(t *testing.T) {
 	vol := t.TempDir()
 	c := corev1.Container{Name: "app", VolumeMounts: []corev1.VolumeMount{
 		{Name: "data", MountPath: "/data"}, {Name: "data", MountPath: "/logs", SubPath: "logs", ReadOnly: true}}}
-	ms, err := mounts(c, map[string]string{"data": vol})
-	if err != nil || len(ms) != 2 || ms[0].host != vol || ms[1].host != filepath.Join(vol, "logs") || !ms[1].readOnly {
+	ms, err := mounts(c, map[string]volume{"data": {host: vol}})
+	realVol, _ := filepath.EvalSymlinks(vol)
+	if err != nil || len(ms) != 2 || ms[0].host != vol || ms[1].host != filepath.Join(realVol, "logs") || !ms[1].readOnly {
 		t.Fatalf("mounts = %+v, %v", ms, err)
 	}
 	if st, err := os.Stat(filepath.Join(vol, "logs")); err != nil || !st.IsDir() {
 		t.Errorf("subPath directory not created: %v", err)
 	}
 	for _, bad := range []corev1.VolumeMount{{Name: "nope", MountPath: "/x"}, {Name: "data", MountPath: "/x", SubPath: "../../etc"}} {
-		if _, err := mounts(corev1.Container{Name: "app", VolumeMounts: []corev1.VolumeMount{bad}}, map[string]string{"data": vol}); err == nil ||
+		if _, err := mounts(corev1.Container{Name: "app", VolumeMounts: []corev1.VolumeMount{bad}}, map[string]volume{"data": {host: vol}}); err == nil ||
 			!strings.Contains(err.Error(), "volumeMount") {
 			t.Errorf("mount %+v: err = %v", bad, err)
 		}
+	}
+}
+
+func TestSubPathSymlinkStaysInside(t *testing.T) {
+	vol := t.TempDir()
+	if err := os.Symlink("/", filepath.Join(vol, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(vol, "in", "deep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("in/deep", filepath.Join(vol, "inside")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := subPath(vol, "escape"); err == nil || !strings.Contains(err.Error(), "outside the volume") {
+		t.Errorf("a link to / must be refused, got %v", err)
+	}
+	if _, err := subPath(vol, "escape/etc"); err == nil {
+		t.Error("a path through a link to / must be refused")
+	}
+	real, _ := filepath.EvalSymlinks(vol)
+	if got, err := subPath(vol, "inside"); err != nil || got != filepath.Join(real, "in", "deep") {
+		t.Errorf("a link inside the volume: %q, %v", got, err)
+	}
+	// File volumes are always read-only.
+	ms, err := mounts(corev1.Container{Name: "c", VolumeMounts: []corev1.VolumeMount{{Name: "cfg", MountPath: "/etc/app"}}},
+		map[string]volume{"cfg": {host: vol, readOnly: true}})
+	if err != nil || !ms[0].readOnly {
+		t.Errorf("ConfigMap mount read-only: %+v, %v", ms, err)
 	}
 }

@@ -105,9 +105,13 @@ func (w *worker) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		<-w.r.quit
+		select {
+		case <-w.r.quit:
+		case <-ctx.Done():
+		}
 		cancel()
 	}()
+	defer w.r.forgetPulls(w.uid)
 	defer w.stopProbes("")
 	timer := time.NewTimer(resyncPeriod) // the first sync comes from update's wake
 	defer timer.Stop()
@@ -245,7 +249,10 @@ func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions
 	for _, id := range a.kill {
 		grace := graceSeconds(p, nil)
 		w.r.o.Event(p, corev1.EventTypeNormal, "Killing", "Container failed a liveness or startup probe, will be restarted")
-		w.callErr("stop unhealthy container", rs.StopContainer(ctx, id, grace))
+		if err := rs.StopContainer(ctx, id, grace); err != nil {
+			w.callErr("stop unhealthy container", err) // still unhealthy: tried again at the next sync
+			continue
+		}
 		w.mu.Lock()
 		delete(w.unhealthy, id)
 		w.mu.Unlock()

@@ -28,7 +28,13 @@ type Checker func(ctx context.Context, p corev1.Probe, timeout time.Duration) bo
 // startup probe that fails for good is reported once on unhealthy ("liveness"
 // or "startup") and ends probing.
 func Run(ctx context.Context, c corev1.Container, now func() time.Time, check Checker, ready func(ok bool), unhealthy func(kind string)) {
-	start := now()
+	RunFrom(ctx, c, now(), now, check, ready, unhealthy)
+}
+
+// RunFrom is Run for a container that started at start: initial delays count
+// from then, as the kubelet counts them (a restarted agent does not delay a
+// running container's probes again).
+func RunFrom(ctx context.Context, c corev1.Container, start time.Time, now func() time.Time, check Checker, ready func(ok bool), unhealthy func(kind string)) {
 	var startupS, readyS, liveS *pod.ProbeState
 	if p := c.StartupProbe; p != nil {
 		startupS = pod.NewProbeState(*p, start, false)

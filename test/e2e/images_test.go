@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,8 +271,22 @@ func TestContainerImages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("request on a long connection: %v", err)
 	}
+	containers := strings.Fields(ctr(t, dir, "containers", "ls", "-q"))
 	c.stop()
 	c = startCluster(t, dir, port, args...)
+	// For 5 s (five relists of the new agent) the runtime keeps the very same
+	// containers: none stopped, none started.
+	var changed string
+	err = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		if now := strings.Fields(ctr(t, dir, "containers", "ls", "-q")); !slices.Equal(now, containers) {
+			changed = fmt.Sprintf("%v -> %v", containers, now)
+			return true, nil
+		}
+		return false, nil
+	})
+	if changed != "" {
+		t.Fatalf("the restarted agent changed the containers: %s", changed)
+	}
 	if again, err := ask(); err != nil || again != first {
 		t.Errorf("the connection through the cluster IP after svcnet restarted: %q, %v (before: %q)", again, err, first)
 	}

@@ -149,7 +149,7 @@ func TestPodsRun(t *testing.T) {
 
 	// logs, exec (service variables of a Service created before the pod, the
 	// pod's resolv.conf, hostname, exit codes).
-	if got := c.must("logs", first); !strings.Contains(got, "Started HTTP server on [::]:8080") {
+	if got := c.must("logs", first); !strings.Contains(got, "Serving on port 8080.") {
 		t.Errorf("kubectl logs %s = %q", first, got)
 	}
 	env := c.must("exec", first, "--", "env")
