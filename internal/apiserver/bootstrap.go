@@ -48,6 +48,15 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		if err := ignoreExists(err); err != nil {
 			return err
 		}
+		// The serviceaccount controller would create it too; doing it here lets
+		// pods in the system namespaces be admitted before the controllers run
+		// (or without them: --no-controllers).
+		if _, _, err := s.get(ctx, s.res("", "serviceaccounts"), ns, defaultServiceAccount); apierrors.IsNotFound(err) {
+			_, err = s.create(ctx, s.res("", "serviceaccounts"), ns, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: defaultServiceAccount}}, writeOptions{})
+			if err := ignoreExists(err); err != nil {
+				return err
+			}
+		}
 	}
 	first, dnsIP := nthAddr(s.alloc.ips.String(), 1), nthAddr(s.alloc.ips.String(), 10)
 	svc := &corev1.Service{

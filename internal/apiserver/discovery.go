@@ -54,6 +54,10 @@ func (s *Server) resourceList(gv schema.GroupVersion) (*metav1.APIResourceList, 
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/proxy", Namespaced: r.Namespaced, Kind: kind,
 				Verbs: metav1.Verbs{"create", "delete", "get", "patch", "update"}})
 		}
+		if r.Resource == "serviceaccounts" && s.cfg.ServiceAccountKey != nil {
+			out.APIResources = append(out.APIResources, metav1.APIResource{Name: "serviceaccounts/token", Namespaced: true,
+				Group: "authentication.k8s.io", Version: "v1", Kind: "TokenRequest", Verbs: metav1.Verbs{"create"}})
+		}
 		if r.Resource == "namespaces" {
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: "namespaces/finalize", Kind: "Namespace", Verbs: metav1.Verbs{"update"}})
 		}

@@ -60,6 +60,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		handle = s.handleScale
 	case "binding":
 		handle = s.handleBinding
+	case "token":
+		handle = s.handleToken
 	case "log", "exec", "attach", "portforward":
 		handle = s.handleNodeProxy
 	case "proxy":

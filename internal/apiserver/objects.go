@@ -148,6 +148,11 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	if err := s.checkNamespace(ctx, res, m.GetNamespace()); err != nil {
 		return nil, err
 	}
+	if pod, ok := obj.(*corev1.Pod); ok && res.Resource == "pods" {
+		if err := s.admitPodServiceAccount(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
 	// The uid comes first, as in Kubernetes: strategies may use it (a Job's
 	// generated selector names it).
 	m.SetUID(types.UID(uuid.NewUUID()))

@@ -53,7 +53,7 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, user *auth.
 	a := negotiate(r)
 	if gvk.Kind == "SelfSubjectReview" {
 		out := &authenticationv1.SelfSubjectReview{Status: authenticationv1.SelfSubjectReviewStatus{
-			UserInfo: authenticationv1.UserInfo{Username: user.Name, Groups: user.Groups}}}
+			UserInfo: authenticationv1.UserInfo{Username: user.Name, UID: user.UID, Groups: user.Groups, Extra: extraValues(user.Extra)}}}
 		writeEncoded(w, http.StatusCreated, a, setKind(out, gvk))
 		return true
 	}
@@ -76,4 +76,15 @@ func (s *Server) serveReview(w http.ResponseWriter, r *http.Request, user *auth.
 	}
 	writeEncoded(w, http.StatusCreated, a, setKind(in, gvk))
 	return true
+}
+
+func extraValues(in map[string][]string) map[string]authenticationv1.ExtraValue {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]authenticationv1.ExtraValue, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
 }

@@ -35,14 +35,23 @@ type Config struct {
 	Port             int
 	// NodeClientCert is shown to node agents for logs, exec and attach.
 	NodeClientCert *tls.Certificate
-	Version        string
-	Log            *slog.Logger
-	Now            func() time.Time
+	// ServiceAccountKey signs TokenRequests and verifies service account bearer
+	// tokens; nil turns both off.
+	ServiceAccountKey *auth.ServiceAccountKey
+	// ServiceAccountIssuer is the iss of the tokens (default
+	// https://kubernetes.default.svc.cluster.local); APIAudiences are the
+	// audiences this server accepts and TokenRequests default to (default: the issuer).
+	ServiceAccountIssuer string
+	APIAudiences         []string
+	Version              string
+	Log                  *slog.Logger
+	Now                  func() time.Time
 }
 
 // Server is the API server. Create it with New, call Start, serve Handler.
 type Server struct {
 	cfg        Config
+	authn      *auth.Authenticator
 	reg        *registry.Registry
 	store      storage.Store
 	alloc      *serviceAlloc
@@ -78,6 +87,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "v0.0.0-dev"
 	}
+	if cfg.ServiceAccountIssuer == "" {
+		cfg.ServiceAccountIssuer = auth.DefaultServiceAccountIssuer
+	}
+	if len(cfg.APIAudiences) == 0 {
+		cfg.APIAudiences = []string{cfg.ServiceAccountIssuer}
+	}
 	ips, err := ipalloc.NewIPRange(cfg.ServiceCIDR)
 	if err != nil {
 		return nil, fmt.Errorf("--service-cluster-ip-range: %w", err)
@@ -96,6 +111,18 @@ func New(cfg Config) (*Server, error) {
 		proxyable: proxyableIP,
 	}
 	s.metrics = newMetrics(s)
+	s.authn = &auth.Authenticator{Log: cfg.Log}
+	if cfg.Authn != nil {
+		a := *cfg.Authn
+		s.authn = &a
+	}
+	if cfg.ServiceAccountKey != nil {
+		s.authn.ServiceAccounts = &auth.ServiceAccountTokens{Key: cfg.ServiceAccountKey, Issuer: cfg.ServiceAccountIssuer,
+			Audiences: cfg.APIAudiences, Objects: tokenObjects{s}, Now: cfg.Now}
+	}
+	if s.authn.Log == nil {
+		s.authn.Log = cfg.Log
+	}
 	return s, nil
 }
 
@@ -146,7 +173,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveHealth(w, r, path)
 		return
 	}
-	user, ok := s.cfg.Authn.Authenticate(r)
+	user, ok := s.authn.Authenticate(r)
 	if !ok {
 		writeStatus(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
 		return
@@ -268,6 +295,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
 		case q.sub == "scale" && hasScale(q.res.Resource) && q.legacy == nil:
 		case q.sub == "binding" && q.res.Resource == "pods":
+		case q.sub == "token" && q.res.Resource == "serviceaccounts" && q.legacy == nil:
 		case nodeSubresources[q.sub] && q.res.Resource == "pods" && q.legacy == nil:
 		case q.sub == "proxy" && proxyKinds[q.res.Resource] != "" && q.legacy == nil:
 		default:
@@ -286,7 +314,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		}
 	case http.MethodPost:
 		q.verb = "create"
-		if q.name != "" && q.sub != "binding" {
+		if q.name != "" && q.sub != "binding" && q.sub != "token" {
 			q.verb = "unknown"
 		}
 	case http.MethodPut:

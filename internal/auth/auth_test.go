@@ -16,6 +16,8 @@ func TestAuthorize(t *testing.T) {
 	viewer := &User{Name: "viewer", Groups: []string{GroupViewers}}
 	node := &User{Name: "system:node:n1", Groups: []string{GroupNodes}}
 	nobody := &User{Name: "mallory", Groups: []string{GroupAuthenticated}}
+	robot := &User{Name: "system:serviceaccount:x:robot", Groups: []string{GroupServiceAccounts, GroupServiceAccounts + ":x", GroupAuthenticated}}
+	fake := &User{Name: "system:serviceaccount:x:robot", Groups: []string{GroupAuthenticated}} // a name without the group is nobody
 	cases := []struct {
 		a    Attributes
 		want bool
@@ -41,6 +43,16 @@ func TestAuthorize(t *testing.T) {
 		{Attributes{User: node, Verb: "get", Resource: "pods", Subresource: "proxy", Namespace: "x", Name: "p"}, false},
 		{Attributes{User: node, Verb: "create", Resource: "nodes", Subresource: "proxy", Name: "n1"}, false},
 		{Attributes{User: admin, Verb: "options", Resource: "nodes", Subresource: "proxy", Name: "n1"}, true},
+		{Attributes{User: robot, Verb: "list", Resource: "pods", Namespace: "x"}, true},
+		{Attributes{User: robot, Verb: "watch", APIGroup: "apps", Resource: "deployments"}, true},
+		{Attributes{User: robot, Verb: "get", Resource: "secrets", Namespace: "x", Name: "s"}, false},
+		{Attributes{User: robot, Verb: "create", Resource: "pods", Namespace: "x"}, false},
+		{Attributes{User: robot, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "x", Name: "robot"}, false},
+		{Attributes{User: robot, Verb: "get"}, true}, // discovery
+		{Attributes{User: fake, Verb: "get", Resource: "pods", Namespace: "x"}, false},
+		{Attributes{User: node, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "x", Name: "default"}, true},
+		{Attributes{User: node, Verb: "create", Resource: "serviceaccounts", Namespace: "x"}, false},
+		{Attributes{User: viewer, Verb: "create", Resource: "serviceaccounts", Subresource: "token", Namespace: "x", Name: "default"}, false},
 	}
 	for _, c := range cases {
 		if got, reason := Authorize(c.a); got != c.want {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -26,7 +27,9 @@ const (
 // User is an authenticated identity.
 type User struct {
 	Name   string
+	UID    string
 	Groups []string
+	Extra  map[string][]string
 }
 
 // In reports whether the user belongs to group.
@@ -53,10 +56,23 @@ type Tokens struct {
 	byToken map[string]User
 }
 
+// ServiceAccount returns the namespace and name of a service account identity.
+func (u *User) ServiceAccount() (ns, name string, ok bool) {
+	rest, ok := strings.CutPrefix(u.Name, ServiceAccountUserPrefix)
+	if !ok || !u.In(GroupServiceAccounts) {
+		return "", "", false
+	}
+	ns, name, ok = strings.Cut(rest, ":")
+	return ns, name, ok
+}
+
 // Authenticator identifies requests by client certificate (verified by the TLS
-// layer against the CA: CN = user, O = groups) or bearer token.
+// layer against the CA: CN = user, O = groups) or bearer token: a static one or
+// a service account token.
 type Authenticator struct {
-	Tokens *Tokens
+	Tokens          *Tokens
+	ServiceAccounts *ServiceAccountTokens // nil: service account tokens are refused
+	Log             *slog.Logger          // why tokens were refused, at debug level; may be nil
 }
 
 // Authenticate returns the request's user, or false for an anonymous request.
@@ -66,9 +82,19 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, bool) {
 		return &User{Name: c.Subject.CommonName, Groups: append(append([]string(nil), c.Subject.Organization...), GroupAuthenticated)}, true
 	}
 	h := r.Header.Get("Authorization")
-	if tok, ok := strings.CutPrefix(h, "Bearer "); ok && a.Tokens != nil {
-		if u, ok := a.Tokens.Lookup(strings.TrimSpace(tok)); ok {
+	if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
+		tok = strings.TrimSpace(tok)
+		if u, ok := a.Tokens.Lookup(tok); ok {
 			return u, true
+		}
+		if a.ServiceAccounts != nil && looksLikeJWT(tok) {
+			u, err := a.ServiceAccounts.Authenticate(r.Context(), tok)
+			if err == nil {
+				return u, true
+			}
+			if a.Log != nil {
+				a.Log.Debug("service account token refused", "err", err)
+			}
 		}
 	}
 	return nil, false
@@ -76,6 +102,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, bool) {
 
 // Lookup finds the user of a token in constant time per entry.
 func (t *Tokens) Lookup(tok string) (*User, bool) {
+	if t == nil {
+		return nil, false
+	}
 	for k, u := range t.byToken {
 		if subtle.ConstantTimeCompare([]byte(k), []byte(tok)) == 1 {
 			u := u

@@ -14,11 +14,13 @@ type Attributes struct {
 
 var readVerbs = map[string]bool{"get": true, "list": true, "watch": true}
 
-// Authorize decides a request: admins may do everything; viewers may read every
-// resource but Secrets (and GET through pods/, services/ and nodes/proxy); nodes
-// may read (but not proxy), and may write only their own Node and Lease, status
-// (and deletion) of pods bound to them — checked against the stored pod by the
-// API server — and Events. It returns the reason for a refusal.
+// Authorize decides a request: admins may do everything; viewers and, until
+// RBAC, service accounts may read every resource but Secrets (and GET through
+// pods/, services/ and nodes/proxy); nodes may read (but not proxy), and may
+// write only their own Node and Lease, status (and deletion) of pods bound to
+// them, tokens of the service accounts of those pods (bound to the pod) — both
+// checked against the stored pod by the API server — and Events. It returns the
+// reason for a refusal.
 func Authorize(a Attributes) (bool, string) {
 	u := a.User
 	if u.In(GroupMasters) {
@@ -32,6 +34,12 @@ func Authorize(a Attributes) (bool, string) {
 			return false, "viewers may not read secrets"
 		}
 		return readVerbs[a.Verb], "viewers may only read"
+	}
+	if _, _, ok := u.ServiceAccount(); ok {
+		if a.Resource == "secrets" {
+			return false, "service accounts may not read secrets (no RBAC yet)"
+		}
+		return readVerbs[a.Verb], "service accounts may only read (no RBAC yet)"
 	}
 	node, ok := u.NodeName()
 	if !ok {
@@ -62,6 +70,9 @@ func Authorize(a Attributes) (bool, string) {
 			return true, "" // likewise
 		}
 		return false, "a node may only write the status of its own pods"
+	case a.APIGroup == "" && a.Resource == "serviceaccounts" && a.Subresource == "token":
+		// The API server checks that the token is bound to a pod on this node.
+		return a.Verb == "create", "nodes may only create service account tokens"
 	case a.APIGroup == "" && a.Resource == "events":
 		return a.Verb == "create" || a.Verb == "update" || a.Verb == "patch", "nodes may only record events"
 	}

@@ -142,6 +142,10 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 	if cp.Tokens, err = auth.LoadOrCreateTokens(filepath.Join(o.DataDir, "tokens.csv")); err != nil {
 		return nil, err
 	}
+	saKey, err := auth.LoadOrCreateServiceAccountKey(pki)
+	if err != nil {
+		return nil, fmt.Errorf("service account key: %w", err)
+	}
 	if len(o.EtcdServers) == 0 {
 		cp.embedded, err = storage.StartEmbedded(ctx, o.DataDir, o.Log)
 		if err != nil {
@@ -166,7 +170,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 	}
 	cp.API, err = apiserver.New(apiserver.Config{NodeClientCert: &nodeClient,
 		Store: cp.Store, Prefix: o.EtcdPrefix, ServiceCIDR: o.ServiceCIDR, NodePortRange: o.NodePortRange,
-		Authn: &auth.Authenticator{Tokens: cp.Tokens}, AdvertiseAddress: o.AdvertiseAddress, Port: o.SecurePort,
+		Authn: &auth.Authenticator{Tokens: cp.Tokens}, ServiceAccountKey: saKey, AdvertiseAddress: o.AdvertiseAddress, Port: o.SecurePort,
 		Version: Version, Log: o.Log,
 	})
 	if err != nil {
