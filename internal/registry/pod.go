@@ -165,6 +165,12 @@ func ValidatePodSpec(s *corev1.PodSpec, fp *field.Path) field.ErrorList {
 func defaultPod(obj runtime.Object) {
 	pod := obj.(*corev1.Pod)
 	DefaultPodSpec(&pod.Spec)
+	// v1 pods carry the account under both names; the old one is read when the
+	// new one is empty (Kubernetes' conversion).
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = pod.Spec.DeprecatedServiceAccount
+	}
+	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
 	if pod.Status.Phase == "" {
 		pod.Status.Phase = corev1.PodPending
 	}
