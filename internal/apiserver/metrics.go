@@ -1,6 +1,8 @@
 package apiserver
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,6 +18,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	watches  *prometheus.GaugeVec
+	// websocketStreams counts websocket exec, attach and port-forward requests
+	// by subresource and proxy_type (translated_at_apiserver, proxied_to_kubelet).
+	websocketStreams *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -29,6 +34,9 @@ func newMetrics(s *Server) *metrics {
 		[]string{"verb", "group", "resource"})
 	m.watches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "apiserver_longrunning_requests",
 		Help: "Open watch requests by group and resource."}, []string{"group", "resource"})
+	m.websocketStreams = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_websocket_streaming_requests_total",
+		Help: "Websocket exec, attach and port-forward requests: translated to SPDY here, or proxied to the node agent as they are."},
+		[]string{"subresource", "proxy_type"})
 	free := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "svcnet_service_cluster_ips_free",
 		Help: "Cluster IPs left in --service-cluster-ip-range (this server's index)."}, func() float64 {
 		s.alloc.mu.Lock()
@@ -41,7 +49,7 @@ func newMetrics(s *Server) *metrics {
 		defer s.alloc.mu.Unlock()
 		return float64(s.alloc.ports.Free())
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.watches, free, freePorts,
+	m.reg.MustRegister(m.requests, m.latency, m.watches, m.websocketStreams, free, freePorts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -71,6 +79,15 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack hands the connection to an upgraded stream (exec, attach,
+// port-forward); websocket libraries assert http.Hijacker and do not unwrap.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if r.code == 0 {
+		r.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(r.ResponseWriter).Hijack()
+}
 
 // observe records one finished resource request.
 func (m *metrics) observe(q *request, code int, start time.Time) {

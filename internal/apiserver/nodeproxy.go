@@ -1,9 +1,11 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -11,10 +13,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilproxy "k8s.io/apimachinery/pkg/util/proxy"
+	streamproxy "k8s.io/apiserver/pkg/util/proxy"
+	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
 // nodeSubresources are the pod subresources served by the pod's node agent.
@@ -42,17 +49,12 @@ func agentAddress(node *corev1.Node) (string, int32) {
 	return "", node.Status.DaemonEndpoints.KubeletEndpoint.Port
 }
 
-// handleNodeProxy serves pods/log, pods/exec and pods/attach by forwarding to
-// the agent of the pod's node, as kube-apiserver does to the kubelet.
+// handleNodeProxy serves pods/log, exec, attach and portforward by forwarding
+// to the agent of the pod's node, as kube-apiserver does to the kubelet.
 func (s *Server) handleNodeProxy(q *request) error {
 	ctx := q.r.Context()
 	if (q.sub == "log" && q.verb != "get") || q.verb == "unknown" {
 		return apierrors.NewMethodNotSupported(q.res.GroupResource(), q.r.Method)
-	}
-	if q.sub != "log" && strings.EqualFold(q.r.Header.Get("Upgrade"), "websocket") {
-		// Agents speak SPDY (and websocket only up to v4.channel.k8s.io); kubectl
-		// falls back to SPDY when the websocket upgrade is refused.
-		return apierrors.NewBadRequest("svcnet serves exec and attach over SPDY; websocket streams (v5.channel.k8s.io) are not supported yet")
 	}
 	obj, _, err := s.get(ctx, q.res, q.ns, q.name)
 	if err != nil {
@@ -132,8 +134,61 @@ func (s *Server) handleNodeProxy(q *request) error {
 			writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the agent of node %s: %v", node.Name, err)))
 		},
 	}
-	rp.ServeHTTP(q.w, q.r)
+	r := q.r.WithContext(klog.NewContext(ctx, logr.FromSlogHandler(debugHandler{s.log.Handler()})))
+	r.Header = r.Header.Clone()
+	r.Header.Del("Authorization") // the client's credentials stay here (the tunnel forwards headers)
+	s.streamHandler(q, target, rp).ServeHTTP(q.w, r)
 	return nil
+}
+
+// debugHandler logs the stream libraries' klog output at debug level: their
+// errors are mostly a peer closing first ("use of closed network connection"),
+// and clients see real failures in the stream's status.
+type debugHandler struct{ slog.Handler }
+
+func (h debugHandler) Enabled(ctx context.Context, _ slog.Level) bool {
+	return h.Handler.Enabled(ctx, slog.LevelDebug)
+}
+
+func (h debugHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h debugHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return debugHandler{h.Handler.WithAttrs(as)}
+}
+func (h debugHandler) WithGroup(name string) slog.Handler {
+	return debugHandler{h.Handler.WithGroup(name)}
+}
+
+// streamHandler picks how an exec, attach or port-forward request reaches the
+// agent, as kube-apiserver does towards the kubelet: a websocket client of
+// v5.channel.k8s.io (exec, attach) or of SPDY tunneled in a websocket
+// (port-forward) is translated to SPDY; SPDY and older websocket protocols
+// (v4.channel.k8s.io and before, which the agent serves) go through rp as they are.
+func (s *Server) streamHandler(q *request, target *url.URL, rp http.Handler) http.Handler {
+	query := q.r.URL.Query()
+	on := func(k string) bool { return query.Get(k) == "true" || query.Get(k) == "1" }
+	switch {
+	case q.sub != "portforward" && wsstream.IsWebSocketRequestWithStreamCloseProtocol(q.r):
+		s.metrics.websocketStreams.WithLabelValues(q.sub, "translated_at_apiserver").Inc()
+		opts := streamproxy.Options{Stdin: on("stdin"), Stdout: on("stdout"), Stderr: on("stderr"), Tty: on("tty")}
+		return streamproxy.NewStreamTranslatorHandler(target, s.nodeTr, 0, opts)
+	case q.sub == "portforward" && wsstream.IsWebSocketRequestWithTunnelingProtocol(q.r):
+		s.metrics.websocketStreams.WithLabelValues(q.sub, "translated_at_apiserver").Inc()
+		return streamproxy.NewTunnelingHandler(utilproxy.NewUpgradeAwareHandler(target, s.nodeTr, false, true, agentErrorResponder{}))
+	case wsstream.IsWebSocketRequest(q.r):
+		s.metrics.websocketStreams.WithLabelValues(q.sub, "proxied_to_kubelet").Inc()
+	}
+	return rp
+}
+
+// agentErrorResponder answers a failed upgrade to the agent with a Status.
+type agentErrorResponder struct{}
+
+func (agentErrorResponder) Error(w http.ResponseWriter, _ *http.Request, err error) {
+	writeError(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error dialing the node agent: %v", err)))
 }
 
 // proxyLogs streams a container log from the agent, flushing as it goes.
