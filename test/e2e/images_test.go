@@ -192,8 +192,12 @@ func TestContainerImages(t *testing.T) {
 		t.Errorf("nginx NodePort %s from the client namespace: %q, %v", nodePort, body, err)
 	}
 
-	// exec, logs, run --rm -i, port-forward.
+	// exec, logs, run --rm -i, port-forward; the service account files every pod gets.
 	webPod := strings.TrimSpace(c.must("get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"))
+	sa := c.must("exec", webPod, "--", "sh", "-c", "cd /var/run/secrets/kubernetes.io/serviceaccount && cat namespace && echo && head -c 3 token && echo && grep -c BEGIN ca.crt")
+	if sa != "default\neyJ\n1\n" {
+		t.Errorf("service account files in the pod (namespace, token, ca.crt): %q", sa)
+	}
 	if out := c.must("exec", webPod, "--", "cat", "/etc/resolv.conf"); !strings.Contains(out, "search default.svc.cluster.local") {
 		t.Errorf("kubectl exec: resolv.conf = %q", out)
 	}
@@ -277,7 +281,7 @@ func TestContainerImages(t *testing.T) {
 	// For 5 s (five relists of the new agent) the runtime keeps the very same
 	// containers: none stopped, none started.
 	var changed string
-	err = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+	_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) { // a timeout is the good end
 		if now := strings.Fields(ctr(t, dir, "containers", "ls", "-q")); !slices.Equal(now, containers) {
 			changed = fmt.Sprintf("%v -> %v", containers, now)
 			return true, nil
