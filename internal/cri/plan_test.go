@@ -24,6 +24,16 @@ func testPod(policy corev1.RestartPolicy, names ...string) *corev1.Pod {
 	return p
 }
 
+// planCase is one pod state and the actions a sync takes from it.
+type planCase struct {
+	name      string
+	pod       *corev1.Pod
+	obs       observed
+	unhealthy map[string]bool
+	notBefore map[string]time.Time
+	want      actions
+}
+
 func TestPlan(t *testing.T) {
 	now := time.Unix(1000, 0)
 	readySB := []sandbox{{id: "sb1", ready: true, ip: "10.244.0.5", created: 2}}
@@ -31,14 +41,7 @@ func TestPlan(t *testing.T) {
 	ended := func(name string, code int32, attempt uint32) instance {
 		return instance{id: name + "-" + string(rune('0'+attempt)), name: name, attempt: attempt, state: exited, exitCode: code, statusKnown: true}
 	}
-	tests := []struct {
-		name      string
-		pod       *corev1.Pod
-		obs       observed
-		unhealthy map[string]bool
-		notBefore map[string]time.Time
-		want      actions
-	}{
+	tests := []planCase{
 		{name: "new pod: sandbox and every container",
 			pod: testPod(corev1.RestartPolicyAlways, "a", "b"), want: actions{createSandbox: true, start: []string{"a", "b"}}},
 		{name: "running pod: nothing",
@@ -109,14 +112,7 @@ func TestPlan(t *testing.T) {
 		return p
 	}
 	inSB := func(in instance) instance { in.sandboxID = "sb1"; return in }
-	tests = append(tests, []struct {
-		name      string
-		pod       *corev1.Pod
-		obs       observed
-		unhealthy map[string]bool
-		notBefore map[string]time.Time
-		want      actions
-	}{
+	tests = append(tests, []planCase{
 		{name: "init: a new sandbox starts the first init container only",
 			pod: withInit(corev1.RestartPolicyAlways), want: actions{createSandbox: true, start: []string{"init1"}}},
 		{name: "init: the next one after the first completed",
