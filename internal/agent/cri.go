@@ -57,11 +57,11 @@ func (a *Agent) connectCRI(ctx context.Context, podCIDR string, log *slog.Logger
 		if err != nil {
 			return nil, err
 		}
-		p, err := containerd.Start(ctx, containerd.Config{Dir: dir, CNIBinDir: bin, CNIConfDir: confDir, InsecureRegistries: a.o.InsecureRegistries, Log: log})
+		sup, err := containerd.Supervise(ctx, containerd.Config{Dir: dir, CNIBinDir: bin, CNIConfDir: confDir, InsecureRegistries: a.o.InsecureRegistries, Log: log})
 		if err != nil {
 			return nil, err
 		}
-		stop = p.Stop
+		stop = sup.Stop
 		endpoint = containerd.Endpoint(dir)
 	}
 	tp := noop.NewTracerProvider()

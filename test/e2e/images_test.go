@@ -297,6 +297,22 @@ func TestContainerImages(t *testing.T) {
 	waitKubectl(t, c, "the same containers after the restart", 60*time.Second, func(s string) bool { return s == before },
 		"get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].restartCount} {end}")
 
+	// containerd killed: the agent starts it again, the pods run on, a new pod starts.
+	pids, err := exec.Command("pgrep", "-f", "containerd --config "+filepath.Join(dir, "agent", "containerd", "config.toml")).Output()
+	pid := strings.Fields(string(pids))
+	if err != nil || len(pid) != 1 {
+		t.Fatalf("svcnet's containerd: pids %v, %v", pid, err)
+	}
+	if err := exec.Command("kill", "-9", pid[0]).Run(); err != nil {
+		t.Fatal(err)
+	}
+	c.must("scale", "deployment", "netexec", "--replicas=2")
+	waitKubectl(t, c, "2 netexec pods ready after containerd was killed", 120*time.Second, func(s string) bool { return s == "True True" },
+		"get", "pods", "-l", "app=netexec", "-o", `jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}`)
+	if again, err := ask(); err != nil || again != first {
+		t.Errorf("the connection through the cluster IP after containerd was killed: %q, %v", again, err)
+	}
+
 	// Deleting the pods leaves no container, sandbox or pod IP.
 	c.must("delete", "deployment", "--all", "--wait=false")
 	waitKubectl(t, c, "no pods", 120*time.Second, func(s string) bool { return s == "" }, "get", "pods", "-o", "name")
