@@ -1,6 +1,8 @@
 package cri
 
 import (
+	"encoding/json"
+	"hash/fnv"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/svcnet/svcnet/internal/pod"
+	"github.com/svcnet/svcnet/internal/podvol"
 )
 
 // Labels the kubelet puts on sandboxes and containers; svcnet finds its pods by them.
@@ -18,6 +21,7 @@ const (
 	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
 	annoRestartCount   = "io.kubernetes.container.restartCount"
+	annoHash           = "io.kubernetes.container.hash"
 	// labelManaged marks what svcnet created, so a shared runtime's other
 	// sandboxes (--container-runtime-endpoint) are never touched.
 	labelManaged = "svcnet.io/managed"
@@ -119,7 +123,7 @@ func logPath(name string, attempt uint32) string {
 // args are passed as the kubelet passes them ($(VAR) expanded); the runtime
 // merges them with the image's entrypoint and cmd: command replaces the
 // entrypoint (and drops the image's cmd), args alone replace the cmd.
-func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef string, env []string, hostsFile string, vols []*mountSpec) (*runtimeapi.ContainerConfig, error) {
+func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef string, env []string, hostsFile string, vols []podvol.Mount) (*runtimeapi.ContainerConfig, error) {
 	vars := pod.EnvMap(env)
 	expand := func(in []string) []string {
 		var out []string
@@ -136,7 +140,7 @@ func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef
 		WorkingDir: c.WorkingDir,
 		Labels: map[string]string{labelPodName: p.Name, labelPodNamespace: p.Namespace, labelPodUID: string(p.UID),
 			labelContainerName: c.Name, labelManaged: "true"},
-		Annotations: map[string]string{annoRestartCount: strconv.Itoa(int(attempt))},
+		Annotations: map[string]string{annoRestartCount: strconv.Itoa(int(attempt)), annoHash: specHash(c)},
 		LogPath:     logPath(c.Name, attempt),
 		Stdin:       c.Stdin,
 		StdinOnce:   c.StdinOnce,
@@ -150,7 +154,7 @@ func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef
 		cc.Mounts = append(cc.Mounts, &runtimeapi.Mount{ContainerPath: "/etc/hosts", HostPath: hostsFile})
 	}
 	for _, m := range vols {
-		cc.Mounts = append(cc.Mounts, &runtimeapi.Mount{ContainerPath: m.container, HostPath: m.host, Readonly: m.readOnly})
+		cc.Mounts = append(cc.Mounts, &runtimeapi.Mount{ContainerPath: m.Container, HostPath: m.Host, Readonly: m.ReadOnly})
 	}
 	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaces(p)}
 	if s := c.SecurityContext; s != nil {
@@ -180,6 +184,15 @@ func containerConfig(p *corev1.Pod, c corev1.Container, attempt uint32, imageRef
 	}
 	cc.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: sc}
 	return cc, nil
+}
+
+// specHash identifies a container's spec, as the kubelet's container hash:
+// a running instance whose spec changed (kubectl set image) is replaced.
+func specHash(c corev1.Container) string {
+	data, _ := json.Marshal(c)
+	h := fnv.New32a()
+	_, _ = h.Write(data)
+	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
 func capabilities(c *runtimeapi.Capability) *runtimeapi.Capability {

@@ -28,6 +28,7 @@ type instance struct {
 	exitCode          int32
 	reason, message   string
 	image, imageRef   string
+	hash              string // of the spec it was started with
 	sandboxID         string
 	statusKnown       bool // ContainerStatus was read
 }
@@ -141,7 +142,7 @@ func plan(in planInput) actions {
 		case last == nil:
 			a.start = append(a.start, c.Name)
 		case last.state == runtimeapi.ContainerState_CONTAINER_RUNNING:
-			if in.unhealthy[last.id] {
+			if in.unhealthy[last.id] || (last.hash != "" && last.hash != specHash(c)) { // failed its probe, or its spec changed
 				a.kill = append(a.kill, last.id)
 			}
 		case last.state == runtimeapi.ContainerState_CONTAINER_EXITED:

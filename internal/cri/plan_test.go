@@ -90,6 +90,17 @@ func TestPlan(t *testing.T) {
 			pod:  testPod(corev1.RestartPolicyNever, "a"),
 			obs:  observed{sandboxes: deadSB, containers: []instance{{id: "a0", name: "a", state: running}}},
 			want: actions{killPod: true}},
+		{name: "a running container whose spec changed is replaced",
+			pod: func() *corev1.Pod {
+				p := testPod(corev1.RestartPolicyAlways, "a")
+				p.Spec.Containers[0].Image = "httpd:2.4"
+				return p
+			}(),
+			obs:  observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: running, hash: specHash(testPod(corev1.RestartPolicyAlways, "a").Spec.Containers[0])}}},
+			want: actions{kill: []string{"a0"}}},
+		{name: "a running container with its spec unchanged stays",
+			pod: testPod(corev1.RestartPolicyAlways, "a"),
+			obs: observed{sandboxes: readySB, containers: []instance{{id: "a0", name: "a", state: running, hash: specHash(testPod(corev1.RestartPolicyAlways, "a").Spec.Containers[0])}}}},
 		{name: "a pod the API says has finished never runs again",
 			pod: func() *corev1.Pod {
 				p := testPod(corev1.RestartPolicyAlways, "a")

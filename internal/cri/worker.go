@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/svcnet/svcnet/internal/pod"
+	"github.com/svcnet/svcnet/internal/podvol"
 	"github.com/svcnet/svcnet/internal/probe"
 )
 
@@ -333,7 +334,7 @@ func (w *worker) startContainer(ctx context.Context, p *corev1.Pod, sb sandbox, 
 		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
 		return
 	}
-	ms, err := mounts(c, vols)
+	ms, err := podvol.Mounts(c, vols)
 	if err != nil {
 		w.setWaiting(c.Name, "CreateContainerConfigError", err.Error())
 		return
@@ -432,7 +433,7 @@ func (w *worker) observe(ctx context.Context) (observed, error) {
 	}
 	for _, c := range cs {
 		in := instance{id: c.Id, name: c.GetMetadata().GetName(), attempt: c.GetMetadata().GetAttempt(), state: c.State,
-			created: c.CreatedAt, image: c.GetImage().GetImage(), imageRef: c.ImageRef, sandboxID: c.PodSandboxId}
+			created: c.CreatedAt, image: c.GetImage().GetImage(), imageRef: c.ImageRef, sandboxID: c.PodSandboxId, hash: c.Annotations[annoHash]}
 		w.mu.Lock()
 		known, ok := w.statuses[c.Id]
 		w.mu.Unlock()
@@ -444,6 +445,7 @@ func (w *worker) observe(ctx context.Context) (observed, error) {
 				s := st.GetStatus()
 				in.state, in.started, in.finished, in.exitCode = s.State, s.StartedAt, s.FinishedAt, s.ExitCode
 				in.reason, in.message, in.imageRef, in.statusKnown = s.Reason, s.Message, s.ImageRef, true
+				in.hash = c.Annotations[annoHash]
 				w.mu.Lock()
 				w.statuses[c.Id] = in
 				w.mu.Unlock()
