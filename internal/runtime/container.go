@@ -19,6 +19,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/pod"
 	"github.com/svcnet/svcnet/internal/podlogs"
+	"github.com/svcnet/svcnet/internal/podvol"
 )
 
 // container is one container of a pod and its current process. Fields below
@@ -26,6 +27,7 @@ import (
 type container struct {
 	w    *podWorker
 	spec corev1.Container
+	init bool // an init container: runs until it succeeds
 
 	state    corev1.ContainerState
 	last     corev1.ContainerState
@@ -33,7 +35,8 @@ type container struct {
 	ready    bool
 	started  bool
 	env      []string
-	running  int32 // restart number of the running instance, -1 when none
+	mounts   []podvol.Mount // of the running instance; exec and probes get them too
+	running  int32          // restart number of the running instance, -1 when none
 	exited   chan struct{}
 	stdin    io.WriteCloser
 	tty      *os.File
@@ -59,9 +62,14 @@ func argv(c corev1.Container, env map[string]string) ([]string, error) {
 	return out, nil
 }
 
+// configRetry is how soon a container whose config could not be made (a
+// missing ConfigMap, Secret or token) is tried again.
+const configRetry = 5 * time.Second
+
 // loop runs the container until the restart policy says it is done or the pod
-// is stopped.
-func (c *container) loop() {
+// is stopped, and reports whether its last run succeeded. An init container
+// restarts until it succeeds, unless the pod's policy is Never.
+func (c *container) loop() bool {
 	var bo pod.Backoff
 	for {
 		started := c.w.r.o.Now()
@@ -73,8 +81,16 @@ func (c *container) loop() {
 			c.state = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: cerr.reason, Message: cerr.msg}}
 			w.mu.Unlock()
 			w.changed()
-			<-w.stopCh
-			return
+			if cerr.reason != "CreateContainerConfigError" { // the spec cannot change: wait for the deletion
+				<-w.stopCh
+				return false
+			}
+			select {
+			case <-w.stopCh:
+				return false
+			case <-time.After(configRetry):
+				continue
+			}
 		}
 		w.mu.Lock()
 		term := &corev1.ContainerStateTerminated{ExitCode: int32(code), Reason: reason, Message: msg,
@@ -87,8 +103,8 @@ func (c *container) loop() {
 		policy := w.pod.Spec.RestartPolicy
 		w.mu.Unlock()
 		w.changed()
-		if w.stopping() || policy == corev1.RestartPolicyNever || (policy == corev1.RestartPolicyOnFailure && code == 0) {
-			return
+		if w.stopping() || (c.init && code == 0) || policy == corev1.RestartPolicyNever || (policy == corev1.RestartPolicyOnFailure && code == 0) {
+			return code == 0 && !w.stopping()
 		}
 		if d := bo.Delay(started, finished); d > 0 {
 			w.mu.Lock()
@@ -99,7 +115,7 @@ func (c *container) loop() {
 			w.changed()
 			select {
 			case <-w.stopCh:
-				return
+				return false
 			case <-time.After(d):
 			}
 		}
@@ -133,6 +149,13 @@ func (c *container) runOnce() (code int, reason, msg string, cerr *configError) 
 		errors.As(err, &ce)
 		return 0, "", "", ce
 	}
+	mounts, err := w.containerMounts(c.spec)
+	if err != nil {
+		return 0, "", "", &configError{"CreateContainerConfigError", err.Error()}
+	}
+	w.mu.Lock()
+	c.mounts = mounts
+	w.mu.Unlock()
 	w.mu.Lock()
 	instance := c.restarts
 	w.mu.Unlock()

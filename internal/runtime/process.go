@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/svcnet/svcnet/internal/podvol"
 )
 
 // initArg0 is argv[0] of the helper that turns into a container process; main
@@ -28,6 +31,8 @@ type initSpec struct {
 	Dir      string   `json:"dir,omitempty"`
 	Argv     []string `json:"argv"`
 	Env      []string `json:"env"`
+	// Mounts are the container's volumes, in mount order (parents first).
+	Mounts []podvol.Mount `json:"mounts,omitempty"`
 }
 
 // MaybeInit turns this process into a container process when it was started as
@@ -43,8 +48,9 @@ func MaybeInit() {
 }
 
 // containerInit runs in a fresh mount and UTS namespace (made by clone): it
-// gives the process the pod's resolv.conf, hosts and hostname, joins the pod's
-// network namespace and execs the container's command.
+// bind-mounts the container's volumes, gives the process the pod's
+// resolv.conf, hosts and hostname, joins the pod's network namespace and execs
+// the container's command.
 func containerInit() error {
 	cfg := os.NewFile(3, "spec")
 	var s initSpec
@@ -57,9 +63,14 @@ func containerInit() error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
+	for _, m := range s.Mounts {
+		if err := bindMount(m); err != nil {
+			return fmt.Errorf("mount volume on %s: %w", m.Container, err)
+		}
+	}
 	for src, dst := range map[string]string{s.Resolv: "/etc/resolv.conf", s.Hosts: "/etc/hosts"} {
-		if src == "" {
-			continue
+		if src == "" || slices.ContainsFunc(s.Mounts, func(m podvol.Mount) bool { return filepath.Clean(m.Container) == dst }) {
+			continue // the pod mounts its own
 		}
 		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind-mount %s on %s: %w", src, dst, err)
@@ -90,6 +101,39 @@ func containerInit() error {
 		return err
 	}
 	return unix.Exec(path, s.Argv, s.Env)
+}
+
+// bindMount binds m.Host on m.Container (made if missing: a directory, or an
+// empty file for a file) in this private mount namespace; read-only is a bind
+// then a read-only remount, keeping the flags the source was mounted with.
+func bindMount(m podvol.Mount) error {
+	st, err := os.Stat(m.Host)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		err = os.MkdirAll(m.Container, 0o755)
+	} else if err = os.MkdirAll(filepath.Dir(m.Container), 0o755); err == nil {
+		var f *os.File
+		if f, err = os.OpenFile(m.Container, os.O_RDONLY|os.O_CREATE, 0o644); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mount point: %w", err)
+	}
+	if err := unix.Mount(m.Host, m.Container, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	if !m.ReadOnly {
+		return nil
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(m.Container, &fs); err != nil {
+		return err
+	}
+	keep := uintptr(fs.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	return unix.Mount("", m.Container, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, "")
 }
 
 // lookPath finds a command on the container's own PATH.

@@ -1,8 +1,8 @@
 // Package runtime runs a node's pods: one network namespace per pod through
 // CNI, containers as processes in it (each in a private mount and UTS
-// namespace with the pod's own /etc/resolv.conf, /etc/hosts and hostname),
-// restart policy with back-off, probes, graceful termination, logs on disk,
-// exec and attach. It computes each pod's status; the caller writes it to the
+// namespace with the pod's own /etc/resolv.conf, /etc/hosts, hostname and
+// volumes), init containers first, restart policy with back-off, probes,
+// graceful termination, logs on disk, exec and attach. It computes each pod's status; the caller writes it to the
 // API. It knows nothing of client-go: the agent feeds it pods.
 package runtime
 

@@ -13,6 +13,13 @@ func (w *podWorker) status() corev1.PodStatus {
 	if w.ip.IsValid() {
 		in.PodIP = w.ip.String()
 	}
+	for _, c := range w.inits {
+		started := c.started
+		t := c.state.Terminated
+		in.InitContainers = append(in.InitContainers, corev1.ContainerStatus{Name: c.spec.Name, Image: c.spec.Image,
+			ContainerID: c.id(), State: c.state, LastTerminationState: c.last, RestartCount: c.restarts,
+			Ready: t != nil && t.ExitCode == 0, Started: &started})
+	}
 	for _, c := range w.containers {
 		started := c.started
 		in.Containers = append(in.Containers, corev1.ContainerStatus{Name: c.spec.Name, Image: c.spec.Image, ImageID: "",

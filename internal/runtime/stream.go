@@ -29,14 +29,24 @@ func (r *Runtime) lookup(podName, namespace, name string) (*podWorker, *containe
 	if name == "" && len(w.containers) > 0 {
 		return w, w.containers[0], nil
 	}
-	var names []string
+	var names, initNames []string
 	for _, c := range w.containers {
 		if c.spec.Name == name {
 			return w, c, nil
 		}
 		names = append(names, c.spec.Name)
 	}
-	return nil, nil, podlogs.NewNotFound(fmt.Sprintf("container %s is not valid for pod %s, choose one of: [%s]", name, podName, strings.Join(names, " ")))
+	for _, c := range w.inits {
+		if c.spec.Name == name {
+			return w, c, nil
+		}
+		initNames = append(initNames, c.spec.Name)
+	}
+	msg := fmt.Sprintf("container %s is not valid for pod %s, choose one of: [%s]", name, podName, strings.Join(names, " "))
+	if len(initNames) > 0 {
+		msg += fmt.Sprintf(" or one of the init containers: [%s]", strings.Join(initNames, " "))
+	}
+	return nil, nil, podlogs.NewNotFound(msg)
 }
 
 // splitName takes the "namespace/name" form the agent passes as the pod name.

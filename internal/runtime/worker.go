@@ -33,8 +33,11 @@ type podWorker struct {
 	sandboxReady bool
 	sandboxMsg   string
 	startTime    time.Time
+	inits        []*container // spec.initContainers, run one at a time first
 	containers   []*container
 	procs        map[string]proc
+
+	volMu sync.Mutex // one writer of the pod's volume files at a time
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
@@ -46,23 +49,36 @@ func newPodWorker(r *Runtime, p *corev1.Pod) *podWorker {
 	w := &podWorker{r: r, uid: p.UID, namespace: p.Namespace, name: p.Name, pod: p.DeepCopy(),
 		dir: filepath.Join(r.o.Root, "pods", string(p.UID)), netns: "svcnet-" + string(p.UID),
 		startTime: r.o.Now(), stopCh: make(chan struct{}), procs: map[string]proc{}}
+	waiting := "ContainerCreating"
+	if len(p.Spec.InitContainers) > 0 {
+		waiting = "PodInitializing" // as the kubelet: kubectl prints Init:N/M
+	}
+	for _, cs := range p.Spec.InitContainers {
+		w.inits = append(w.inits, newContainer(w, cs, true, "PodInitializing", p.Status.InitContainerStatuses))
+	}
 	for _, cs := range p.Spec.Containers {
-		c := &container{w: w, spec: cs, running: -1}
-		c.state.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
-		for _, st := range p.Status.ContainerStatuses { // the agent restarted: count on
-			if st.Name == cs.Name && (st.State.Running != nil || st.State.Terminated != nil || st.RestartCount > 0) {
-				c.restarts = st.RestartCount + 1
-				if st.State.Terminated != nil {
-					c.last.Terminated = st.State.Terminated
-				} else if st.State.Running != nil {
-					c.last.Terminated = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error",
-						Message: "the node agent restarted", StartedAt: st.State.Running.StartedAt}
-				}
-			}
-		}
-		w.containers = append(w.containers, c)
+		w.containers = append(w.containers, newContainer(w, cs, false, waiting, p.Status.ContainerStatuses))
 	}
 	return w
+}
+
+// newContainer is container cs waiting to start; a restarted agent counts on
+// from the status the API has (statuses).
+func newContainer(w *podWorker, cs corev1.Container, init bool, waiting string, statuses []corev1.ContainerStatus) *container {
+	c := &container{w: w, spec: cs, init: init, running: -1}
+	c.state.Waiting = &corev1.ContainerStateWaiting{Reason: waiting}
+	for _, st := range statuses {
+		if st.Name == cs.Name && (st.State.Running != nil || st.State.Terminated != nil || st.RestartCount > 0) {
+			c.restarts = st.RestartCount + 1
+			if st.State.Terminated != nil {
+				c.last.Terminated = st.State.Terminated
+			} else if st.State.Running != nil {
+				c.last.Terminated = &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error",
+					Message: "the node agent restarted", StartedAt: st.State.Running.StartedAt}
+			}
+		}
+	}
+	return c
 }
 
 // update takes a newer version of the pod.
@@ -143,7 +159,15 @@ func (w *podWorker) run() {
 		cancel()
 	}()
 	ip, ok := w.setupNetwork(ctx)
-	if ok {
+	refreshCtx, stopRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	go func() {
+		defer close(refreshed)
+		if ok {
+			w.refreshVolumes(refreshCtx)
+		}
+	}()
+	if ok && w.runInits() {
 		var wg sync.WaitGroup
 		for _, c := range w.containers {
 			wg.Add(1)
@@ -155,6 +179,8 @@ func (w *podWorker) run() {
 		wg.Wait()
 		log.Debug("containers ended", "ip", ip)
 	}
+	stopRefresh()
+	<-refreshed // no volume file is written once the pod's directory may go
 	// Every container has ended for good (or was stopped): release the IP,
 	// as the kubelet kills a finished pod's sandbox.
 	if err := w.r.o.Net.Teardown(context.Background(), string(w.uid), w.netns); err != nil {
@@ -177,6 +203,17 @@ func (w *podWorker) run() {
 	}
 	_ = os.RemoveAll(w.dir)
 	w.r.o.Terminated(w.uid, w.namespace, w.name)
+}
+
+// runInits runs the init containers one at a time, each until it succeeds;
+// false when one failed for good (restartPolicy Never) or the pod was stopped.
+func (w *podWorker) runInits() bool {
+	for _, c := range w.inits {
+		if !c.loop() {
+			return false
+		}
+	}
+	return len(w.inits) == 0 || !w.stopping()
 }
 
 // setupNetwork creates the pod's namespace and network, retrying until it
@@ -223,7 +260,7 @@ func (w *podWorker) spec(c *container, argv, env []string) initSpec {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return initSpec{Netns: netnsPath(w.netns), Resolv: filepath.Join(w.dir, "resolv.conf"), Hosts: filepath.Join(w.dir, "hosts"),
-		Hostname: pod.Hostname(w.pod), Dir: c.spec.WorkingDir, Argv: argv, Env: env}
+		Hostname: pod.Hostname(w.pod), Dir: c.spec.WorkingDir, Argv: argv, Env: env, Mounts: c.mounts}
 }
 
 func netnsPath(name string) string {
