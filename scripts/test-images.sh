@@ -4,9 +4,13 @@
 # tagged as the real images. Root filesystems come from this machine's Debian apt sources
 # (mmdebstrap) and binaries built from this repo; a tarball whose inputs (package versions,
 # binaries, builder) did not change is kept, so a second run takes seconds.
-# Usage: scripts/test-images.sh DIR   (as root; see test/images/README.md)
+# With --conformance (or SVCNET_IMAGES_CONFORMANCE=1) also the images and names Kubernetes'
+# e2e conformance tests run (jessie-dnsutils.tar; registry.k8s.io/e2e-test-images/... tags).
+# Usage: scripts/test-images.sh [--conformance] DIR   (as root; see test/images/README.md)
 set -euo pipefail
-out=${1:?usage: scripts/test-images.sh DIR}
+conformance=${SVCNET_IMAGES_CONFORMANCE:-0}
+if [ "${1:-}" = --conformance ]; then conformance=1; shift; fi
+out=${1:?usage: scripts/test-images.sh [--conformance] DIR}
 cache=${SVCNET_IMAGES_CACHE:-/var/cache/svcnet-images}
 cd "$(dirname "$0")/.."
 
@@ -49,4 +53,5 @@ go build -o "$cache/bin/build" ./test/images/build
 
 exec "$cache/bin/build" -out "$out" -cache "$cache" -suite "$suite" \
   -sources "$(IFS=,; echo "${sources[*]}")" \
-  -svcnet "$cache/bin/svcnet" -pause "$cache/bin/pause" ${SVCNET_IMAGES:+-only "$SVCNET_IMAGES"}
+  -svcnet "$cache/bin/svcnet" -pause "$cache/bin/pause" ${SVCNET_IMAGES:+-only "$SVCNET_IMAGES"} \
+  -conformance="$([ "$conformance" = 1 ] && echo true || echo false)"

@@ -26,8 +26,13 @@ func TestImageTable(t *testing.T) {
 		"nginx.tar":   {"docker.io/library/nginx:latest", "docker.io/library/nginx:1.17.1"},
 	}
 	got := map[string][]string{}
-	for _, img := range images {
+	for _, img := range selectImages(false, "") {
 		got[img.file] = img.tags
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("images and tags = %v, want %v", got, want)
+	}
+	for _, img := range images {
 		for _, tag := range img.tags {
 			if _, err := name.NewTag(tag, name.StrictValidation); err != nil {
 				t.Errorf("%s: tag %q: %v", img.file, tag, err)
@@ -50,8 +55,41 @@ func TestImageTable(t *testing.T) {
 			t.Errorf("%s: %v", img.file, err)
 		}
 	}
+}
+
+// The conformance images carry the names Kubernetes' v1.34 e2e suite runs, and -only still
+// selects among them.
+func TestConformanceImages(t *testing.T) {
+	want := map[string][]string{
+		"pause.tar":           {"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.6", "registry.k8s.io/pause:3.10.1"},
+		"busybox.tar":         {"docker.io/library/busybox:latest", "registry.k8s.io/e2e-test-images/busybox:1.37.0-1"},
+		"agnhost.tar":         {"registry.k8s.io/e2e-test-images/agnhost:2.56"},
+		"httpd.tar":           {"docker.io/library/httpd:latest", "docker.io/library/httpd:2.4", "registry.k8s.io/e2e-test-images/httpd:2.4.38-4", "registry.k8s.io/e2e-test-images/httpd:2.4.39-4"},
+		"nginx.tar":           {"docker.io/library/nginx:latest", "docker.io/library/nginx:1.17.1", "registry.k8s.io/e2e-test-images/nginx:1.14-4", "registry.k8s.io/e2e-test-images/nginx:1.15-4"},
+		"jessie-dnsutils.tar": {"registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7"},
+	}
+	got := map[string][]string{}
+	for _, img := range selectImages(true, "") {
+		got[img.file] = img.tags
+		if img.conformanceTags != nil {
+			t.Errorf("%s: conformance tags left in the selected entry", img.file)
+		}
+	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("images and tags = %v, want %v", got, want)
+		t.Errorf("conformance images and tags = %v, want %v", got, want)
+	}
+	if len(images[0].tags) != 2 {
+		t.Errorf("selectImages changed the table: pause tags %v", images[0].tags)
+	}
+	var files []string
+	for _, img := range selectImages(true, "busybox.tar,jessie-dnsutils.tar") {
+		files = append(files, img.file)
+	}
+	if !reflect.DeepEqual(files, []string{"busybox.tar", "jessie-dnsutils.tar"}) {
+		t.Errorf("-only with -conformance selects %v", files)
+	}
+	if n := len(selectImages(false, "jessie-dnsutils.tar")); n != 0 {
+		t.Errorf("jessie-dnsutils.tar selected without -conformance (%d images)", n)
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"io/fs"
+	"slices"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -9,10 +11,15 @@ import (
 // image describes one tarball: its names, what its root filesystem is made of, and the
 // config that the real image has (so Kubernetes' command/args merge works the same).
 type image struct {
-	file     string   // tarball name in the output directory
-	tags     []string // repo tags, as the real image is named
-	packages []string // Debian packages, with their dependencies, for the root filesystem
-	drop     []string // rootfs paths left out besides dropPaths (a dependency the image never runs)
+	file string   // tarball name in the output directory
+	tags []string // repo tags, as the real image is named
+	// conformanceTags are added with -conformance: the names Kubernetes' e2e suite (v1.34,
+	// test/utils/image/manifest.go) runs where this image behaves as the one it names.
+	conformanceTags []string
+	// conformance images are written only with -conformance.
+	conformance bool
+	packages    []string // Debian packages, with their dependencies, for the root filesystem
+	drop        []string // rootfs paths left out besides dropPaths (a dependency the image never runs)
 	// busybox links the busybox applets that no package provides. Debian's busybox sh runs
 	// its own applets before PATH, so images with programs of their own (httpd, dig,
 	// nslookup) take dash as /bin/sh.
@@ -40,9 +47,11 @@ var baseDirs = []entry{
 // images is the table of every image the builder writes.
 var images = []image{
 	{
-		file:  "pause.tar",
-		tags:  []string{"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.6"},
-		extra: []entry{binary("pause", binPause)},
+		file: "pause.tar",
+		tags: []string{"registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.6"},
+		// the e2e framework's pause (GetPauseImageName)
+		conformanceTags: []string{"registry.k8s.io/pause:3.10.1"},
+		extra:           []entry{binary("pause", binPause)},
 		config: v1.Config{
 			Env:        []string{defaultPath},
 			Entrypoint: []string{"/pause"},
@@ -50,13 +59,15 @@ var images = []image{
 		},
 	},
 	{
-		file:     "busybox.tar",
-		tags:     []string{"docker.io/library/busybox:latest"},
-		packages: []string{"busybox-static"},
-		busybox:  true,
-		files:    []string{"base"},
-		extra:    baseDirs,
-		config:   v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}},
+		file: "busybox.tar",
+		tags: []string{"docker.io/library/busybox:latest"},
+		// e2e-test-images/busybox is the official busybox image rebuilt
+		conformanceTags: []string{"registry.k8s.io/e2e-test-images/busybox:1.37.0-1"},
+		packages:        []string{"busybox-static"},
+		busybox:         true,
+		files:           []string{"base"},
+		extra:           baseDirs,
+		config:          v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}},
 	},
 	{
 		file:     "agnhost.tar",
@@ -75,9 +86,11 @@ var images = []image{
 		},
 	},
 	{
-		file:     "httpd.tar",
-		tags:     []string{"docker.io/library/httpd:latest", "docker.io/library/httpd:2.4"},
-		packages: []string{"apache2-bin", "media-types", "dash", "busybox-static", "ca-certificates"},
+		file: "httpd.tar",
+		tags: []string{"docker.io/library/httpd:latest", "docker.io/library/httpd:2.4"},
+		// e2e-test-images/httpd is the official httpd image (port 80, httpd-foreground)
+		conformanceTags: []string{"registry.k8s.io/e2e-test-images/httpd:2.4.38-4", "registry.k8s.io/e2e-test-images/httpd:2.4.39-4"},
+		packages:        []string{"apache2-bin", "media-types", "dash", "busybox-static", "ca-certificates"},
 		// apache2-bin depends on perl only for scripts (apxs, split-logfile) an image never runs.
 		drop:    []string{"usr/bin/perl", "usr/bin/perl5.36.0", "usr/lib/x86_64-linux-gnu/perl", "usr/lib/x86_64-linux-gnu/perl-base", "usr/share/perl", "usr/share/perl5"},
 		busybox: true,
@@ -95,11 +108,13 @@ var images = []image{
 		},
 	},
 	{
-		file:     "nginx.tar",
-		tags:     []string{"docker.io/library/nginx:latest", "docker.io/library/nginx:1.17.1"},
-		packages: []string{"nginx", "dash", "busybox-static", "ca-certificates"},
-		busybox:  true,
-		files:    []string{"base", "nginx"},
+		file: "nginx.tar",
+		tags: []string{"docker.io/library/nginx:latest", "docker.io/library/nginx:1.17.1"},
+		// e2e-test-images/nginx is the official nginx image (port 80, "Welcome to nginx!")
+		conformanceTags: []string{"registry.k8s.io/e2e-test-images/nginx:1.14-4", "registry.k8s.io/e2e-test-images/nginx:1.15-4"},
+		packages:        []string{"nginx", "dash", "busybox-static", "ca-certificates"},
+		busybox:         true,
+		files:           []string{"base", "nginx"},
 		extra: append([]entry{
 			dir("var/log/nginx", 0o755),
 			symlink("var/log/nginx/access.log", "/dev/stdout"),
@@ -114,6 +129,38 @@ var images = []image{
 			StopSignal:   "SIGQUIT",
 		},
 	},
+	{
+		// The DNS conformance tests' "jessie" querier: a Debian shell with dig and getent,
+		// run with `sh -c` (the real one is Debian jessie with dnsutils, Cmd bash).
+		file:        "jessie-dnsutils.tar",
+		tags:        []string{"registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7"},
+		conformance: true,
+		packages:    []string{"dash", "busybox-static", "dnsutils", "libc-bin", "netbase", "ca-certificates"},
+		busybox:     true,
+		files:       []string{"base"},
+		extra:       baseDirs,
+		config:      v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}},
+	},
+}
+
+// selectImages is the images to write: with conformance, also the conformance images and
+// every image's conformance tags; only, when not empty, names the tarballs to keep.
+func selectImages(conformance bool, only string) []image {
+	var out []image
+	for _, img := range images {
+		if img.conformance && !conformance {
+			continue
+		}
+		if only != "" && !slices.Contains(strings.Split(only, ","), img.file) {
+			continue
+		}
+		if conformance {
+			img.tags = append(append([]string(nil), img.tags...), img.conformanceTags...)
+		}
+		img.conformanceTags = nil
+		out = append(out, img)
+	}
+	return out
 }
 
 // dropPaths are left out of every Debian root filesystem: documentation, package manager

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +46,7 @@ func main() {
 	svcnet := flag.String("svcnet", "", "svcnet binary (agnhost image)")
 	pause := flag.String("pause", "", "pause binary (pause image)")
 	only := flag.String("only", "", "comma-separated tarball names to build (default all)")
+	conformance := flag.Bool("conformance", false, "also the images and names Kubernetes' e2e conformance tests run (jessie-dnsutils, e2e-test-images tags)")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "usage: build -out DIR -svcnet BIN -pause BIN -sources FILES")
@@ -63,22 +63,19 @@ func main() {
 	if *sources != "" {
 		b.sources = strings.Split(*sources, ",")
 	}
-	if err := b.run(ctx, *only); err != nil {
+	if err := b.run(ctx, selectImages(*conformance, *only)); err != nil {
 		fmt.Fprintln(os.Stderr, "images: error:", err)
 		os.Exit(1)
 	}
 }
 
-func (b *builder) run(ctx context.Context, only string) error {
+func (b *builder) run(ctx context.Context, images []image) error {
 	for _, d := range []string{b.out, filepath.Join(b.cache, "rootfs"), filepath.Join(b.cache, "layers")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
 	for _, img := range images {
-		if only != "" && !slices.Contains(strings.Split(only, ","), img.file) {
-			continue
-		}
 		if err := b.build(ctx, img); err != nil {
 			return fmt.Errorf("%s: %w", img.file, err)
 		}
