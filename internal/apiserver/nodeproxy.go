@@ -76,8 +76,8 @@ func (s *Server) handleNodeProxy(q *request) error {
 		container = p.Spec.Containers[0].Name
 	}
 	found := q.sub == "portforward"
-	for _, c := range p.Spec.Containers {
-		found = found || c.Name == container
+	for _, c := range append(append([]corev1.Container{}, p.Spec.Containers...), p.Spec.InitContainers...) {
+		found = found || c.Name == container // logs and exec of init containers too, as Kubernetes
 	}
 	if !found {
 		return apierrors.NewBadRequest(fmt.Sprintf("container %s is not valid for pod %s", container, p.Name))

@@ -139,7 +139,7 @@ spec:
   initContainers:
   - name: prepare
     image: busybox
-    command: [sh, -c, "echo prepared > /work/ready"]
+    command: [sh, -c, "echo prepared > /work/ready; echo init-done"]
     volumeMounts: [{name: work, mountPath: /work}]
   containers:
   - name: web
@@ -239,6 +239,9 @@ func TestContainerImages(t *testing.T) {
 		"get", "pod", "vols", "-o", "jsonpath={.status.initContainerStatuses[0].state.terminated.reason} {.status.phase}")
 	if out := c.must("exec", "vols", "--", "sh", "-c", "cat /work/ready; echo $GREETING"); out != "prepared\nhi\n" {
 		t.Errorf("init container's file and envFrom: %q", out)
+	}
+	if out := c.must("logs", "vols", "-c", "prepare"); out != "init-done\n" {
+		t.Errorf("kubectl logs of the init container: %q", out)
 	}
 	volIP := strings.TrimSpace(c.must("get", "pod", "vols", "-o", "jsonpath={.status.podIP}"))
 	if body, err := httpGet("http://" + volIP + "/"); err != nil || body != "hello from a configmap" {
