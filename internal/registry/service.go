@@ -2,6 +2,8 @@ package registry
 
 import (
 	"net"
+	"reflect"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,8 +36,44 @@ func (ServiceStrategy) PrepareForCreate(obj runtime.Object) {
 // on update (clusterIP, nodePorts, healthCheckNodePort) keep their allocated value.
 func (ServiceStrategy) PrepareForUpdate(obj, old runtime.Object) {
 	svc, oldSvc := obj.(*corev1.Service), old.(*corev1.Service)
+	dropTypeDependentFields(svc, oldSvc)
 	keepAllocated(svc, oldSvc)
 	DefaultService(svc)
+}
+
+// dropTypeDependentFields is Kubernetes' (pkg/registry/core/service/strategy.go): a type
+// change that no longer needs a cluster IP, node ports or a health-check node port wipes
+// the values the update left as they were (they are released later), so that e.g. a
+// NodePort Service becomes ExternalName by changing only its type and externalName.
+func dropTypeDependentFields(svc, old *corev1.Service) {
+	if old.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.Type == corev1.ServiceTypeExternalName {
+		if svc.Spec.ClusterIP == old.Spec.ClusterIP && slices.Equal(svc.Spec.ClusterIPs, old.Spec.ClusterIPs) {
+			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
+		}
+		if slices.Equal(svc.Spec.IPFamilies, old.Spec.IPFamilies) {
+			svc.Spec.IPFamilies = nil
+		}
+		if reflect.DeepEqual(svc.Spec.IPFamilyPolicy, old.Spec.IPFamilyPolicy) {
+			svc.Spec.IPFamilyPolicy = nil
+		}
+	}
+	nodePorts := func(s *corev1.Service) (ps []int32) {
+		for _, p := range s.Spec.Ports {
+			ps = append(ps, p.NodePort)
+		}
+		return ps
+	}
+	needsNodePorts := func(s *corev1.Service) bool {
+		return s.Spec.Type == corev1.ServiceTypeNodePort || s.Spec.Type == corev1.ServiceTypeLoadBalancer
+	}
+	if needsNodePorts(old) && !needsNodePorts(svc) && slices.Equal(nodePorts(svc), nodePorts(old)) {
+		for i := range svc.Spec.Ports {
+			svc.Spec.Ports[i].NodePort = 0
+		}
+	}
+	if NeedsHealthCheckNodePort(old) && !NeedsHealthCheckNodePort(svc) && svc.Spec.HealthCheckNodePort == old.Spec.HealthCheckNodePort {
+		svc.Spec.HealthCheckNodePort = 0
+	}
 }
 
 func keepAllocated(svc, old *corev1.Service) {
@@ -213,9 +251,6 @@ func validateServiceSpec(svc *corev1.Service) field.ErrorList {
 			for _, msg := range validation.IsDNS1123Subdomain(name) {
 				errs = append(errs, field.Invalid(spec.Child("externalName"), s.ExternalName, msg))
 			}
-		}
-		if len(s.Selector) > 0 {
-			errs = append(errs, field.Forbidden(spec.Child("selector"), "may not be set for ExternalName services: the name points elsewhere"))
 		}
 	default:
 		if len(s.Ports) == 0 && s.ClusterIP != corev1.ClusterIPNone {
