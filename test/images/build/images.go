@@ -72,12 +72,17 @@ var images = []image{
 	{
 		file:     "agnhost.tar",
 		tags:     []string{"registry.k8s.io/e2e-test-images/agnhost:2.56"},
-		packages: []string{"dash", "busybox-static", "curl", "dnsutils", "libc-bin", "ca-certificates", "netbase"},
+		// netcat-openbsd as in the real image: the e2e suite's checks run `nc -v -t -w 2`
+		// and `nc -vuz`, which Debian's busybox nc does not take.
+		packages: []string{"dash", "busybox-static", "curl", "dnsutils", "libc-bin", "ca-certificates", "netbase", "netcat-openbsd"},
 		busybox:  true,
 		files:    []string{"base"},
 		extra: append([]entry{
 			binary("agnhost", binSvcnet),
 			hardlink("usr/local/bin/svcnet", "agnhost"),
+			// Debian's alternative (no maintainer scripts run); usr/bin/nc shadows busybox's
+			symlink("bin/nc", "/bin/nc.openbsd"),
+			symlink("usr/bin/nc", "/bin/nc.openbsd"),
 		}, baseDirs...),
 		config: v1.Config{
 			Env:        []string{defaultPath},
