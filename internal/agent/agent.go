@@ -156,6 +156,7 @@ type Agent struct {
 	// runtimeVersion is the container runtime's name://version for the Node.
 	runtimeVersion string
 	noRun          string // why pods bound to this node do not run (preflight.go)
+	podBridge      string // svcnet's pod bridge, when pods use svcnet's network
 
 	proxyDone chan struct{}
 }

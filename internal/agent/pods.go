@@ -137,6 +137,14 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 	if err != nil {
 		return nil, nil, err
 	}
+	if a.o.ContainerRuntime != RuntimeCRI || a.o.RuntimeEndpoint == "" {
+		// svcnet's pod network: its bridge is made before any pod (and the
+		// proxy) starts, so the proxy sets route_localnet there in time.
+		if err := podnet.EnsureBridge(podnet.DefaultBridge); err != nil {
+			return nil, nil, err
+		}
+		a.podBridge = podnet.DefaultBridge
+	}
 	root := a.o.RootDir
 	host, err := pod.ReadHostResolv(a.o.HostResolvConf)
 	if err != nil {

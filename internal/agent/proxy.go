@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/svcnet/svcnet/internal/podnet"
 	"github.com/svcnet/svcnet/internal/proxy"
 	"github.com/svcnet/svcnet/internal/proxy/nftables"
 	"github.com/svcnet/svcnet/internal/proxy/userspace"
@@ -144,6 +145,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 			return nil, fmt.Errorf("--proxy-mode nftables: %w", err)
 		}
 		nb.Log = func(msg string, err error) { log.Warn(msg, "err", err) }
+		nb.LocalnetLink = a.podBridge // pods reach the kubernetes Service on 127.0.0.1
 		be = nb
 		if c.ServiceCIDR.IsValid() {
 			if err := serviceRoute(c.ServiceCIDR, true, a.o.NodeIP); err != nil {
@@ -223,6 +225,7 @@ func Cleanup(serviceCIDR string) error {
 	if err != nil {
 		return err
 	}
+	be.LocalnetLink = podnet.DefaultBridge
 	if err := be.Cleanup(); err != nil {
 		return err
 	}

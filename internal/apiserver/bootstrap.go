@@ -228,6 +228,16 @@ const (
 
 // nthAddr returns the n-th address of a CIDR (1 = the first after the network
 // address): 10.96.0.0/12 -> 10.96.0.1 for 1, 10.96.0.10 for 10.
+// KubernetesServiceIP is the cluster IP of the kubernetes Service, the first
+// address of the service CIDR (as in Kubernetes; "": the default CIDR). The
+// API server's certificate names it.
+func KubernetesServiceIP(serviceCIDR string) string {
+	if serviceCIDR == "" {
+		serviceCIDR = defaultServiceCIDR
+	}
+	return nthAddr(serviceCIDR, 1)
+}
+
 func nthAddr(cidr string, n int) string {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {

@@ -23,6 +23,9 @@ import (
 	"github.com/svcnet/svcnet/internal/storage"
 )
 
+// defaultServiceCIDR is the service CIDR when Config gives none (kube-apiserver's).
+const defaultServiceCIDR = "10.96.0.0/12"
+
 // Config configures a Server.
 type Config struct {
 	Store         storage.Store
@@ -73,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Prefix = strings.TrimSuffix(cfg.Prefix, "/")
 	if cfg.ServiceCIDR == "" {
-		cfg.ServiceCIDR = "10.96.0.0/12"
+		cfg.ServiceCIDR = defaultServiceCIDR
 	}
 	if cfg.NodePortRange == "" {
 		cfg.NodePortRange = "30000-32767"

@@ -70,7 +70,7 @@ func ConfList(c Config, portmap bool) ([]byte, error) {
 		return nil, fmt.Errorf("pod CIDR: %w", err)
 	}
 	if c.Bridge == "" {
-		c.Bridge = "svcnet0"
+		c.Bridge = DefaultBridge
 	}
 	def := "0.0.0.0/0"
 	if p.Addr().Is6() {

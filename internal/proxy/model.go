@@ -144,10 +144,12 @@ func ServicePorts(s *corev1.Service) []*ServicePort {
 }
 
 // SliceEndpoints converts one EndpointSlice into endpoints per port name, for node.
+// Loopback addresses are kept only in the kubernetes Service and on this node.
 func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]Endpoint {
 	if es.AddressType != discoveryv1.AddressTypeIPv4 {
 		return nil
 	}
+	apiServer := es.Namespace == "default" && es.Labels[discoveryv1.LabelServiceName] == "kubernetes"
 	out := map[string][]Endpoint{}
 	for _, p := range es.Ports {
 		if p.Port == nil {
@@ -175,6 +177,15 @@ func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]End
 			if e.NodeName != nil {
 				ep.Node = *e.NodeName
 				ep.Local = *e.NodeName == node
+			}
+			// A loopback endpoint is the loopback of whichever node DNATs to
+			// it, and pods reach it too (route_localnet on the pod bridge, for
+			// the API server of `svcnet up` on 127.0.0.1). Kubernetes refuses
+			// such addresses in slices; here only the API server's own and a
+			// hostNetwork pod of this node keep them, so no other slice opens
+			// a node's loopback services to pods.
+			if a.IsLoopback() && !apiServer && !ep.Local {
+				continue
 			}
 			out[name] = append(out[name], ep)
 		}

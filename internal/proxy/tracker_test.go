@@ -98,3 +98,33 @@ func TestTrackerPendingKinds(t *testing.T) {
 		t.Errorf("after Apply: pending %d, %d; want none", s, e)
 	}
 }
+
+func TestLoopbackEndpoints(t *testing.T) {
+	api := slice("kubernetes", "kubernetes", "", true, "127.0.0.1")
+	api.Namespace, api.Endpoints[0].NodeName = "default", nil
+	for _, tc := range []struct {
+		name string
+		es   *discoveryv1.EndpointSlice
+		want int
+	}{
+		{"the API server of svcnet up", api, 1},
+		{"a hostNetwork pod of this node", slice("web", "web-a", "n1", true, "127.0.0.1"), 1},
+		{"another node's loopback", slice("web", "web-b", "n2", true, "127.0.0.1", "10.244.1.2"), 1},
+		{"a slice without a node", func() *discoveryv1.EndpointSlice {
+			es := slice("web", "web-c", "", true, "127.0.0.2")
+			es.Endpoints[0].NodeName = nil
+			return es
+		}(), 0},
+		{"kubernetes in another namespace", slice("kubernetes", "k", "n2", true, "127.0.0.1"), 0},
+	} {
+		got := SliceEndpoints(tc.es, "n1")["http"]
+		if len(got) != tc.want {
+			t.Errorf("%s: %v, want %d endpoints", tc.name, got, tc.want)
+		}
+		for _, e := range got {
+			if e.Addr.Addr().IsLoopback() && e.Node == "n2" {
+				t.Errorf("%s: kept another node's loopback %v", tc.name, e)
+			}
+		}
+	}
+}

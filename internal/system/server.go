@@ -119,6 +119,25 @@ func defaultAdvertiseAddress(bind string) string {
 	return "127.0.0.1"
 }
 
+// servingHosts are the names and addresses the API server's certificate
+// covers: the node's, and the kubernetes Service's as pods reach it
+// (kubernetes.default.svc, its cluster IP), which client-go's in-cluster
+// config verifies.
+func servingHosts(o ServerOptions, hostname string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1", o.AdvertiseAddress, "kubernetes", "kubernetes.default",
+		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if ip := apiserver.KubernetesServiceIP(o.ServiceCIDR); ip != "" {
+		hosts = append(hosts, ip)
+	}
+	if hostname != "" {
+		hosts = append(hosts, hostname)
+	}
+	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() {
+		hosts = append(hosts, o.BindAddress)
+	}
+	return hosts
+}
+
 // StartControlPlane starts storage and the API server and returns once it serves.
 func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, error) {
 	if err := o.Validate(); err != nil {
@@ -176,15 +195,8 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 	if err != nil {
 		return nil, err
 	}
-	hosts := []string{"localhost", "127.0.0.1", "::1", o.AdvertiseAddress, "kubernetes", "kubernetes.default",
-		"kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
-	if h, err := os.Hostname(); err == nil {
-		hosts = append(hosts, h)
-	}
-	if ip := net.ParseIP(o.BindAddress); ip != nil && !ip.IsUnspecified() {
-		hosts = append(hosts, o.BindAddress)
-	}
-	certFile, keyFile, err := cp.CA.ServingCert(pki, hosts)
+	hostname, _ := os.Hostname()
+	certFile, keyFile, err := cp.CA.ServingCert(pki, servingHosts(o, hostname))
 	if err != nil {
 		return nil, fmt.Errorf("serving certificate: %w", err)
 	}

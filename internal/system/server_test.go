@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,28 @@ func TestBadFlagsChangeNothing(t *testing.T) {
 		}
 		if _, statErr := os.Stat(dir); statErr == nil {
 			t.Errorf("%s: a rejected start created %s", c.want, dir)
+		}
+	}
+}
+
+func TestServingHosts(t *testing.T) {
+	for _, tc := range []struct {
+		o    ServerOptions
+		want []string
+	}{
+		{ServerOptions{BindAddress: "127.0.0.1", AdvertiseAddress: "127.0.0.1"},
+			[]string{"kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.96.0.1", "node-a"}},
+		{ServerOptions{BindAddress: "0.0.0.0", AdvertiseAddress: "192.0.2.1", ServiceCIDR: "10.100.0.0/16"},
+			[]string{"192.0.2.1", "kubernetes.default.svc", "10.100.0.1"}},
+	} {
+		got := servingHosts(tc.o, "node-a")
+		for _, h := range tc.want {
+			if !slices.Contains(got, h) {
+				t.Errorf("%+v: hosts %v lack %s", tc.o, got, h)
+			}
+		}
+		if slices.Contains(got, "0.0.0.0") {
+			t.Errorf("%+v: hosts %v name the unspecified address", tc.o, got)
 		}
 	}
 }

@@ -19,12 +19,17 @@ import (
 // recomputes only the changed service ports and sends their difference in one
 // transaction; a full sync empties the table and writes it again, atomically.
 type Backend struct {
-	c       Config
-	Log     func(msg string, err error) // warnings that do not fail a sync
-	conn    *nftables.Conn
-	sock    *batchSocket
-	table   *nftables.Table
-	current map[proxy.Key]*Fragment
+	c   Config
+	Log func(msg string, err error) // warnings that do not fail a sync
+	// LocalnetLink is the pod bridge: route_localnet is on there while the
+	// table (with its guard on 127.0.0.0/8) is, so pods reach a Service whose
+	// endpoint is on loopback (the API server of svcnet up). Empty: left alone.
+	LocalnetLink string
+	localnetOn   bool
+	conn         *nftables.Conn
+	sock         *batchSocket
+	table        *nftables.Table
+	current      map[proxy.Key]*Fragment
 	// Elements can be shared (a cluster IP by every port of a Service), so the
 	// kernel holds an element while some fragment wants it.
 	refs  map[string]int           // element with its data (full) -> fragments that want it
@@ -138,10 +143,17 @@ func (b *Backend) addSet(s *nftables.Set) error {
 // Sync writes the rules for st: everything when full (or on the first call),
 // otherwise only the service ports in changed.
 func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
+	var err error
 	if full || b.current == nil {
-		return b.fullSync(st)
+		b.localnetOn = false // written again: a full sync also repairs drift
+		err = b.fullSync(st)
+	} else {
+		err = b.partialSync(st, changed)
 	}
-	return b.partialSync(st, changed)
+	if err == nil {
+		b.localnetOnce()
+	}
+	return err
 }
 
 func (b *Backend) fullSync(st *proxy.State) error {
@@ -505,6 +517,7 @@ func (b *Backend) clearTable() error {
 // no rule needs it any more. Cleanup (or the next full sync of this backend)
 // removes the rest.
 func (b *Backend) Retire() error {
+	b.localnetOff()
 	if err := b.clearTable(); err != nil {
 		return err
 	}
@@ -519,6 +532,7 @@ func (b *Backend) Retire() error {
 
 // Cleanup deletes the table (svcnet agent --cleanup, or a switch of backend).
 func (b *Backend) Cleanup() error {
+	b.localnetOff()
 	b.conn.AddTable(b.table)
 	b.conn.DelTable(b.table)
 	b.current = nil

@@ -127,6 +127,22 @@ func ctDNAT() []expr.Any {
 	}
 }
 
+// localnetGuard drops what arrives from another interface than lo for a
+// loopback address, unless its connection was DNATed there (the kubelet's
+// rule for CVE-2020-8558). With route_localnet on the pod bridge, pods then
+// reach a Service's loopback endpoint and nothing else on 127.0.0.0/8.
+func localnetGuard() []expr.Any {
+	lo := make([]byte, unix.IFNAMSIZ)
+	copy(lo, "lo")
+	out := []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: lo}, loadDaddr()}
+	out = append(out, prefixMatch(netip.MustParsePrefix("127.0.0.0/8"), expr.CmpOpEq)...)
+	return append(out,
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(ipsDstNAT), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: u32(0)},
+		&expr.Verdict{Kind: expr.VerdictDrop})
+}
+
 func ctNew() []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
@@ -249,7 +265,7 @@ func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any 
 		"nat-prerouting":    {{jump("services")}},
 		"nat-output":        {{jump("services")}},
 		"nat-postrouting":   {{jump("masquerading")}},
-		"filter-prerouting": {append(ctNew(), jump("service-checks"))},
+		"filter-prerouting": {localnetGuard(), append(ctNew(), jump("service-checks"))},
 		"filter-output":     {append(ctNew(), jump("service-checks"))},
 		"services":          services,
 		"nodeports": {

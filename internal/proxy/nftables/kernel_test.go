@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 
@@ -258,6 +259,61 @@ func TestKernelRoundRobin(t *testing.T) {
 		}
 		if got, want := normalize(list), normalize(b.Rules()); got != want {
 			t.Errorf("the kernel differs from the computed rules:\n%s", lineDiff(want, got))
+		}
+	})
+}
+
+// TestKernelLocalnet: route_localnet on the pod bridge follows the table (on
+// after a sync, once the bridge exists; off when the backend retires), and the
+// guard on 127.0.0.0/8 is in the kernel as computed.
+func TestKernelLocalnet(t *testing.T) {
+	inFreshNetns(t, func() {
+		sysctl := "/proc/sys/net/ipv4/conf/br-test/route_localnet"
+		read := func() string {
+			b, err := os.ReadFile(sysctl)
+			if err != nil {
+				t.Error(err)
+			}
+			return strings.TrimSpace(string(b))
+		}
+		b, err := New(cfg)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer b.Cleanup()
+		b.LocalnetLink = "br-test"
+		if err := b.Sync(testState(), nil, true); err != nil { // no bridge yet: not an error
+			t.Errorf("full sync without the bridge: %v", err)
+			return
+		}
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-test"}}); err != nil {
+			t.Error(err)
+			return
+		}
+		if got := read(); got != "0" {
+			t.Errorf("route_localnet of a new bridge = %s", got)
+			return
+		}
+		if err := b.Sync(testState(), nil, false); err != nil {
+			t.Errorf("partial sync: %v", err)
+			return
+		}
+		if got := read(); got != "1" {
+			t.Errorf("route_localnet after a sync with the bridge = %s, want 1", got)
+		}
+		list := nftList(t)
+		if want := `iifname != "lo" ip daddr 127.0.0.0/8 ct status ! dnat drop`; !strings.Contains(list, want) {
+			t.Errorf("kernel table lacks the guard %q", want)
+		}
+		if got, want := normalize(list), normalize(b.Rules()); got != want {
+			t.Errorf("the kernel differs from the computed rules:\n%s", lineDiff(want, got))
+		}
+		if err := b.Retire(); err != nil {
+			t.Error(err)
+		}
+		if got := read(); got != "0" {
+			t.Errorf("route_localnet after Retire = %s, want 0", got)
 		}
 	})
 }

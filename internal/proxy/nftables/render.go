@@ -28,6 +28,7 @@ func baseText(c Config, picks, nodePicks []string) string {
 
 	chain filter-prerouting {
 		type filter hook prerouting priority dstnat + 10; policy accept;
+		iifname != "lo" ip daddr 127.0.0.0/8 ct status ! dnat drop
 		ct state new jump service-checks
 	}
 
