@@ -160,7 +160,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 		changed:    status.mark,
 		terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) }}
 	var rt podRuntime
-	stop := func() {}
+	var stop func()
 	switch a.o.ContainerRuntime {
 	case RuntimeCRI:
 		svc, err := a.connectCRI(ctx, cidr, log)
