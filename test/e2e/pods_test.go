@@ -387,4 +387,24 @@ spec:
 	if host := cp.must("exec", "pod-node-b", "--", "svcnet", "agnhost", "get", "http://"+ips["pod-node-a"]+":8080/hostname"); host != "pod-node-a" {
 		t.Errorf("pod B -> pod A /hostname = %q", host)
 	}
+
+	// A DaemonSet runs one pod on each of the two nodes.
+	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "ds.yaml"), `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers:
+      - name: pause
+        image: registry.k8s.io/e2e-test-images/agnhost:2.56
+        command: ["svcnet", "agnhost", "pause"]
+`, 0o644))
+	cp.must("rollout", "status", "ds/agent", "--timeout=60s")
+	if got := cp.must("get", "pods", "-l", "app=agent", "-o", `jsonpath={range .items[*]}{.spec.nodeName} {.status.phase},{end}`); got != "node-a Running,node-b Running," &&
+		got != "node-b Running,node-a Running," {
+		t.Errorf("DaemonSet pods: %q, want one Running on each node", got)
+	}
 }
