@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 )
 
@@ -39,20 +40,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	c := &Controller{client: client, cronJobs: cjInf.Lister(), jobs: jobInf.Lister(), recorder: recorder, now: time.Now,
 		synced: []cache.InformerSynced{cjInf.Informer().HasSynced, jobInf.Informer().HasSynced}}
 	c.loop = queue.New("cronjob", c.sync, log.With("controller", "cronjob"))
-	_, _ = cjInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
-	owner := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if j, ok := o.(*batchv1.Job); ok {
-			if r := metav1.GetControllerOf(j); r != nil && r.Kind == "CronJob" {
-				c.loop.Add(j.Namespace + "/" + r.Name)
-			}
-		}
-	}
-	_, _ = jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: owner, UpdateFunc: func(_, o any) { owner(o) }, DeleteFunc: owner})
+	_, _ = cjInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = jobInf.Informer().AddEventHandler(owned.Handler("CronJob", c.loop.Add, nil))
 	return c
 }
 
@@ -88,13 +77,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	var jobs []*batchv1.Job
-	for _, j := range all {
-		if r := metav1.GetControllerOf(j); r != nil && r.UID == cj.UID {
-			jobs = append(jobs, j)
-		}
-	}
-	d, err := plan(cj, jobs, c.now())
+	d, err := plan(cj, owned.Controlled(all, cj.UID), c.now())
 	if err != nil {
 		c.recorder.Eventf(cj, corev1.EventTypeWarning, "UnparseableSchedule", "%v", err)
 		return nil // nothing to retry until the spec changes

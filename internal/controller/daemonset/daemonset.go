@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -23,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 	"github.com/svcnet/svcnet/internal/controller/workload"
 )
@@ -40,41 +40,18 @@ type Controller struct {
 	loop     *queue.Loop
 	recorder record.EventRecorder
 	now      func() time.Time
-
-	mu      sync.Mutex
-	pending map[string]pending // creations not yet in the pod cache, by DaemonSet key
-}
-
-type pending struct {
-	n  int
-	at time.Time
+	expect   owned.Expectations // creations not yet in the pod cache, by DaemonSet key
 }
 
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
 	dsInf, podInf, nodeInf := factory.Apps().V1().DaemonSets(), factory.Core().V1().Pods(), factory.Core().V1().Nodes()
 	c := &Controller{client: client, sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), recorder: recorder,
-		now: time.Now, pending: map[string]pending{},
+		now: time.Now, expect: owned.Expectations{Timeout: expectTimeout},
 		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced}}
 	c.loop = queue.New("daemonset", c.sync, log.With("controller", "daemonset"))
-	_, _ = dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
-	owner := func(o any, added bool) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if p, ok := o.(*corev1.Pod); ok {
-			if r := metav1.GetControllerOf(p); r != nil && r.Kind == "DaemonSet" {
-				key := p.Namespace + "/" + r.Name
-				if added {
-					c.observe(key)
-				}
-				c.loop.Add(key)
-			}
-		}
-	}
-	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { owner(o, true) }, UpdateFunc: func(_, o any) { owner(o, false) }, DeleteFunc: func(o any) { owner(o, false) }})
+	_, _ = dsInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = podInf.Informer().AddEventHandler(owned.Handler("DaemonSet", c.loop.Add, func(key string) { c.expect.Observe(key, 1, 0) }))
 	all := func(any) {
 		sets, _ := c.sets.List(labels.Everything())
 		for _, ds := range sets {
@@ -94,32 +71,6 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 
 // Run runs the controller until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
-
-func (c *Controller) expect(key string, n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pending[key] = pending{n: n, at: c.now()}
-}
-
-func (c *Controller) observe(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.pending[key]; ok {
-		p.n--
-		c.pending[key] = p
-	}
-}
-
-func (c *Controller) settled(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.pending[key]
-	if !ok || p.n <= 0 || c.now().Sub(p.at) > expectTimeout {
-		delete(c.pending, key)
-		return true
-	}
-	return false
-}
 
 func daemonOf(ds *appsv1.DaemonSet) daemon {
 	d := daemon{spec: &ds.Spec.Template.Spec, tolerations: podTolerations(&ds.Spec.Template.Spec),
@@ -159,22 +110,20 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || ds.DeletionTimestamp != nil {
 		return err
 	}
-	if !c.settled(key) {
+	if !c.expect.Satisfied(key, c.now()) {
 		return nil // the pods it created are not in the cache yet; their events requeue
 	}
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	if err != nil || sel.Empty() {
 		return err
 	}
-	all, err := c.pods.Pods(ns).List(sel)
+	pods, err := owned.Pods(c.pods, ns, sel, ds.UID)
 	if err != nil {
 		return err
 	}
 	byNode := map[string][]*corev1.Pod{}
-	for _, p := range all {
-		if r := metav1.GetControllerOf(p); r != nil && r.UID == ds.UID {
-			byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
-		}
+	for _, p := range pods {
+		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
 	}
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
@@ -186,13 +135,11 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.loop.AddAfter(key, dec.wait)
 	}
 	var applyErr error
-	c.expect(key, len(dec.create))
+	c.expect.Expect(key, len(dec.create), 0, c.now())
 	for i, node := range dec.create {
 		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(ds, d, node), metav1.CreateOptions{})
 		if err != nil {
-			for range len(dec.create) - i {
-				c.observe(key)
-			}
+			c.expect.Observe(key, len(dec.create)-i, 0)
 			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 			applyErr = err
 			break

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
-	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -21,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 )
 
@@ -40,66 +40,23 @@ type Controller struct {
 	recorder record.EventRecorder
 	now      func() time.Time
 	backoff  time.Duration
-
-	mu      sync.Mutex
-	pending map[string]pending // creations not yet in the pod cache, by Job key
-}
-
-type pending struct {
-	n  int
-	at time.Time
+	expect   owned.Expectations // creations not yet in the pod cache, by Job key
 }
 
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
 	jobInf, podInf := factory.Batch().V1().Jobs(), factory.Core().V1().Pods()
 	c := &Controller{client: client, jobs: jobInf.Lister(), pods: podInf.Lister(), recorder: recorder, now: time.Now,
-		backoff: DefaultBackoff, pending: map[string]pending{},
+		backoff: DefaultBackoff, expect: owned.Expectations{Timeout: expectTimeout},
 		synced: []cache.InformerSynced{jobInf.Informer().HasSynced, podInf.Informer().HasSynced}}
 	c.loop = queue.New("job", c.sync, log.With("controller", "job"))
-	_, _ = jobInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
-	owner := func(o any, added bool) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if p, ok := o.(*corev1.Pod); ok {
-			if r := metav1.GetControllerOf(p); r != nil && r.Kind == "Job" {
-				key := p.Namespace + "/" + r.Name
-				if added {
-					c.observe(key, 1)
-				}
-				c.loop.Add(key)
-			}
-		}
-	}
-	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(o any) { owner(o, true) }, UpdateFunc: func(_, o any) { owner(o, false) }, DeleteFunc: func(o any) { owner(o, false) }})
+	_, _ = jobInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = podInf.Informer().AddEventHandler(owned.Handler("Job", c.loop.Add, func(key string) { c.expect.Observe(key, 1, 0) }))
 	return c
 }
 
 // Run runs the controller until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
-
-func (c *Controller) observe(key string, n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.pending[key]; ok {
-		p.n -= n
-		c.pending[key] = p
-	}
-}
-
-func (c *Controller) settled(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.pending[key]
-	if !ok || p.n <= 0 || c.now().Sub(p.at) > expectTimeout {
-		delete(c.pending, key)
-		return true
-	}
-	return false
-}
 
 // newPod builds a pod of j from its template; index >= 0 is its completion
 // index (Indexed jobs), given as Kubernetes does.
@@ -142,22 +99,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || j.DeletionTimestamp != nil {
 		return err
 	}
-	if !c.settled(key) {
+	if !c.expect.Satisfied(key, c.now()) {
 		return nil // the pods it created are not in the cache yet; their events requeue
 	}
 	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
 	if err != nil || sel.Empty() {
 		return err
 	}
-	all, err := c.pods.Pods(ns).List(sel)
+	pods, err := owned.Pods(c.pods, ns, sel, j.UID)
 	if err != nil {
 		return err
-	}
-	var pods []*corev1.Pod
-	for _, p := range all {
-		if r := metav1.GetControllerOf(p); r != nil && r.UID == j.UID {
-			pods = append(pods, p)
-		}
 	}
 	d := plan(j, pods, c.now(), c.backoff)
 	if d.deleteJob {
@@ -174,9 +125,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	var applyErr error
 	if d.create > 0 {
-		c.mu.Lock()
-		c.pending[key] = pending{n: d.create, at: c.now()}
-		c.mu.Unlock()
+		c.expect.Expect(key, d.create, 0, c.now())
 	}
 	for i := 0; i < d.create; i++ {
 		index := -1
@@ -185,7 +134,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(j, index), metav1.CreateOptions{})
 		if err != nil {
-			c.observe(key, d.create-i)
+			c.expect.Observe(key, d.create-i, 0)
 			c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 			applyErr = err
 			break

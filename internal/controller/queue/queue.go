@@ -43,6 +43,11 @@ func (l *Loop) AddObject(o any) {
 	}
 }
 
+// ObjectHandler queues every added, updated and deleted object.
+func (l *Loop) ObjectHandler() cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{AddFunc: l.AddObject, UpdateFunc: func(_, o any) { l.AddObject(o) }, DeleteFunc: l.AddObject}
+}
+
 // Run waits for the caches, then runs workers until ctx ends.
 func (l *Loop) Run(ctx context.Context, workers int, synced ...cache.InformerSynced) {
 	defer utilruntime.HandleCrash()

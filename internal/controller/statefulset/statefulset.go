@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 	"github.com/svcnet/svcnet/internal/controller/workload"
 )
@@ -42,20 +43,8 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	c := &Controller{client: client, sets: setInf.Lister(), pods: podInf.Lister(), recorder: recorder, now: time.Now,
 		synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced}}
 	c.loop = queue.New("statefulset", c.sync, log.With("controller", "statefulset"))
-	_, _ = setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
-	owner := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if p, ok := o.(*corev1.Pod); ok {
-			if r := metav1.GetControllerOf(p); r != nil && r.Kind == "StatefulSet" {
-				c.loop.Add(p.Namespace + "/" + r.Name)
-			}
-		}
-	}
-	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: owner, UpdateFunc: func(_, o any) { owner(o) }, DeleteFunc: owner})
+	_, _ = setInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = podInf.Informer().AddEventHandler(owned.Handler("StatefulSet", c.loop.Add, nil))
 	return c
 }
 
@@ -99,16 +88,12 @@ func (c *Controller) ownedPods(ss *appsv1.StatefulSet) (map[int]*corev1.Pod, err
 	if err != nil {
 		return nil, err
 	}
-	all, err := c.pods.Pods(ss.Namespace).List(sel)
+	pods, err := owned.Pods(c.pods, ss.Namespace, sel, ss.UID)
 	if err != nil {
 		return nil, err
 	}
 	out := map[int]*corev1.Pod{}
-	for _, p := range all {
-		r := metav1.GetControllerOf(p)
-		if r == nil || r.UID != ss.UID {
-			continue
-		}
+	for _, p := range pods {
 		if ord, ok := ordinal(ss.Name, p.Name); ok {
 			out[ord] = p
 		}

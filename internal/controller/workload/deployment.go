@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 )
 
@@ -41,20 +42,8 @@ func NewDeployments(client kubernetes.Interface, factory informers.SharedInforme
 	dInf, rsInf := factory.Apps().V1().Deployments(), factory.Apps().V1().ReplicaSets()
 	c.deploys, c.sets = dInf.Lister(), rsInf.Lister()
 	c.synced = []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced}
-	_, _ = dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
-	owner := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if rs, ok := o.(*appsv1.ReplicaSet); ok {
-			if r := controllerOf(rs); r != nil && r.Kind == "Deployment" {
-				c.loop.Add(rs.Namespace + "/" + r.Name)
-			}
-		}
-	}
-	_, _ = rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: owner, UpdateFunc: func(_, o any) { owner(o) }, DeleteFunc: owner})
+	_, _ = dInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = rsInf.Informer().AddEventHandler(owned.Handler("Deployment", c.loop.Add, nil))
 	return c
 }
 
@@ -95,10 +84,7 @@ func (c *Deployments) sync(ctx context.Context, key string) error {
 	var all, old []*appsv1.ReplicaSet
 	var newRS *appsv1.ReplicaSet
 	var maxRev int64
-	for _, rs := range sets {
-		if r := controllerOf(rs); r == nil || r.UID != d.UID {
-			continue
-		}
+	for _, rs := range owned.Controlled(sets, d.UID) {
 		all = append(all, rs)
 		maxRev = max(maxRev, revision(rs))
 		if newRS == nil && sameTemplate(&rs.Spec.Template, &d.Spec.Template) {

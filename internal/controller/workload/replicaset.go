@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,13 +13,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 )
 
@@ -29,47 +28,6 @@ const burst = 500
 
 // expectTimeout bounds how long a sync waits for its own pod writes to show up.
 const expectTimeout = time.Minute
-
-// podExpectations count pod creations and deletions a ReplicaSet is waiting to
-// see in its cache, so a lagging cache never makes it create pods twice.
-type podExpectations struct {
-	mu sync.Mutex
-	m  map[string]*expected
-}
-
-type expected struct {
-	adds, dels int
-	at         time.Time
-}
-
-func (e *podExpectations) set(key string, adds, dels int, now time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.m == nil {
-		e.m = map[string]*expected{}
-	}
-	e.m[key] = &expected{adds: adds, dels: dels, at: now}
-}
-
-func (e *podExpectations) observe(key string, adds, dels int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if x := e.m[key]; x != nil {
-		x.adds -= adds
-		x.dels -= dels
-	}
-}
-
-func (e *podExpectations) satisfied(key string, now time.Time) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	x := e.m[key]
-	if x == nil || (x.adds <= 0 && x.dels <= 0) || now.Sub(x.at) > expectTimeout {
-		delete(e.m, key)
-		return true
-	}
-	return false
-}
 
 // podSet is what keeping a number of pods needs of their owner, a ReplicaSet or
 // a ReplicationController, taken from the cached object at the edge.
@@ -101,48 +59,37 @@ type keeper struct {
 	loop     *queue.Loop
 	recorder record.EventRecorder
 	now      func() time.Time
-	expect   podExpectations
+	expect   owned.Expectations // pod writes not yet in the cache, by owner key
 }
 
 // newKeeper wires a keeper for owners of kind watched by owners to the pod informer.
 func newKeeper(kind, name string, owners cache.SharedIndexInformer, get func(ns, name string) (*podSet, error),
 	client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *keeper {
-	c := &keeper{kind: kind, get: get, client: client, recorder: recorder, now: time.Now}
+	c := &keeper{kind: kind, get: get, client: client, recorder: recorder, now: time.Now, expect: owned.Expectations{Timeout: expectTimeout}}
 	c.loop = queue.New(name, c.sync, log)
 	podInf := factory.Core().V1().Pods()
 	c.pods = podInf.Lister()
 	c.synced = []cache.InformerSynced{owners.HasSynced, podInf.Informer().HasSynced}
-	_, _ = owners.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }, DeleteFunc: c.loop.AddObject})
-	owner := func(p *corev1.Pod) string {
-		if r := controllerOf(p); r != nil && r.Kind == kind {
-			return p.Namespace + "/" + r.Name
-		}
-		return ""
-	}
+	_, _ = owners.AddEventHandler(c.loop.ObjectHandler())
+	// Unlike owned.Handler: an update queues the old owner too, a deletion is expected.
 	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) {
-			if k := owner(o.(*corev1.Pod)); k != "" {
-				c.expect.observe(k, 1, 0)
+			if k, ok := owned.OwnerKey(o, kind); ok {
+				c.expect.Observe(k, 1, 0)
 				c.loop.Add(k)
 			}
 		},
 		UpdateFunc: func(old, o any) {
-			for _, k := range []string{owner(old.(*corev1.Pod)), owner(o.(*corev1.Pod))} {
-				if k != "" {
+			for _, x := range []any{old, o} {
+				if k, ok := owned.OwnerKey(x, kind); ok {
 					c.loop.Add(k)
 				}
 			}
 		},
 		DeleteFunc: func(o any) {
-			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = t.Obj
-			}
-			if p, ok := o.(*corev1.Pod); ok {
-				if k := owner(p); k != "" {
-					c.expect.observe(k, 0, 1)
-					c.loop.Add(k)
-				}
+			if k, ok := owned.OwnerKey(o, kind); ok {
+				c.expect.Observe(k, 0, 1)
+				c.loop.Add(k)
 			}
 		},
 	})
@@ -204,21 +151,6 @@ func podFromTemplate(s *podSet) *corev1.Pod {
 	return p
 }
 
-// ownedPods returns the pods matching sel whose controller has uid.
-func ownedPods(pods corelisters.PodLister, ns string, sel labels.Selector, uid types.UID) ([]*corev1.Pod, error) {
-	all, err := pods.Pods(ns).List(sel)
-	if err != nil {
-		return nil, err
-	}
-	var out []*corev1.Pod
-	for _, p := range all {
-		if r := controllerOf(p); r != nil && r.UID == uid {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
 func (c *keeper) sync(ctx context.Context, key string) error {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	s, err := c.get(ns, name)
@@ -229,13 +161,13 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 		return err
 	}
 	now := c.now()
-	if !c.expect.satisfied(key, now) {
+	if !c.expect.Satisfied(key, now) {
 		return nil // our last creates/deletes are not in the cache yet; their events requeue
 	}
 	if s.selector.Empty() {
 		return nil // matches nothing to keep (validation refuses it anyway)
 	}
-	pods, err := ownedPods(c.pods, ns, s.selector, s.meta.GetUID())
+	pods, err := owned.Pods(c.pods, ns, s.selector, s.meta.GetUID())
 	if err != nil {
 		return err
 	}
@@ -249,11 +181,11 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 	switch diff := len(act) - int(s.replicas); {
 	case diff < 0 && s.template != nil:
 		n := min(-diff, burst)
-		c.expect.set(key, n, 0, now)
+		c.expect.Expect(key, n, 0, now)
 		for i := 0; i < n; i++ {
 			p, err := c.client.CoreV1().Pods(ns).Create(ctx, podFromTemplate(s), metav1.CreateOptions{})
 			if err != nil {
-				c.expect.observe(key, n-i, 0)
+				c.expect.Observe(key, n-i, 0)
 				c.recorder.Eventf(s.owner, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
 				manageErr = err
 				break
@@ -263,12 +195,12 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 	case diff > 0:
 		n := min(diff, burst)
 		deletionOrder(act)
-		c.expect.set(key, 0, n, now)
+		c.expect.Expect(key, 0, n, now)
 		for i, p := range act[:n] {
 			uid := p.UID
 			err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 			if err != nil && !apierrors.IsNotFound(err) {
-				c.expect.observe(key, 0, n-i)
+				c.expect.Observe(key, 0, n-i)
 				c.recorder.Eventf(s.owner, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 				manageErr = err
 				break
