@@ -1,7 +1,6 @@
 package cronjob
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,7 +9,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
@@ -108,13 +106,9 @@ func TestPlan(t *testing.T) {
 func TestControllerCreatesTheDueJob(t *testing.T) {
 	cj := cronJob(func(cj *batchv1.CronJob) { cj.Spec.Schedule = "* * * * *" })
 	cj.CreationTimestamp = metav1.NewTime(time.Now().Add(-90 * time.Second))
-	c := fakekube.NewClientset(cj)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	ctl := New(c, f, record.NewFakeRecorder(100), slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go ctl.Run(ctx, 1)
+	e := fakekube.NewEnv(t, cj)
+	c, ctx := e.Client, e.Ctx
+	e.Run(1, New(c, e.Factory, record.NewFakeRecorder(100), slog.New(slog.DiscardHandler)))
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		cur, _ := c.BatchV1().CronJobs("ns").Get(ctx, "tick", metav1.GetOptions{})
 		jobs, _ := c.BatchV1().Jobs("ns").List(ctx, metav1.ListOptions{})

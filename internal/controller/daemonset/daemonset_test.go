@@ -1,7 +1,6 @@
 package daemonset
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -13,8 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
@@ -129,22 +126,6 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// kubelet makes every pod Running and Ready, until ctx ends.
-func kubelet(ctx context.Context, c *fake.Clientset) {
-	for ctx.Err() == nil {
-		list, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
-		for i := range list.Items {
-			p := &list.Items[i]
-			if p.Status.Phase != corev1.PodRunning {
-				p.Status.Phase = corev1.PodRunning
-				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-				_, _ = c.CoreV1().Pods("ns").UpdateStatus(ctx, p, metav1.UpdateOptions{})
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestControllerFollowsNodes(t *testing.T) {
 	one := intstr.FromInt32(1)
 	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "ds-uid", Generation: 1},
@@ -152,14 +133,10 @@ func TestControllerFollowsNodes(t *testing.T) {
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType, RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &one}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "v1"}}}}}}
-	c := fakekube.NewClientset(ds, node("a"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	ctl := New(c, f, record.NewFakeRecorder(1000), slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go ctl.Run(ctx, 2)
-	go kubelet(ctx, c)
+	e := fakekube.NewEnv(t, ds, node("a"))
+	c, ctx := e.Client, e.Ctx
+	e.Run(2, New(c, e.Factory, record.NewFakeRecorder(1000), slog.New(slog.DiscardHandler)))
+	go fakekube.Kubelet(ctx, c, "ns")
 
 	// state renders "desired/available: node,node" (pods' nodes, sorted).
 	state := func() string {

@@ -1,6 +1,6 @@
 // Package fakekube is client-go's fake clientset made to behave a little more like
-// an API server (generateName; status writes change only status), for controller
-// tests.
+// an API server (generateName; status writes change only status), with an Env
+// that runs controllers over it and a fake kubelet, for controller tests.
 package fakekube
 
 import (

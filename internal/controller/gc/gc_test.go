@@ -1,7 +1,6 @@
 package gc
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
@@ -23,19 +21,15 @@ func owned(kind, name string, uid types.UID) []metav1.OwnerReference {
 
 func TestCollectsOrphansOnly(t *testing.T) {
 	live := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "live", Namespace: "ns", UID: "live-uid"}}
-	c := fakekube.NewClientset(
+	e := fakekube.NewEnv(t,
 		live,
 		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Namespace: "ns", OwnerReferences: owned("Deployment", "gone", "gone-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "ns", OwnerReferences: owned("ReplicaSet", "live", "live-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stale-uid", Namespace: "ns", OwnerReferences: owned("ReplicaSet", "live", "old-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "ns", OwnerReferences: owned("Widget", "db", "x")}},
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	gc := New(c, f, slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go gc.Run(ctx, 2)
+	c, ctx := e.Client, e.Ctx
+	e.Run(2, New(c, e.Factory, slog.New(slog.DiscardHandler)))
 	exists := func(get func() error) bool { return get() == nil }
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -76,14 +70,10 @@ func TestCollectsOrphansOnly(t *testing.T) {
 
 func TestCollectsPodsOfDeletedReplicationController(t *testing.T) {
 	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "rc", Namespace: "ns", UID: "rc-uid"}}
-	c := fakekube.NewClientset(rc,
+	e := fakekube.NewEnv(t, rc,
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "rc-pod", Namespace: "ns", OwnerReferences: owned("ReplicationController", "rc", "rc-uid")}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	gc := New(c, f, slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go gc.Run(ctx, 1)
+	c, ctx := e.Client, e.Ctx
+	e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
 	time.Sleep(200 * time.Millisecond)
 	if _, err := c.CoreV1().Pods("ns").Get(ctx, "rc-pod", metav1.GetOptions{}); err != nil {
 		t.Fatalf("pod of a live ReplicationController collected: %v", err)
@@ -105,16 +95,12 @@ func TestCollectsPodsOfDeletedWorkloads(t *testing.T) {
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "sts-uid"}}
 	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "ds-uid"}}
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "ns", UID: "job-uid"}}
-	c := fakekube.NewClientset(sts, ds, job,
+	e := fakekube.NewEnv(t, sts, ds, job,
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "ns", OwnerReferences: owned("StatefulSet", "web", "sts-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agent-x", Namespace: "ns", OwnerReferences: owned("DaemonSet", "agent", "ds-uid")}},
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hello-y", Namespace: "ns", OwnerReferences: owned("Job", "hello", "job-uid")}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	gc := New(c, f, slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go gc.Run(ctx, 1)
+	c, ctx := e.Client, e.Ctx
+	e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
 	time.Sleep(200 * time.Millisecond)
 	for _, del := range []struct {
 		pod    string

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
@@ -124,14 +123,11 @@ func kubelet(ctx context.Context, c *fake.Clientset, phase func(p *corev1.Pod) c
 
 func runJob(t *testing.T, j *batchv1.Job, phase func(p *corev1.Pod) corev1.PodPhase, done func(batchv1.JobStatus) bool) (*fake.Clientset, batchv1.JobStatus) {
 	t.Helper()
-	c := fakekube.NewClientset(j)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	ctl := New(c, f, record.NewFakeRecorder(1000), slog.New(slog.DiscardHandler))
+	e := fakekube.NewEnv(t, j)
+	c, ctx := e.Client, e.Ctx
+	ctl := New(c, e.Factory, record.NewFakeRecorder(1000), slog.New(slog.DiscardHandler))
 	ctl.backoff = time.Millisecond
-	f.Start(ctx.Done())
-	go ctl.Run(ctx, 2)
+	e.Run(2, ctl)
 	go kubelet(ctx, c, phase)
 	var st batchv1.JobStatus
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

@@ -1,14 +1,12 @@
 package nodeipam
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
@@ -42,14 +40,10 @@ func TestBlocks(t *testing.T) {
 
 func TestAssignsDistinctCIDRs(t *testing.T) {
 	taken := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "old"}, Spec: corev1.NodeSpec{PodCIDR: "10.244.0.0/24"}}
-	c := fakekube.NewClientset(taken, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "b"}})
+	e := fakekube.NewEnv(t, taken, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "b"}})
 	b, _ := NewBlocks("10.244.0.0/16", 24)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	ctrl := New(c, f, b, slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go ctrl.Run(ctx, 1)
+	c, ctx := e.Client, e.Ctx
+	e.Run(1, New(c, e.Factory, b, slog.New(slog.DiscardHandler)))
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		a, _ := c.CoreV1().Nodes().Get(ctx, "a", metav1.GetOptions{})

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
@@ -29,13 +28,9 @@ func namespace(name string, deleting bool) *corev1.Namespace {
 
 func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.Context) {
 	t.Helper()
-	c := fakekube.NewClientset(objs...)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	f := informers.NewSharedInformerFactory(c, 0)
-	p := New(c, f, []byte(caPEM), slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go p.Run(ctx, 1)
+	e := fakekube.NewEnv(t, objs...)
+	c, ctx := e.Client, e.Ctx
+	e.Run(1, New(c, e.Factory, []byte(caPEM), slog.New(slog.DiscardHandler)))
 	return c, ctx
 }
 
@@ -44,15 +39,6 @@ func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.Conte
 func published(ctx context.Context, c *fake.Clientset, ns string) bool {
 	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, ConfigMapName, metav1.GetOptions{})
 	return err == nil && maps.Equal(cm.Data, map[string]string{Key: caPEM}) && cm.Annotations[DescriptionAnnotation] == Description
-}
-
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return false
 }
 
 func TestPublishes(t *testing.T) {
@@ -80,7 +66,7 @@ func TestPublishes(t *testing.T) {
 				}
 				return
 			}
-			if !eventually(func() bool { return published(ctx, c, tc.ns.Name) }) {
+			if !fakekube.Eventually(func() bool { return published(ctx, c, tc.ns.Name) }) {
 				cm, err := c.CoreV1().ConfigMaps(tc.ns.Name).Get(ctx, ConfigMapName, metav1.GetOptions{})
 				t.Fatalf("not published: %+v %v", cm, err)
 			}
@@ -96,7 +82,7 @@ func TestPublishes(t *testing.T) {
 
 func TestRepairsEditsAndDeletes(t *testing.T) {
 	c, ctx := start(t, namespace("app", false))
-	if !eventually(func() bool { return published(ctx, c, "app") }) {
+	if !fakekube.Eventually(func() bool { return published(ctx, c, "app") }) {
 		t.Fatal("not published")
 	}
 	cm, _ := c.CoreV1().ConfigMaps("app").Get(ctx, ConfigMapName, metav1.GetOptions{})
@@ -104,13 +90,13 @@ func TestRepairsEditsAndDeletes(t *testing.T) {
 	if _, err := c.CoreV1().ConfigMaps("app").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(func() bool { return published(ctx, c, "app") }) {
+	if !fakekube.Eventually(func() bool { return published(ctx, c, "app") }) {
 		t.Fatal("edited ConfigMap not repaired")
 	}
 	if err := c.CoreV1().ConfigMaps("app").Delete(ctx, ConfigMapName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(func() bool { return published(ctx, c, "app") }) {
+	if !fakekube.Eventually(func() bool { return published(ctx, c, "app") }) {
 		t.Fatal("deleted ConfigMap not re-created")
 	}
 }

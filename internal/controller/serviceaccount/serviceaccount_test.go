@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
@@ -26,28 +25,15 @@ func namespace(name string, phase corev1.NamespacePhase, deleting bool) *corev1.
 
 func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.Context) {
 	t.Helper()
-	c := fakekube.NewClientset(objs...)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	f := informers.NewSharedInformerFactory(c, 0)
-	ctrl := New(c, f, slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go ctrl.Run(ctx, 1)
+	e := fakekube.NewEnv(t, objs...)
+	c, ctx := e.Client, e.Ctx
+	e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
 	return c, ctx
 }
 
 func hasDefault(ctx context.Context, c *fake.Clientset, ns string) bool {
 	_, err := c.CoreV1().ServiceAccounts(ns).Get(ctx, DefaultName, metav1.GetOptions{})
 	return err == nil
-}
-
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return false
 }
 
 func TestDefaultServiceAccount(t *testing.T) {
@@ -64,7 +50,7 @@ func TestDefaultServiceAccount(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, ctx := start(t, tc.ns)
 			if tc.want {
-				if !eventually(func() bool { return hasDefault(ctx, c, tc.ns.Name) }) {
+				if !fakekube.Eventually(func() bool { return hasDefault(ctx, c, tc.ns.Name) }) {
 					t.Fatal("default ServiceAccount not created")
 				}
 				return
@@ -91,7 +77,7 @@ func TestDefaultServiceAccountRecreatedAndOthersLeftAlone(t *testing.T) {
 	if err := c.CoreV1().ServiceAccounts("app").Delete(ctx, DefaultName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(func() bool { return hasDefault(ctx, c, "app") }) {
+	if !fakekube.Eventually(func() bool { return hasDefault(ctx, c, "app") }) {
 		t.Fatal("deleted default ServiceAccount not re-created")
 	}
 	if _, err := c.CoreV1().ServiceAccounts("app").Get(ctx, "builder", metav1.GetOptions{}); err == nil {
@@ -100,7 +86,7 @@ func TestDefaultServiceAccountRecreatedAndOthersLeftAlone(t *testing.T) {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, namespace("later", corev1.NamespaceActive, false), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !eventually(func() bool { return hasDefault(ctx, c, "later") }) {
+	if !fakekube.Eventually(func() bool { return hasDefault(ctx, c, "later") }) {
 		t.Fatal("new namespace got no default ServiceAccount")
 	}
 }

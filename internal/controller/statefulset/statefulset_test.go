@@ -1,7 +1,6 @@
 package statefulset
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
@@ -118,22 +115,6 @@ func TestOrdinal(t *testing.T) {
 	}
 }
 
-// kubelet makes every pod Running and Ready and removes deleted ones, until ctx ends.
-func kubelet(ctx context.Context, c *fake.Clientset) {
-	for ctx.Err() == nil {
-		list, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
-		for i := range list.Items {
-			pod := &list.Items[i]
-			if pod.Status.Phase != corev1.PodRunning {
-				pod.Status.Phase = corev1.PodRunning
-				pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-				_, _ = c.CoreV1().Pods("ns").UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestControllerRunsAndRollsAStatefulSet(t *testing.T) {
 	replicas, partition := int32(3), int32(0)
 	ss := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "ss-uid", Generation: 1},
@@ -142,14 +123,10 @@ func TestControllerRunsAndRollsAStatefulSet(t *testing.T) {
 			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType, RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: &partition}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "v1"}}}}}}
-	c := fakekube.NewClientset(ss)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	ctl := New(c, f, record.NewFakeRecorder(1000), slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go ctl.Run(ctx, 2)
-	go kubelet(ctx, c)
+	e := fakekube.NewEnv(t, ss)
+	c, ctx := e.Client, e.Ctx
+	e.Run(2, New(c, e.Factory, record.NewFakeRecorder(1000), slog.New(slog.DiscardHandler)))
+	go fakekube.Kubelet(ctx, c, "ns")
 
 	waitFor := func(what string, cond func(*appsv1.StatefulSet, []corev1.Pod) bool) {
 		t.Helper()

@@ -1,8 +1,6 @@
 package workload
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,35 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
-
-// kubelet plays every node: pods get an IP and turn ready, and pods being
-// deleted go away, until ctx ends.
-func kubelet(ctx context.Context, c *fake.Clientset) {
-	n := 0
-	for ctx.Err() == nil {
-		pods, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			if p.DeletionTimestamp != nil {
-				_ = c.CoreV1().Pods("ns").Delete(ctx, p.Name, metav1.DeleteOptions{})
-				continue
-			}
-			if p.Status.Phase != corev1.PodRunning {
-				n++
-				p.Status.Phase, p.Status.PodIP = corev1.PodRunning, fmt.Sprintf("10.244.0.%d", n)
-				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
-				_, _ = c.CoreV1().Pods("ns").UpdateStatus(ctx, p, metav1.UpdateOptions{})
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func TestDeploymentScalesAndRollsOut(t *testing.T) {
 	replicas := int32(3)
@@ -50,16 +23,11 @@ func TestDeploymentScalesAndRollsOut(t *testing.T) {
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &surge, MaxUnavailable: &unavail}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "v1"}}}}}}
-	c := fakekube.NewClientset(d)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
+	e := fakekube.NewEnv(t, d)
+	c, ctx := e.Client, e.Ctx
 	log := slog.New(slog.DiscardHandler)
-	rs, deps := NewReplicaSets(c, f, record.NewFakeRecorder(1000), log), NewDeployments(c, f, record.NewFakeRecorder(1000), log)
-	f.Start(ctx.Done())
-	go rs.Run(ctx, 2)
-	go deps.Run(ctx, 2)
-	go kubelet(ctx, c)
+	e.Run(2, NewReplicaSets(c, e.Factory, record.NewFakeRecorder(1000), log), NewDeployments(c, e.Factory, record.NewFakeRecorder(1000), log))
+	go fakekube.Kubelet(ctx, c, "ns")
 
 	status := func() (appsv1.DeploymentStatus, int) {
 		got, _ := c.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})

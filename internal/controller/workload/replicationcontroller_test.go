@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
@@ -49,14 +47,10 @@ func TestReplicationControllerKeepsPods(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := fakekube.NewClientset(append([]runtime.Object{testRC(tc.replicas)}, tc.pods...)...)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			f := informers.NewSharedInformerFactory(c, 0)
-			rcs := NewReplicationControllers(c, f, record.NewFakeRecorder(100), slog.New(slog.DiscardHandler))
-			f.Start(ctx.Done())
-			go rcs.Run(ctx, 1)
-			go kubelet(ctx, c)
+			e := fakekube.NewEnv(t, append([]runtime.Object{testRC(tc.replicas)}, tc.pods...)...)
+			c, ctx := e.Client, e.Ctx
+			e.Run(1, NewReplicationControllers(c, e.Factory, record.NewFakeRecorder(100), slog.New(slog.DiscardHandler)))
+			go fakekube.Kubelet(ctx, c, "ns")
 			var owned []corev1.Pod
 			var st corev1.ReplicationControllerStatus
 			deadline := time.Now().Add(10 * time.Second)
@@ -97,14 +91,10 @@ func TestReplicationControllerKeepsPods(t *testing.T) {
 }
 
 func TestReplicationControllerScales(t *testing.T) {
-	c := fakekube.NewClientset(testRC(1))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := informers.NewSharedInformerFactory(c, 0)
-	rcs := NewReplicationControllers(c, f, record.NewFakeRecorder(100), slog.New(slog.DiscardHandler))
-	f.Start(ctx.Done())
-	go rcs.Run(ctx, 2)
-	go kubelet(ctx, c)
+	e := fakekube.NewEnv(t, testRC(1))
+	c, ctx := e.Client, e.Ctx
+	e.Run(2, NewReplicationControllers(c, e.Factory, record.NewFakeRecorder(100), slog.New(slog.DiscardHandler)))
+	go fakekube.Kubelet(ctx, c, "ns")
 	for _, n := range []int32{3, 1, 4} {
 		rc, _ := c.CoreV1().ReplicationControllers("ns").Get(ctx, "web", metav1.GetOptions{})
 		rc.Spec.Replicas = &n
