@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -50,7 +51,9 @@ func RunNetExec(ctx context.Context, host string, c NetExecConfig) (int, error) 
 
 	udpErr := make(chan error, 1)
 	if c.UDPPort > 0 {
-		addrs := c.UDPAddresses
+		// each address once, as upstream's set: a hostNetwork pod's
+		// --udp-listen-addresses=$(HOST_IP),$(POD_IPS) names the node's IP twice
+		addrs := slices.Compact(slices.Sorted(slices.Values(c.UDPAddresses)))
 		if len(addrs) == 0 {
 			addrs = []string{""}
 		}

@@ -252,7 +252,7 @@ func TestRunNetExecSIGTERM(t *testing.T) {
 	pc.Close() // a free UDP port for netexec
 	port, _ := strconv.Atoi(udpPort)
 	go func() {
-		code, _ := RunNetExec(ctx, "run-2", NetExecConfig{UDPPort: port, UDPAddresses: []string{"127.0.0.1"},
+		code, _ := RunNetExec(ctx, "run-2", NetExecConfig{UDPPort: port, UDPAddresses: []string{"127.0.0.1", "127.0.0.1"}, // twice, as a hostNetwork pod's
 			DelayShutdown: time.Hour, Started: func(a net.Addr) { started <- a }})
 		done <- code
 	}()
