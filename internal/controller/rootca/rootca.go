@@ -15,9 +15,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 
-	"github.com/svcnet/svcnet/internal/controller/queue"
+	"github.com/svcnet/svcnet/internal/controller/nsobject"
 )
 
 // The ConfigMap's name, key and the annotation describing it, as Kubernetes
@@ -30,52 +29,25 @@ const (
 		"such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
 )
 
-// Publisher keeps the root CA ConfigMap in every namespace; its queue keys are
-// namespace names.
+// Publisher keeps the root CA ConfigMap in every namespace.
 type Publisher struct {
+	*nsobject.Controller
 	client     kubernetes.Interface
 	rootCA     string
-	namespaces corelisters.NamespaceLister
 	configMaps corelisters.ConfigMapLister
-	synced     []cache.InformerSynced
-	loop       *queue.Loop
 }
 
 // New wires the publisher of rootCA (PEM) to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, rootCA []byte, log *slog.Logger) *Publisher {
-	p := &Publisher{client: client, rootCA: string(rootCA)}
-	p.loop = queue.New("root-ca-cert-publisher", p.sync, log)
-	nsInf, cmInf := factory.Core().V1().Namespaces(), factory.Core().V1().ConfigMaps()
-	p.namespaces, p.configMaps = nsInf.Lister(), cmInf.Lister()
-	p.synced = []cache.InformerSynced{nsInf.Informer().HasSynced, cmInf.Informer().HasSynced}
-	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: p.loop.AddObject, UpdateFunc: func(_, o any) { p.loop.AddObject(o) }})
-	ours := func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == ConfigMapName {
-			p.loop.Add(cm.Namespace)
-		}
-	}
-	_, _ = cmInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, o any) { ours(o) }, DeleteFunc: ours})
+	cmInf := factory.Core().V1().ConfigMaps()
+	p := &Publisher{client: client, rootCA: string(rootCA), configMaps: cmInf.Lister()}
+	p.Controller = nsobject.New(nsobject.Config{Name: "root-ca-cert-publisher", Object: ConfigMapName, Objects: cmInf.Informer(),
+		Repair: true, Ensure: p.ensure}, factory, log)
 	return p
 }
 
-// Run runs the publisher until ctx ends.
-func (p *Publisher) Run(ctx context.Context, workers int) { p.loop.Run(ctx, workers, p.synced...) }
-
-func (p *Publisher) sync(ctx context.Context, name string) error {
-	ns, err := p.namespaces.Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return nil
-	}
+// ensure publishes the CA in the active namespace name.
+func (p *Publisher) ensure(ctx context.Context, name string) error {
 	want := map[string]string{Key: p.rootCA}
 	cm, err := p.configMaps.ConfigMaps(name).Get(ConfigMapName)
 	if apierrors.IsNotFound(err) {
@@ -83,7 +55,7 @@ func (p *Publisher) sync(ctx context.Context, name string) error {
 			ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: name, Annotations: map[string]string{DescriptionAnnotation: Description}},
 			Data:       want,
 		}, metav1.CreateOptions{})
-		if apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		if nsobject.Gone(err) {
 			return nil
 		}
 		return err

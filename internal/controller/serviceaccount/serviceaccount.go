@@ -14,58 +14,30 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 
-	"github.com/svcnet/svcnet/internal/controller/queue"
+	"github.com/svcnet/svcnet/internal/controller/nsobject"
 )
 
 // DefaultName is the ServiceAccount every namespace gets.
 const DefaultName = "default"
 
-// Controller keeps the default ServiceAccount in every namespace; its queue keys
-// are namespace names.
+// Controller keeps the default ServiceAccount in every namespace.
 type Controller struct {
-	client     kubernetes.Interface
-	namespaces corelisters.NamespaceLister
-	accounts   corelisters.ServiceAccountLister
-	synced     []cache.InformerSynced
-	loop       *queue.Loop
+	*nsobject.Controller
+	client   kubernetes.Interface
+	accounts corelisters.ServiceAccountLister
 }
 
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, log *slog.Logger) *Controller {
-	c := &Controller{client: client}
-	c.loop = queue.New("serviceaccount", c.sync, log)
-	nsInf, saInf := factory.Core().V1().Namespaces(), factory.Core().V1().ServiceAccounts()
-	c.namespaces, c.accounts = nsInf.Lister(), saInf.Lister()
-	c.synced = []cache.InformerSynced{nsInf.Informer().HasSynced, saInf.Informer().HasSynced}
-	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.loop.AddObject, UpdateFunc: func(_, o any) { c.loop.AddObject(o) }})
-	_, _ = saInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) {
-		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-			o = t.Obj
-		}
-		if sa, ok := o.(*corev1.ServiceAccount); ok && sa.Name == DefaultName {
-			c.loop.Add(sa.Namespace)
-		}
-	}})
+	saInf := factory.Core().V1().ServiceAccounts()
+	c := &Controller{client: client, accounts: saInf.Lister()}
+	c.Controller = nsobject.New(nsobject.Config{Name: "serviceaccount", Object: DefaultName, Objects: saInf.Informer(), Ensure: c.ensure}, factory, log)
 	return c
 }
 
-// Run runs the controller until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
-
-func (c *Controller) sync(ctx context.Context, name string) error {
-	ns, err := c.namespaces.Get(name)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !active(ns) {
-		return nil
-	}
+// ensure creates the default ServiceAccount in the active namespace name if it is missing.
+func (c *Controller) ensure(ctx context.Context, name string) error {
 	switch _, err := c.accounts.ServiceAccounts(name).Get(DefaultName); {
 	case err == nil:
 		return nil
@@ -73,14 +45,9 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return err
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: name}}
-	_, err = c.client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) || apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+	_, err := c.client.CoreV1().ServiceAccounts(name).Create(ctx, sa, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) || nsobject.Gone(err) {
 		return nil
 	}
 	return err
-}
-
-// active reports whether a namespace may get new content.
-func active(ns *corev1.Namespace) bool {
-	return ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating
 }
