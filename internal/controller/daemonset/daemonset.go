@@ -134,27 +134,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if dec.wait > 0 {
 		c.loop.AddAfter(key, dec.wait)
 	}
-	var applyErr error
-	c.expect.Expect(key, len(dec.create), 0, c.now())
-	for i, node := range dec.create {
-		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(ds, d, node), metav1.CreateOptions{})
-		if err != nil {
-			c.expect.Observe(key, len(dec.create)-i, 0)
-			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
-			applyErr = err
-			break
-		}
-		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
-	}
+	control := owned.PodControl{Client: c.client, Recorder: c.recorder}
+	applyErr := control.CreatePods(ctx, ds, key, len(dec.create), func(i int) *corev1.Pod { return newPod(ds, d, dec.create[i]) }, &c.expect, c.now())
 	for _, p := range dec.del {
-		uid := p.UID
-		err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+		if err := control.Delete(ctx, ds, p); err != nil {
 			applyErr = err
 			break
 		}
-		c.recorder.Eventf(ds, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 	}
 	st := dec.status
 	st.ObservedGeneration, st.CollisionCount, st.Conditions = ds.Generation, ds.Status.CollisionCount, ds.Status.Conditions

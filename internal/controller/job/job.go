@@ -123,33 +123,19 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if d.requeue > 0 {
 		c.loop.AddAfter(key, d.requeue)
 	}
-	var applyErr error
-	if d.create > 0 {
-		c.expect.Expect(key, d.create, 0, c.now())
-	}
-	for i := 0; i < d.create; i++ {
+	control := owned.PodControl{Client: c.client, Recorder: c.recorder}
+	applyErr := control.CreatePods(ctx, j, key, d.create, func(i int) *corev1.Pod {
 		index := -1
 		if i < len(d.indexes) {
 			index = d.indexes[i]
 		}
-		p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(j, index), metav1.CreateOptions{})
-		if err != nil {
-			c.expect.Observe(key, d.create-i, 0)
-			c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
-			applyErr = err
-			break
-		}
-		c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
-	}
+		return newPod(j, index)
+	}, &c.expect, c.now())
 	for _, p := range d.del {
-		uid := p.UID
-		err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			c.recorder.Eventf(j, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
+		if err := control.Delete(ctx, j, p); err != nil {
 			applyErr = err
 			break
 		}
-		c.recorder.Eventf(j, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 	}
 	if !apiequality.Semantic.DeepEqual(d.status, j.Status) {
 		c.event(j, &d.status)

@@ -178,34 +178,20 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 		}
 	}
 	var manageErr error
+	control := owned.PodControl{Client: c.client, Recorder: c.recorder}
 	switch diff := len(act) - int(s.replicas); {
 	case diff < 0 && s.template != nil:
-		n := min(-diff, burst)
-		c.expect.Expect(key, n, 0, now)
-		for i := 0; i < n; i++ {
-			p, err := c.client.CoreV1().Pods(ns).Create(ctx, podFromTemplate(s), metav1.CreateOptions{})
-			if err != nil {
-				c.expect.Observe(key, n-i, 0)
-				c.recorder.Eventf(s.owner, corev1.EventTypeWarning, "FailedCreate", "Error creating: %v", err)
-				manageErr = err
-				break
-			}
-			c.recorder.Eventf(s.owner, corev1.EventTypeNormal, "SuccessfulCreate", "Created pod: %s", p.Name)
-		}
+		manageErr = control.CreatePods(ctx, s.owner, key, min(-diff, burst), func(int) *corev1.Pod { return podFromTemplate(s) }, &c.expect, now)
 	case diff > 0:
 		n := min(diff, burst)
 		deletionOrder(act)
 		c.expect.Expect(key, 0, n, now)
 		for i, p := range act[:n] {
-			uid := p.UID
-			err := c.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-			if err != nil && !apierrors.IsNotFound(err) {
+			if err := control.Delete(ctx, s.owner, p); err != nil {
 				c.expect.Observe(key, 0, n-i)
-				c.recorder.Eventf(s.owner, corev1.EventTypeWarning, "FailedDelete", "Error deleting: %v", err)
 				manageErr = err
 				break
 			}
-			c.recorder.Eventf(s.owner, corev1.EventTypeNormal, "SuccessfulDelete", "Deleted pod: %s", p.Name)
 		}
 	}
 	var tmplLabels map[string]string
