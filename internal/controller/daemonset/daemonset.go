@@ -85,15 +85,7 @@ func daemonOf(ds *appsv1.DaemonSet) daemon {
 
 // newPod builds the daemon pod for node.
 func newPod(ds *appsv1.DaemonSet, d daemon, node string) *corev1.Pod {
-	t := true
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: ds.Name + "-", Namespace: ds.Namespace,
-		Labels: maps.Clone(ds.Spec.Template.Labels), Annotations: maps.Clone(ds.Spec.Template.Annotations),
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: ds.UID,
-			Controller: &t, BlockOwnerDeletion: &t}}},
-		Spec: *ds.Spec.Template.Spec.DeepCopy()}
-	if p.Labels == nil {
-		p.Labels = map[string]string{}
-	}
+	p := owned.NewPod(&ds.Spec.Template, ds.Namespace, *metav1.NewControllerRef(ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet")))
 	p.Labels[appsv1.ControllerRevisionHashLabelKey] = d.hash
 	p.Labels[appsv1.DeprecatedTemplateGeneration] = strconv.FormatInt(ds.Generation, 10)
 	p.Spec.NodeName = node

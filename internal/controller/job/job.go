@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"time"
 
@@ -61,23 +60,12 @@ func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, wor
 // newPod builds a pod of j from its template; index >= 0 is its completion
 // index (Indexed jobs), given as Kubernetes does.
 func newPod(j *batchv1.Job, index int) *corev1.Pod {
-	t := true
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: j.Name + "-", Namespace: j.Namespace,
-		Labels: maps.Clone(j.Spec.Template.Labels), Annotations: maps.Clone(j.Spec.Template.Annotations),
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID,
-			Controller: &t, BlockOwnerDeletion: &t}}},
-		Spec: *j.Spec.Template.Spec.DeepCopy()}
+	p := owned.NewPod(&j.Spec.Template, j.Namespace, *metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job")))
 	if index < 0 {
 		return p
 	}
 	ix := strconv.Itoa(index)
 	p.GenerateName = j.Name + "-" + ix + "-"
-	if p.Labels == nil {
-		p.Labels = map[string]string{}
-	}
-	if p.Annotations == nil {
-		p.Annotations = map[string]string{}
-	}
 	p.Labels[batchv1.JobCompletionIndexAnnotation], p.Annotations[batchv1.JobCompletionIndexAnnotation] = ix, ix
 	p.Spec.Hostname = j.Name + "-" + ix
 	env := corev1.EnvVar{Name: "JOB_COMPLETION_INDEX", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{

@@ -2,6 +2,7 @@ package owned
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +12,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 )
+
+// NewPod returns a new pod in ns from tmpl, controlled by ref and named after
+// its owner by generateName; its labels and annotations are never nil.
+func NewPod(tmpl *corev1.PodTemplateSpec, ns string, ref metav1.OwnerReference) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: ref.Name + "-", Namespace: ns,
+		Labels: map[string]string{}, Annotations: map[string]string{}, OwnerReferences: []metav1.OwnerReference{ref}},
+		Spec: *tmpl.Spec.DeepCopy()}
+	maps.Copy(p.Labels, tmpl.Labels)
+	maps.Copy(p.Annotations, tmpl.Annotations)
+	return p
+}
 
 // PodControl creates and deletes an owner's pods, recording the events on the
 // owner that Kubernetes' pod control records.

@@ -81,3 +81,24 @@ func TestPodControl(t *testing.T) {
 		}
 	}
 }
+
+func TestNewPod(t *testing.T) {
+	yes := true
+	ref := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: "u", Controller: &yes, BlockOwnerDeletion: &yes}
+	for _, tmpl := range []*corev1.PodTemplateSpec{
+		{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"a": "b"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}},
+		{},
+	} {
+		p := NewPod(tmpl, "ns", ref)
+		if p.GenerateName != "web-" || p.Namespace != "ns" || p.Labels == nil || p.Annotations == nil ||
+			len(p.Labels) != len(tmpl.Labels) || p.Labels["app"] != tmpl.Labels["app"] || p.Annotations["a"] != tmpl.Annotations["a"] ||
+			len(p.OwnerReferences) != 1 || metav1.GetControllerOf(p).UID != "u" || len(p.Spec.Containers) != len(tmpl.Spec.Containers) {
+			t.Fatalf("pod %+v from template %+v", p, tmpl)
+		}
+		p.Labels["x"], p.Spec.Containers = "y", nil
+		if tmpl.Labels["x"] != "" || (tmpl.Labels != nil && len(tmpl.Spec.Containers) != 1) {
+			t.Fatal("the pod shares its template's maps or slices")
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -103,16 +102,9 @@ func (c *Controller) ownedPods(ss *appsv1.StatefulSet) (map[int]*corev1.Pod, err
 
 // newPod builds the pod of ordinal from the set's template.
 func newPod(ss *appsv1.StatefulSet, ord int, rev string) *corev1.Pod {
-	t := true
 	name := podName(ss.Name, ord)
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ss.Namespace,
-		Labels: maps.Clone(ss.Spec.Template.Labels), Annotations: maps.Clone(ss.Spec.Template.Annotations),
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: ss.Name, UID: ss.UID,
-			Controller: &t, BlockOwnerDeletion: &t}}},
-		Spec: *ss.Spec.Template.Spec.DeepCopy()}
-	if p.Labels == nil {
-		p.Labels = map[string]string{}
-	}
+	p := owned.NewPod(&ss.Spec.Template, ss.Namespace, *metav1.NewControllerRef(ss, appsv1.SchemeGroupVersion.WithKind("StatefulSet")))
+	p.GenerateName, p.Name = "", name
 	p.Labels[LabelPodName], p.Labels[LabelPodIndex], p.Labels[LabelRevision] = name, strconv.Itoa(ord), rev
 	p.Spec.Hostname, p.Spec.Subdomain = name, ss.Spec.ServiceName
 	return p

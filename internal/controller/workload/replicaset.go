@@ -136,21 +136,6 @@ func replicaSetPods(client kubernetes.Interface, rs *appsv1.ReplicaSet) (*podSet
 		}}, nil
 }
 
-// podFromTemplate builds a new pod of s.
-func podFromTemplate(s *podSet) *corev1.Pod {
-	t := s.template
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: s.meta.GetName() + "-", Namespace: s.meta.GetNamespace(),
-		Labels: map[string]string{}, Annotations: map[string]string{},
-		OwnerReferences: []metav1.OwnerReference{s.ref}}, Spec: *t.Spec.DeepCopy()}
-	for k, v := range t.Labels {
-		p.Labels[k] = v
-	}
-	for k, v := range t.Annotations {
-		p.Annotations[k] = v
-	}
-	return p
-}
-
 func (c *keeper) sync(ctx context.Context, key string) error {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	s, err := c.get(ns, name)
@@ -181,7 +166,7 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 	control := owned.PodControl{Client: c.client, Recorder: c.recorder}
 	switch diff := len(act) - int(s.replicas); {
 	case diff < 0 && s.template != nil:
-		manageErr = control.CreatePods(ctx, s.owner, key, min(-diff, burst), func(int) *corev1.Pod { return podFromTemplate(s) }, &c.expect, now)
+		manageErr = control.CreatePods(ctx, s.owner, key, min(-diff, burst), func(int) *corev1.Pod { return owned.NewPod(s.template, ns, s.ref) }, &c.expect, now)
 	case diff > 0:
 		n := min(diff, burst)
 		deletionOrder(act)
