@@ -54,75 +54,19 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		}
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
 	}
-	add("Pod", factory.Core().V1().Pods().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
-		return client.CoreV1().Pods(ns).Delete(ctx, n, o)
-	})
-	add("ReplicaSet", factory.Apps().V1().ReplicaSets().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
-		return client.AppsV1().ReplicaSets(ns).Delete(ctx, n, o)
-	})
-	add("Job", factory.Batch().V1().Jobs().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
-		return client.BatchV1().Jobs(ns).Delete(ctx, n, o)
-	})
-	add("EndpointSlice", factory.Discovery().V1().EndpointSlices().Informer(), func(ctx context.Context, ns, n string, o metav1.DeleteOptions) error {
-		return client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, n, o)
-	})
+	add("Pod", factory.Core().V1().Pods().Informer(), deleteIn(client.CoreV1().Pods))
+	add("ReplicaSet", factory.Apps().V1().ReplicaSets().Informer(), deleteIn(client.AppsV1().ReplicaSets))
+	add("Job", factory.Batch().V1().Jobs().Informer(), deleteIn(client.BatchV1().Jobs))
+	add("EndpointSlice", factory.Discovery().V1().EndpointSlices().Informer(), deleteIn(client.DiscoveryV1().EndpointSlices))
 	c.owners = map[string]func(ctx context.Context, ns, name string) (types.UID, error){
-		"Deployment": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.AppsV1().Deployments(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"ReplicaSet": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.AppsV1().ReplicaSets(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"StatefulSet": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.AppsV1().StatefulSets(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"DaemonSet": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.AppsV1().DaemonSets(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"Job": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.BatchV1().Jobs(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"CronJob": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.BatchV1().CronJobs(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"ReplicationController": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.CoreV1().ReplicationControllers(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
-		"Service": func(ctx context.Context, ns, n string) (types.UID, error) {
-			o, err := client.CoreV1().Services(ns).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return "", err
-			}
-			return o.UID, nil
-		},
+		"Deployment":            uidIn(client.AppsV1().Deployments),
+		"ReplicaSet":            uidIn(client.AppsV1().ReplicaSets),
+		"StatefulSet":           uidIn(client.AppsV1().StatefulSets),
+		"DaemonSet":             uidIn(client.AppsV1().DaemonSets),
+		"Job":                   uidIn(client.BatchV1().Jobs),
+		"CronJob":               uidIn(client.BatchV1().CronJobs),
+		"ReplicationController": uidIn(client.CoreV1().ReplicationControllers),
+		"Service":               uidIn(client.CoreV1().Services),
 	}
 	// An owner's deletion makes its dependents worth a look.
 	onOwnerDelete := func(o any) {
@@ -151,6 +95,28 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, l
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: onOwnerDelete})
 	}
 	return c
+}
+
+// deleteIn adapts a typed client's Delete, by namespace, to kind.delete.
+func deleteIn[C interface {
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+}](in func(ns string) C) func(ctx context.Context, ns, name string, opts metav1.DeleteOptions) error {
+	return func(ctx context.Context, ns, name string, opts metav1.DeleteOptions) error {
+		return in(ns).Delete(ctx, name, opts)
+	}
+}
+
+// uidIn adapts a typed client's Get, by namespace, to an owner lookup: the live owner's UID.
+func uidIn[T metav1.Object, C interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+}](in func(ns string) C) func(ctx context.Context, ns, name string) (types.UID, error) {
+	return func(ctx context.Context, ns, name string) (types.UID, error) {
+		o, err := in(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		return o.GetUID(), nil
+	}
 }
 
 // Run runs the collector until ctx ends.

@@ -1,6 +1,7 @@
 package gc
 
 import (
+	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -126,5 +128,32 @@ func TestCollectsPodsOfDeletedWorkloads(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+func TestTypedClientAdapters(t *testing.T) {
+	c := fakekube.NewClientset(&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "ds-uid"}})
+	ctx := context.Background()
+	uid := uidIn(c.AppsV1().DaemonSets)
+	for _, tc := range []struct {
+		ns, name string
+		want     types.UID
+		notFound bool
+	}{
+		{"ns", "agent", "ds-uid", false},
+		{"ns", "other", "", true},
+		{"elsewhere", "agent", "", true},
+	} {
+		got, err := uid(ctx, tc.ns, tc.name)
+		if got != tc.want || apierrors.IsNotFound(err) != tc.notFound {
+			t.Errorf("uid of %s/%s = %q %v, want %q (not found %v)", tc.ns, tc.name, got, err, tc.want, tc.notFound)
+		}
+	}
+	del := deleteIn(c.AppsV1().DaemonSets)
+	if err := del(ctx, "ns", "agent", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := del(ctx, "ns", "agent", metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("second delete: %v", err)
 	}
 }
