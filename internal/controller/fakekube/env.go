@@ -42,11 +42,21 @@ func (e *Env) Run(workers int, ctls ...Runner) {
 	}
 }
 
-// Eventually polls cond every 20ms for up to 5s and reports whether it held.
-func Eventually(cond func() bool) bool {
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 5*time.Second, true,
+// Eventually polls cond every 20ms for up to within and reports whether it held.
+func Eventually(within time.Duration, cond func() bool) bool {
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, within, true,
 		func(context.Context) (bool, error) { return cond(), nil })
 	return err == nil
+}
+
+// Namespace returns a namespace in phase, being deleted if deleting.
+func Namespace(name string, phase corev1.NamespacePhase, deleting bool) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NamespaceStatus{Phase: phase}}
+	if deleting {
+		now := metav1.Now()
+		ns.DeletionTimestamp = &now
+	}
+	return ns
 }
 
 // Kubelet plays every node for the pods in ns: pods get an IP and turn Running

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
@@ -19,6 +20,14 @@ import (
 func owned(kind, name string, uid types.UID) []metav1.OwnerReference {
 	t := true
 	return []metav1.OwnerReference{{Kind: kind, Name: name, UID: uid, Controller: &t}}
+}
+
+// podGone reports whether the pod ns/name is gone.
+func podGone(ctx context.Context, c kubernetes.Interface, name string) func() bool {
+	return func() bool {
+		_, err := c.CoreV1().Pods("ns").Get(ctx, name, metav1.GetOptions{})
+		return err != nil
+	}
 }
 
 func TestCollectsOrphansOnly(t *testing.T) {
@@ -32,19 +41,10 @@ func TestCollectsOrphansOnly(t *testing.T) {
 	)
 	c, ctx := e.Client, e.Ctx
 	e.Run(2, New(c, e.Factory, slog.New(slog.DiscardHandler)))
-	exists := func(get func() error) bool { return get() == nil }
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		orphanGone := !exists(func() error {
-			_, err := c.AppsV1().ReplicaSets("ns").Get(ctx, "orphan", metav1.GetOptions{})
-			return err
-		})
-		staleGone := !exists(func() error { _, err := c.CoreV1().Pods("ns").Get(ctx, "stale-uid", metav1.GetOptions{}); return err })
-		if orphanGone && staleGone {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	fakekube.Eventually(10*time.Second, func() bool {
+		_, err := c.AppsV1().ReplicaSets("ns").Get(ctx, "orphan", metav1.GetOptions{})
+		return err != nil && podGone(ctx, c, "stale-uid")()
+	})
 	for _, name := range []string{"kept", "foreign"} {
 		if _, err := c.CoreV1().Pods("ns").Get(ctx, name, metav1.GetOptions{}); err != nil {
 			t.Errorf("pod %s was collected: %v", name, err)
@@ -60,14 +60,9 @@ func TestCollectsOrphansOnly(t *testing.T) {
 	if err := c.AppsV1().ReplicaSets("ns").Delete(ctx, "live", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := c.CoreV1().Pods("ns").Get(ctx, "kept", metav1.GetOptions{}); err != nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !fakekube.Eventually(10*time.Second, podGone(ctx, c, "kept")) {
+		t.Fatal("pods of a deleted ReplicaSet not collected")
 	}
-	t.Fatal("pods of a deleted ReplicaSet not collected")
 }
 
 func TestCollectsPodsOfDeletedReplicationController(t *testing.T) {
@@ -83,14 +78,9 @@ func TestCollectsPodsOfDeletedReplicationController(t *testing.T) {
 	if err := c.CoreV1().ReplicationControllers("ns").Delete(ctx, "rc", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := c.CoreV1().Pods("ns").Get(ctx, "rc-pod", metav1.GetOptions{}); err != nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !fakekube.Eventually(10*time.Second, podGone(ctx, c, "rc-pod")) {
+		t.Fatal("pods of a deleted ReplicationController not collected")
 	}
-	t.Fatal("pods of a deleted ReplicationController not collected")
 }
 
 func TestCollectsPodsOfDeletedWorkloads(t *testing.T) {
@@ -118,15 +108,8 @@ func TestCollectsPodsOfDeletedWorkloads(t *testing.T) {
 		if err := del.delete(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err := c.CoreV1().Pods("ns").Get(ctx, del.pod, metav1.GetOptions{}); err != nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pod %s not collected after its owner was deleted", del.pod)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !fakekube.Eventually(10*time.Second, podGone(ctx, c, del.pod)) {
+			t.Fatalf("pod %s not collected after its owner was deleted", del.pod)
 		}
 	}
 }

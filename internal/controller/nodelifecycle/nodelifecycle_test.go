@@ -84,12 +84,10 @@ func TestSilentNodeTurnsNotReadyWithinGrace(t *testing.T) {
 	if err := c.CoreV1().Nodes().Delete(ctx, "n1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := c.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{}); err != nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !fakekube.Eventually(5*time.Second, func() bool {
+		_, err := c.CoreV1().Pods("ns").Get(ctx, "p", metav1.GetOptions{})
+		return err != nil
+	}) {
+		t.Fatal("pod of a deleted node not deleted")
 	}
-	t.Fatal("pod of a deleted node not deleted")
 }

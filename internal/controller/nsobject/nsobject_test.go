@@ -16,24 +16,15 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
 
-func namespace(name string, phase corev1.NamespacePhase, deleting bool) *corev1.Namespace {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NamespaceStatus{Phase: phase}}
-	if deleting {
-		now := metav1.Now()
-		ns.DeletionTimestamp = &now
-	}
-	return ns
-}
-
 func TestActiveAndGone(t *testing.T) {
 	for _, c := range []struct {
 		ns   *corev1.Namespace
 		want bool
 	}{
-		{namespace("a", corev1.NamespaceActive, false), true},
-		{namespace("b", "", false), true},
-		{namespace("c", corev1.NamespaceTerminating, false), false},
-		{namespace("d", corev1.NamespaceActive, true), false},
+		{fakekube.Namespace("a", corev1.NamespaceActive, false), true},
+		{fakekube.Namespace("b", "", false), true},
+		{fakekube.Namespace("c", corev1.NamespaceTerminating, false), false},
+		{fakekube.Namespace("d", corev1.NamespaceActive, true), false},
 	} {
 		if got := Active(c.ns); got != c.want {
 			t.Errorf("Active(%s) = %v, want %v", c.ns.Name, got, c.want)
@@ -82,13 +73,13 @@ func TestEnsuresActiveNamespacesOnTheirEvents(t *testing.T) {
 		obj := func(ns, name string) *corev1.ConfigMap {
 			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 		}
-		e := fakekube.NewEnv(t, namespace("app", corev1.NamespaceActive, false), namespace("old", corev1.NamespaceTerminating, true),
+		e := fakekube.NewEnv(t, fakekube.Namespace("app", corev1.NamespaceActive, false), fakekube.Namespace("old", corev1.NamespaceTerminating, true),
 			obj("app", "ours"), obj("app", "other"))
 		c, ctx := e.Client, e.Ctx
 		r := &recorder{n: map[string]int{}}
 		e.Run(1, New(Config{Name: "test", Object: "ours", Objects: e.Factory.Core().V1().ConfigMaps().Informer(), Repair: repair, Ensure: r.ensure},
 			e.Factory, slog.New(slog.DiscardHandler)))
-		if !fakekube.Eventually(func() bool { return r.count("app") == 1 }) || r.count("old") != 0 {
+		if !fakekube.Eventually(5*time.Second, func() bool { return r.count("app") == 1 }) || r.count("old") != 0 {
 			t.Fatalf("repair %v: ensure calls app %d old %d, want 1 and 0", repair, r.count("app"), r.count("old"))
 		}
 		steps := []struct {
@@ -116,7 +107,7 @@ func TestEnsuresActiveNamespacesOnTheirEvents(t *testing.T) {
 			}
 			want += s.adds
 			time.Sleep(100 * time.Millisecond)
-			if !fakekube.Eventually(func() bool { return r.count("app") == want }) {
+			if !fakekube.Eventually(5*time.Second, func() bool { return r.count("app") == want }) {
 				t.Fatalf("repair %v, %s: %d ensure calls, want %d", repair, s.what, r.count("app"), want)
 			}
 		}

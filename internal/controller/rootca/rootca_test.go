@@ -17,15 +17,6 @@ import (
 
 const caPEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
-func namespace(name string, deleting bool) *corev1.Namespace {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}}
-	if deleting {
-		now := metav1.Now()
-		ns.DeletionTimestamp, ns.Status.Phase = &now, corev1.NamespaceTerminating
-	}
-	return ns
-}
-
 func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.Context) {
 	t.Helper()
 	e := fakekube.NewEnv(t, objs...)
@@ -51,10 +42,10 @@ func TestPublishes(t *testing.T) {
 		objs []runtime.Object
 		want bool
 	}{
-		{"new namespace", namespace("app", false), nil, true},
-		{"stale content replaced", namespace("stale", false), []runtime.Object{stale}, true},
-		{"missing annotation added", namespace("bare", false), []runtime.Object{noAnnotation}, true},
-		{"namespace being deleted", namespace("gone", true), nil, false},
+		{"new namespace", fakekube.Namespace("app", corev1.NamespaceActive, false), nil, true},
+		{"stale content replaced", fakekube.Namespace("stale", corev1.NamespaceActive, false), []runtime.Object{stale}, true},
+		{"missing annotation added", fakekube.Namespace("bare", corev1.NamespaceActive, false), []runtime.Object{noAnnotation}, true},
+		{"namespace being deleted", fakekube.Namespace("gone", corev1.NamespaceTerminating, true), nil, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +57,7 @@ func TestPublishes(t *testing.T) {
 				}
 				return
 			}
-			if !fakekube.Eventually(func() bool { return published(ctx, c, tc.ns.Name) }) {
+			if !fakekube.Eventually(5*time.Second, func() bool { return published(ctx, c, tc.ns.Name) }) {
 				cm, err := c.CoreV1().ConfigMaps(tc.ns.Name).Get(ctx, ConfigMapName, metav1.GetOptions{})
 				t.Fatalf("not published: %+v %v", cm, err)
 			}
@@ -81,8 +72,8 @@ func TestPublishes(t *testing.T) {
 }
 
 func TestRepairsEditsAndDeletes(t *testing.T) {
-	c, ctx := start(t, namespace("app", false))
-	if !fakekube.Eventually(func() bool { return published(ctx, c, "app") }) {
+	c, ctx := start(t, fakekube.Namespace("app", corev1.NamespaceActive, false))
+	if !fakekube.Eventually(5*time.Second, func() bool { return published(ctx, c, "app") }) {
 		t.Fatal("not published")
 	}
 	cm, _ := c.CoreV1().ConfigMaps("app").Get(ctx, ConfigMapName, metav1.GetOptions{})
@@ -90,13 +81,13 @@ func TestRepairsEditsAndDeletes(t *testing.T) {
 	if _, err := c.CoreV1().ConfigMaps("app").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !fakekube.Eventually(func() bool { return published(ctx, c, "app") }) {
+	if !fakekube.Eventually(5*time.Second, func() bool { return published(ctx, c, "app") }) {
 		t.Fatal("edited ConfigMap not repaired")
 	}
 	if err := c.CoreV1().ConfigMaps("app").Delete(ctx, ConfigMapName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !fakekube.Eventually(func() bool { return published(ctx, c, "app") }) {
+	if !fakekube.Eventually(5*time.Second, func() bool { return published(ctx, c, "app") }) {
 		t.Fatal("deleted ConfigMap not re-created")
 	}
 }

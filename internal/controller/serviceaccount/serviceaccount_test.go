@@ -14,15 +14,6 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
 )
 
-func namespace(name string, phase corev1.NamespacePhase, deleting bool) *corev1.Namespace {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NamespaceStatus{Phase: phase}}
-	if deleting {
-		now := metav1.Now()
-		ns.DeletionTimestamp = &now
-	}
-	return ns
-}
-
 func start(t *testing.T, objs ...runtime.Object) (*fake.Clientset, context.Context) {
 	t.Helper()
 	e := fakekube.NewEnv(t, objs...)
@@ -42,15 +33,15 @@ func TestDefaultServiceAccount(t *testing.T) {
 		ns   *corev1.Namespace
 		want bool
 	}{
-		{"active namespace", namespace("app", corev1.NamespaceActive, false), true},
-		{"terminating namespace", namespace("old", corev1.NamespaceTerminating, true), false},
-		{"deletion requested", namespace("going", corev1.NamespaceActive, true), false},
+		{"active namespace", fakekube.Namespace("app", corev1.NamespaceActive, false), true},
+		{"terminating namespace", fakekube.Namespace("old", corev1.NamespaceTerminating, true), false},
+		{"deletion requested", fakekube.Namespace("going", corev1.NamespaceActive, true), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, ctx := start(t, tc.ns)
 			if tc.want {
-				if !fakekube.Eventually(func() bool { return hasDefault(ctx, c, tc.ns.Name) }) {
+				if !fakekube.Eventually(5*time.Second, func() bool { return hasDefault(ctx, c, tc.ns.Name) }) {
 					t.Fatal("default ServiceAccount not created")
 				}
 				return
@@ -65,7 +56,7 @@ func TestDefaultServiceAccount(t *testing.T) {
 
 func TestDefaultServiceAccountRecreatedAndOthersLeftAlone(t *testing.T) {
 	own := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName, Namespace: "app", Labels: map[string]string{"mine": "yes"}}}
-	c, ctx := start(t, namespace("app", corev1.NamespaceActive, false), own,
+	c, ctx := start(t, fakekube.Namespace("app", corev1.NamespaceActive, false), own,
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder", Namespace: "app"}})
 	time.Sleep(200 * time.Millisecond)
 	if sa, err := c.CoreV1().ServiceAccounts("app").Get(ctx, DefaultName, metav1.GetOptions{}); err != nil || sa.Labels["mine"] != "yes" {
@@ -77,16 +68,16 @@ func TestDefaultServiceAccountRecreatedAndOthersLeftAlone(t *testing.T) {
 	if err := c.CoreV1().ServiceAccounts("app").Delete(ctx, DefaultName, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !fakekube.Eventually(func() bool { return hasDefault(ctx, c, "app") }) {
+	if !fakekube.Eventually(5*time.Second, func() bool { return hasDefault(ctx, c, "app") }) {
 		t.Fatal("deleted default ServiceAccount not re-created")
 	}
 	if _, err := c.CoreV1().ServiceAccounts("app").Get(ctx, "builder", metav1.GetOptions{}); err == nil {
 		t.Fatal("other ServiceAccounts must not be re-created")
 	}
-	if _, err := c.CoreV1().Namespaces().Create(ctx, namespace("later", corev1.NamespaceActive, false), metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().Namespaces().Create(ctx, fakekube.Namespace("later", corev1.NamespaceActive, false), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if !fakekube.Eventually(func() bool { return hasDefault(ctx, c, "later") }) {
+	if !fakekube.Eventually(5*time.Second, func() bool { return hasDefault(ctx, c, "later") }) {
 		t.Fatal("new namespace got no default ServiceAccount")
 	}
 }
