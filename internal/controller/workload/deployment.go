@@ -176,7 +176,7 @@ func (c *Deployments) createReplicaSet(ctx context.Context, d *appsv1.Deployment
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: d.Name + "-" + hash, Namespace: d.Namespace, Labels: tmpl.Labels,
 			Annotations:     map[string]string{AnnotationRevision: strconv.FormatInt(rev, 10)},
-			OwnerReferences: []metav1.OwnerReference{ownerRef("Deployment", "apps/v1", d)}},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas, MinReadySeconds: d.Spec.MinReadySeconds, Selector: sel, Template: *tmpl},
 	}
 	out, err := c.client.AppsV1().ReplicaSets(d.Namespace).Create(ctx, rs, metav1.CreateOptions{})

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // active reports whether a pod counts toward its ReplicaSet's replicas.
@@ -77,20 +76,4 @@ func deletionOrder(pods []*corev1.Pod) {
 		}
 		return pods[j].CreationTimestamp.Before(&pods[i].CreationTimestamp)
 	})
-}
-
-// controllerOf returns the controlling owner reference of an object, if any.
-func controllerOf(m metav1.Object) *metav1.OwnerReference {
-	for _, r := range m.GetOwnerReferences() {
-		if r.Controller != nil && *r.Controller {
-			r := r
-			return &r
-		}
-	}
-	return nil
-}
-
-func ownerRef(kind, apiVersion string, m metav1.Object) metav1.OwnerReference {
-	t := true
-	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: m.GetName(), UID: m.GetUID(), Controller: &t, BlockOwnerDeletion: &t}
 }

@@ -121,7 +121,7 @@ func replicaSetPods(client kubernetes.Interface, rs *appsv1.ReplicaSet) (*podSet
 	if err != nil {
 		return nil, err
 	}
-	return &podSet{owner: rs, meta: rs, ref: ownerRef("ReplicaSet", "apps/v1", rs), selector: sel, template: &rs.Spec.Template,
+	return &podSet{owner: rs, meta: rs, ref: *metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet")), selector: sel, template: &rs.Spec.Template,
 		replicas: derefInt32(rs.Spec.Replicas), minReady: rs.Spec.MinReadySeconds,
 		setStatus: func(ctx context.Context, c replicaCounts) error {
 			st := appsv1.ReplicaSetStatus{Replicas: c.replicas, FullyLabeledReplicas: c.fullyLabeled, ReadyReplicas: c.ready,

@@ -33,7 +33,7 @@ func NewReplicationControllers(client kubernetes.Interface, factory informers.Sh
 }
 
 func replicationControllerPods(client kubernetes.Interface, rc *corev1.ReplicationController) *podSet {
-	return &podSet{owner: rc, meta: rc, ref: ownerRef("ReplicationController", "v1", rc), selector: labels.SelectorFromSet(rc.Spec.Selector),
+	return &podSet{owner: rc, meta: rc, ref: *metav1.NewControllerRef(rc, corev1.SchemeGroupVersion.WithKind("ReplicationController")), selector: labels.SelectorFromSet(rc.Spec.Selector),
 		template: rc.Spec.Template, replicas: derefInt32(rc.Spec.Replicas), minReady: rc.Spec.MinReadySeconds,
 		setStatus: func(ctx context.Context, c replicaCounts) error {
 			st := corev1.ReplicationControllerStatus{Replicas: c.replicas, FullyLabeledReplicas: c.fullyLabeled, ReadyReplicas: c.ready,

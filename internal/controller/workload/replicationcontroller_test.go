@@ -58,7 +58,7 @@ func TestReplicationControllerKeepsPods(t *testing.T) {
 				owned = owned[:0]
 				pods, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
 				for _, p := range pods.Items {
-					if r := controllerOf(&p); r != nil && r.UID == "rc-uid" {
+					if r := metav1.GetControllerOf(&p); r != nil && r.UID == "rc-uid" {
 						owned = append(owned, p)
 					}
 				}
