@@ -73,8 +73,9 @@ var images = []image{
 		file:     "agnhost.tar",
 		tags:     []string{"registry.k8s.io/e2e-test-images/agnhost:2.56"},
 		// netcat-openbsd as in the real image: the e2e suite's checks run `nc -v -t -w 2`
-		// and `nc -vuz`, which Debian's busybox nc does not take.
-		packages: []string{"dash", "busybox-static", "curl", "dnsutils", "libc-bin", "ca-certificates", "netbase", "netcat-openbsd"},
+		// and `nc -vuz`, which Debian's busybox nc does not take. GNU wget: Debian's
+		// busybox-static wget dies of a segmentation fault (the suite runs `wget -q -O - -T 1`).
+		packages: []string{"dash", "busybox-static", "curl", "dnsutils", "libc-bin", "ca-certificates", "netbase", "netcat-openbsd", "wget"},
 		busybox:  true,
 		files:    []string{"base"},
 		extra: append([]entry{
