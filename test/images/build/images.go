@@ -70,8 +70,8 @@ var images = []image{
 		config:          v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}},
 	},
 	{
-		file:     "agnhost.tar",
-		tags:     []string{"registry.k8s.io/e2e-test-images/agnhost:2.56"},
+		file: "agnhost.tar",
+		tags: []string{"registry.k8s.io/e2e-test-images/agnhost:2.56"},
 		// netcat-openbsd as in the real image: the e2e suite's checks run `nc -v -t -w 2`
 		// and `nc -vuz`, which Debian's busybox nc does not take. GNU wget: Debian's
 		// busybox-static wget dies of a segmentation fault (the suite runs `wget -q -O - -T 1`).
