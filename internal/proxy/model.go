@@ -85,14 +85,21 @@ func (s *State) Keys() []Key {
 // cluster DNS Service, answered on every node, carries it).
 const ServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name"
 
+// HeadlessLabel marks Services that no proxy implements, as kube-proxy leaves
+// them out of its informers (the endpoints controller also puts it on the
+// Endpoints of headless Services).
+const HeadlessLabel = "service.kubernetes.io/headless"
+
 // ServicePorts converts a Service into its ports; Services this proxy does not
-// implement (headless, ExternalName, another service-proxy-name) give none.
+// implement (headless, ExternalName, another service-proxy-name or the
+// headless label) give none.
 func ServicePorts(s *corev1.Service) []*ServicePort {
 	ip, err := netip.ParseAddr(s.Spec.ClusterIP)
 	if err != nil || s.Spec.Type == corev1.ServiceTypeExternalName || !ip.Is4() {
 		return nil
 	}
-	if _, other := s.Labels[ServiceProxyNameLabel]; other {
+	_, headless := s.Labels[HeadlessLabel]
+	if _, other := s.Labels[ServiceProxyNameLabel]; other || headless {
 		// Implemented elsewhere; only its cluster IP is known (as allocated), Port 0.
 		return []*ServicePort{{Key: Key{s.Namespace, s.Name, ""}, Protocol: corev1.ProtocolTCP, ClusterIP: ip}}
 	}

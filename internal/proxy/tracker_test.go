@@ -62,6 +62,9 @@ func TestServicePortsConversion(t *testing.T) {
 	if len(dns) != 1 || dns[0].Port != 0 || dns[0].ClusterIP != netip.MustParseAddr("10.96.0.10") {
 		t.Errorf("another proxy's service: %+v", dns)
 	}
+	if l := ServicePorts(svc("labelled", "10.96.0.11", func(s *corev1.Service) { s.Labels = map[string]string{HeadlessLabel: ""} })); len(l) != 1 || l[0].Port != 0 {
+		t.Errorf("a Service labelled %s gets no ports: %+v", HeadlessLabel, l)
+	}
 	sp := ServicePorts(svc("np", "10.96.0.7", func(s *corev1.Service) {
 		s.Spec.Type = corev1.ServiceTypeNodePort
 		s.Spec.Ports[0].NodePort = 30007
