@@ -30,29 +30,9 @@ const (
 // managed selects what svcnet created in the runtime.
 var managed = map[string]string{labelManaged: "true"}
 
-// dnsConfig turns the pod's resolv.conf (as the process runtime writes it) into CRI's form.
-func dnsConfig(resolv string) *runtimeapi.DNSConfig {
-	d := &runtimeapi.DNSConfig{}
-	for _, line := range strings.Split(resolv, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			d.Servers = append(d.Servers, f[1])
-		case "search":
-			d.Searches = append(d.Searches, f[1:]...)
-		case "options":
-			d.Options = append(d.Options, f[1:]...)
-		}
-	}
-	return d
-}
-
 // sandboxConfig is the CRI sandbox of a pod: its metadata, hostname, DNS,
 // host ports, log directory and namespaces.
-func sandboxConfig(p *corev1.Pod, attempt uint32, logDir, resolv string) *runtimeapi.PodSandboxConfig {
+func sandboxConfig(p *corev1.Pod, attempt uint32, logDir string, dns pod.DNSSettings) *runtimeapi.PodSandboxConfig {
 	labels := map[string]string{}
 	for k, v := range p.Labels {
 		labels[k] = v
@@ -67,7 +47,7 @@ func sandboxConfig(p *corev1.Pod, attempt uint32, logDir, resolv string) *runtim
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: p.Name, Namespace: p.Namespace, Uid: string(p.UID), Attempt: attempt},
 		Hostname:     pod.Hostname(p),
 		LogDirectory: logDir,
-		DnsConfig:    dnsConfig(resolv),
+		DnsConfig:    &runtimeapi.DNSConfig{Servers: dns.Nameservers, Searches: dns.Searches, Options: dns.Options},
 		Labels:       labels,
 		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{

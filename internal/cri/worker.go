@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -162,7 +163,7 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	now := w.r.o.Now()
 	w.mu.Lock()
 	w.computeBackoff(obs)
-	in := planInput{pod: p, obs: obs, unhealthy: copyBools(w.unhealthy), notBefore: copyTimes(w.notBefore), now: now}
+	in := planInput{pod: p, obs: obs, unhealthy: maps.Clone(w.unhealthy), notBefore: maps.Clone(w.notBefore), now: now}
 	w.mu.Unlock()
 	a := plan(in)
 	w.act(ctx, p, obs, a)
@@ -248,7 +249,7 @@ func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions
 		}
 	}
 	for _, id := range a.kill {
-		grace := graceSeconds(p, nil)
+		grace := graceSeconds(p)
 		w.r.o.Event(p, corev1.EventTypeNormal, "Killing", "Container failed a liveness or startup probe, will be restarted")
 		if err := rs.StopContainer(ctx, id, grace); err != nil {
 			w.callErr("stop unhealthy container", err) // still unhealthy: tried again at the next sync
@@ -268,7 +269,7 @@ func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions
 	if len(obs.sandboxes) > 0 {
 		sb = obs.sandboxes[0]
 	}
-	resolv, err := pod.ResolvConf(p, w.r.o.ClusterDNS, w.r.o.Zone, w.r.o.HostResolv)
+	dns, err := pod.PodDNS(p, w.r.o.ClusterDNS, w.r.o.Zone, w.r.o.HostResolv)
 	if err != nil {
 		w.setSandboxMsg(err.Error())
 		return
@@ -278,7 +279,7 @@ func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions
 			w.setSandboxMsg(err.Error())
 			return
 		}
-		cfg := sandboxConfig(p, a.sandboxAttempt, filepath.Join(w.dir, "logs"), resolv)
+		cfg := sandboxConfig(p, a.sandboxAttempt, filepath.Join(w.dir, "logs"), dns)
 		id, err := rs.RunPodSandbox(ctx, cfg, "")
 		if err != nil {
 			w.setSandboxMsg(err.Error())
@@ -305,7 +306,7 @@ func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions
 		w.setSandboxMsg(err.Error())
 		return
 	}
-	sbCfg := sandboxConfig(p, sb.attempt, filepath.Join(w.dir, "logs"), resolv)
+	sbCfg := sandboxConfig(p, sb.attempt, filepath.Join(w.dir, "logs"), dns)
 	for _, name := range a.start {
 		if c := specOf(p, name); c != nil {
 			var attempt uint32
@@ -468,7 +469,7 @@ func (w *worker) stopContainers(ctx context.Context, p *corev1.Pod, obs observed
 		spec := specOf(p, c.name)
 		g := grace
 		if g == 0 {
-			g = graceSeconds(p, nil)
+			g = graceSeconds(p)
 		}
 		wg.Add(1)
 		go func() {
@@ -501,7 +502,7 @@ func (w *worker) terminate(ctx context.Context, obs observed, p *corev1.Pod) boo
 	if p.DeletionGracePeriodSeconds != nil {
 		grace = *p.DeletionGracePeriodSeconds
 	} else if !removed {
-		grace = graceSeconds(p, nil)
+		grace = graceSeconds(p)
 	}
 	if grace < 1 {
 		grace = 1
@@ -563,7 +564,7 @@ func specOf(p *corev1.Pod, name string) *corev1.Container {
 }
 
 // graceSeconds is the pod's termination grace period.
-func graceSeconds(p *corev1.Pod, _ *corev1.Container) int64 {
+func graceSeconds(p *corev1.Pod) int64 {
 	if g := p.Spec.TerminationGracePeriodSeconds; g != nil {
 		return *g
 	}
@@ -578,20 +579,4 @@ func isInit(p *corev1.Pod, name string) bool {
 		}
 	}
 	return false
-}
-
-func copyBools(m map[string]bool) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func copyTimes(m map[string]time.Time) map[string]time.Time {
-	out := make(map[string]time.Time, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

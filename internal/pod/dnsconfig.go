@@ -49,12 +49,17 @@ const (
 	maxSearchChars = 2048
 )
 
-// ResolvConf renders a pod's /etc/resolv.conf for its dnsPolicy and dnsConfig:
+// DNSSettings are a pod's nameservers, search domains and options (its resolv.conf).
+type DNSSettings struct {
+	Nameservers, Searches, Options []string
+}
+
+// PodDNS computes a pod's DNS settings for its dnsPolicy and dnsConfig:
 // ClusterFirst (default) points at the cluster DNS with the search path
 // <ns>.svc.<zone> svc.<zone> <zone> (then the node's own) and ndots:5; Default
 // uses the node's configuration; None uses only dnsConfig. Host-network pods
 // with ClusterFirst use the node's configuration, as the kubelet does.
-func ResolvConf(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv) (string, error) {
+func PodDNS(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv) (DNSSettings, error) {
 	zone = strings.TrimSuffix(zone, ".")
 	var ns, search, opts []string
 	policy := p.Spec.DNSPolicy
@@ -67,7 +72,7 @@ func ResolvConf(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv
 	switch policy {
 	case corev1.DNSClusterFirst, corev1.DNSClusterFirstWithHostNet:
 		if len(clusterDNS) == 0 {
-			return "", fmt.Errorf("pod %s/%s: dnsPolicy %s but no cluster DNS address is configured", p.Namespace, p.Name, policy)
+			return DNSSettings{}, fmt.Errorf("pod %s/%s: dnsPolicy %s but no cluster DNS address is configured", p.Namespace, p.Name, policy)
 		}
 		ns = append(ns, clusterDNS...)
 		search = append([]string{p.Namespace + ".svc." + zone, "svc." + zone, zone}, host.Searches...)
@@ -76,10 +81,10 @@ func ResolvConf(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv
 		ns, search, opts = append(ns, host.Nameservers...), append(search, host.Searches...), append(opts, host.Options...)
 	case corev1.DNSNone:
 		if p.Spec.DNSConfig == nil {
-			return "", fmt.Errorf("pod %s/%s: dnsPolicy None needs dnsConfig", p.Namespace, p.Name)
+			return DNSSettings{}, fmt.Errorf("pod %s/%s: dnsPolicy None needs dnsConfig", p.Namespace, p.Name)
 		}
 	default:
-		return "", fmt.Errorf("pod %s/%s: unsupported dnsPolicy %q", p.Namespace, p.Name, policy)
+		return DNSSettings{}, fmt.Errorf("pod %s/%s: unsupported dnsPolicy %q", p.Namespace, p.Name, policy)
 	}
 	if c := p.Spec.DNSConfig; c != nil {
 		ns = append(ns, c.Nameservers...)
@@ -99,6 +104,16 @@ func ResolvConf(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv
 	for len(search) > maxSearches || len(strings.Join(search, " ")) > maxSearchChars {
 		search = search[:len(search)-1]
 	}
+	return DNSSettings{Nameservers: ns, Searches: search, Options: opts}, nil
+}
+
+// ResolvConf is the pod's /etc/resolv.conf (PodDNS rendered).
+func ResolvConf(p *corev1.Pod, clusterDNS []string, zone string, host HostResolv) (string, error) {
+	d, err := PodDNS(p, clusterDNS, zone, host)
+	if err != nil {
+		return "", err
+	}
+	ns, search, opts := d.Nameservers, d.Searches, d.Options
 	var b strings.Builder
 	for _, n := range ns {
 		fmt.Fprintf(&b, "nameserver %s\n", n)
