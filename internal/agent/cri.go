@@ -12,7 +12,6 @@ import (
 
 	"go.opentelemetry.io/otel/trace/noop"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -115,9 +114,6 @@ func (a *Agent) newCRIRuntime(ctx context.Context, svc *criServices, base podRun
 	return cri.New(cri.Options{Runtime: svc.runtime, Images: svc.images, Root: a.o.RootDir, ClusterDNS: a.o.ClusterDNS,
 		Zone: a.o.DNSZone, HostResolv: base.host, ServiceEnv: base.serviceEnv,
 		Objects: base.objects,
-		Secret: func(ctx context.Context, ns, name string) (*corev1.Secret, error) {
-			return a.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-		},
 		Event:   func(p *corev1.Pod, eventType, reason, msg string) { recorder.Event(p, eventType, reason, msg) },
 		Changed: base.changed, Terminated: base.terminated, Log: a.o.Log, Now: a.o.Now})
 }

@@ -46,9 +46,7 @@ type Options struct {
 	HostResolv pod.HostResolv
 	// ServiceEnv returns the Service variables of a container starting in ns.
 	ServiceEnv func(ns string, enableServiceLinks bool) []corev1.EnvVar
-	// Secret reads an imagePullSecret.
-	Secret func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
-	// Objects reads the ConfigMaps and Secrets of env and volumes.
+	// Objects reads the ConfigMaps and Secrets of env, volumes and imagePullSecrets.
 	Objects pod.Objects
 	// Event records an event on a pod (type Normal or Warning).
 	Event func(p *corev1.Pod, eventType, reason, message string)
@@ -92,11 +90,6 @@ func New(o Options) (*Runtime, error) {
 	}
 	if o.ServiceEnv == nil {
 		o.ServiceEnv = func(string, bool) []corev1.EnvVar { return nil }
-	}
-	if o.Secret == nil {
-		o.Secret = func(context.Context, string, string) (*corev1.Secret, error) {
-			return nil, fmt.Errorf("no secret reader")
-		}
 	}
 	if o.Event == nil {
 		o.Event = func(*corev1.Pod, string, string, string) {}

@@ -80,7 +80,10 @@ func (w *worker) ensureImage(ctx context.Context, p *corev1.Pod, c corev1.Contai
 func (w *worker) pull(ctx context.Context, p *corev1.Pod, image string, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
 	var secrets []*corev1.Secret
 	for _, ref := range p.Spec.ImagePullSecrets {
-		s, err := w.r.o.Secret(ctx, p.Namespace, ref.Name)
+		if w.r.o.Objects == nil {
+			break
+		}
+		s, err := w.r.o.Objects.Secret(p.Namespace, ref.Name)
 		if err != nil {
 			w.log().Warn("imagePullSecret unreadable", "secret", ref.Name, "err", err)
 			continue

@@ -54,6 +54,8 @@ type worker struct {
 	backedOff  map[string]bool      // instance ids whose back-off was computed
 	notBefore  map[string]time.Time // container name -> restart allowed from
 
+	refreshed time.Time // last refresh of the pod's volume files
+
 	wakeCh chan struct{}
 }
 
@@ -168,7 +170,8 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	a := plan(in)
 	w.act(ctx, p, obs, a)
 	w.rotateLogs(ctx, obs)
-	if len(a.start) == 0 && len(obs.containers) > 0 && len(p.Spec.Volumes) > 0 {
+	if len(a.start) == 0 && len(p.Spec.Volumes) > 0 && anyRunning(obs) && now.Sub(w.refreshed) >= resyncPeriod {
+		w.refreshed = now                       // at most once a resync period, not at every wake: each refresh reads the API
 		if _, err := w.volumes(p); err != nil { // ConfigMap and Secret changes reach running pods
 			w.log().Warn("refreshing the pod's volumes failed", "err", err)
 		}
@@ -569,6 +572,16 @@ func graceSeconds(p *corev1.Pod) int64 {
 		return *g
 	}
 	return corev1.DefaultTerminationGracePeriodSeconds
+}
+
+// anyRunning reports whether any container of the pod runs.
+func anyRunning(obs observed) bool {
+	for _, c := range obs.containers {
+		if c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return true
+		}
+	}
+	return false
 }
 
 // isInit reports whether name is one of the pod's init containers.
