@@ -58,7 +58,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			}
 		}
 	}
-	first, dnsIP := nthAddr(s.alloc.ips.String(), 1), nthAddr(s.alloc.ips.String(), 10)
+	first, dnsIP := nthAddr(s.cfg.ServiceCIDR, 1), nthAddr(s.cfg.ServiceCIDR, 10)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
 			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},

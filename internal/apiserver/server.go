@@ -96,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.APIAudiences) == 0 {
 		cfg.APIAudiences = []string{cfg.ServiceAccountIssuer}
 	}
-	ips, err := ipalloc.NewIPRange(cfg.ServiceCIDR)
+	ips, err := defaultRanges(cfg.ServiceCIDR)
 	if err != nil {
 		return nil, fmt.Errorf("--service-cluster-ip-range: %w", err)
 	}
@@ -114,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		proxyable: proxyableIP,
 	}
 	s.metrics = newMetrics(s)
+	s.alloc.ipAddr = s.newIPAddressCodec()
 	s.authn = &auth.Authenticator{Log: cfg.Log}
 	if cfg.Authn != nil {
 		a := *cfg.Authn
@@ -132,6 +133,9 @@ func New(cfg Config) (*Server, error) {
 // Start repairs allocations, creates the built-in objects and starts background
 // loops (allocation repair, namespace finalization) until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.ensureDefaultServiceCIDR(ctx); err != nil {
+		return fmt.Errorf("default ServiceCIDR: %w", err)
+	}
 	rep, err := s.repairAllocations(ctx)
 	if err != nil {
 		return fmt.Errorf("repair allocations: %w", err)
@@ -142,6 +146,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	go s.namespaces.run(ctx, s)
 	go s.runNamespaceFinalizer(ctx)
+	go s.runServiceCIDRs(ctx)
 	go func() {
 		t := time.NewTicker(3 * time.Minute)
 		defer t.Stop()

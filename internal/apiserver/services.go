@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -22,15 +23,18 @@ import (
 // serviceAlloc owns the in-memory index of allocated cluster IPs and node ports.
 // Storage holds the truth: one claim key per allocated value, written in the same
 // transaction as the Service, so API servers sharing an etcd never hand out a value
-// twice; the index only makes picking a free value cheap.
+// twice; the index only makes picking a free value cheap. A cluster IP's claim key
+// is its IPAddress object (networking.k8s.io/v1), so the object exists exactly while
+// the IP is allocated and an IPAddress a user creates takes the IP for Services.
 type serviceAlloc struct {
 	mu     sync.Mutex
-	ips    *ipalloc.IPRange
+	ips    *ipalloc.Ranges // the ServiceCIDRs, default first (servicecidr.go)
 	ports  *ipalloc.PortRange
-	prefix string // storage prefix of claim keys
+	prefix string // storage prefix of node port claim keys
+	ipAddr ipAddressCodec
 }
 
-func (a *serviceAlloc) ipKey(ip string) string { return a.prefix + "clusterips/" + ip }
+func (a *serviceAlloc) ipKey(ip string) string { return a.ipAddr.key(ip) }
 func (a *serviceAlloc) portKey(port int32) string {
 	return a.prefix + "nodeports/" + strconv.Itoa(int(port))
 }
@@ -135,12 +139,13 @@ func (a *serviceAlloc) allocate(svc, old *corev1.Service) (*allocation, error) {
 	if svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		switch ip := svc.Spec.ClusterIP; {
 		case ip == "":
-			addr, err := a.ips.AllocateNext()
+			addr, err := a.ips.AllocateNext(a.family(svc))
 			if err != nil {
 				return fail(rangeFull("serviceIP"))
 			}
 			newIP = addr.String()
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = newIP, []string{newIP}
+			svc.Spec.IPFamilies = []corev1.IPFamily{ipFamily(addr)}
 			al.undoFns = append(al.undoFns, func() { a.ips.Release(addr) })
 			al.remark[a.ipKey(newIP)] = func() { _ = a.ips.Allocate(addr) }
 		case ip == oldIP:
@@ -161,7 +166,11 @@ func (a *serviceAlloc) allocate(svc, old *corev1.Service) (*allocation, error) {
 				field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIPs"), svc.Spec.ClusterIPs, fmt.Sprintf("failed to allocate IP %s: %v", ip, ipalloc.ErrAllocated))})
 		}
 		if newIP != "" && newIP != oldIP {
-			al.claims = append(al.claims, storage.Claim{Key: a.ipKey(newIP), Value: owner})
+			value, err := a.ipAddr.value(newIP, svc)
+			if err != nil {
+				return fail(err)
+			}
+			al.claims = append(al.claims, storage.Claim{Key: a.ipKey(newIP), Value: value})
 		}
 	}
 	if oldIP != "" && oldIP != newIP {
@@ -232,8 +241,12 @@ func (a *serviceAlloc) allocate(svc, old *corev1.Service) (*allocation, error) {
 	return al, nil
 }
 
-// allocate runs the allocators a resource needs (only Services have any).
+// allocate runs the allocators a resource needs (Services; IPAddresses users create
+// mark their IP in the index).
 func (s *Server) allocate(res *registry.Resource, obj, old runtime.Object) (*allocation, error) {
+	if ip, ok := obj.(*networkingv1.IPAddress); ok && old == nil {
+		return s.alloc.markIPAddress(ip), nil
+	}
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return &allocation{}, nil
@@ -263,6 +276,10 @@ func (s *Server) releasesOf(_ *registry.Resource, obj runtime.Object) []string {
 
 // released frees a deleted object's values in the in-memory index.
 func (s *Server) released(_ *registry.Resource, obj runtime.Object) {
+	if ip, ok := obj.(*networkingv1.IPAddress); ok {
+		s.alloc.releaseIPAddress(ip)
+		return
+	}
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return
@@ -283,12 +300,16 @@ type RepairReport struct {
 }
 
 // repairAllocations makes the claim keys match the stored Services exactly, from
-// one consistent snapshot: claims missing for a Service are restored, claims with
-// no owning Service are removed (only if unchanged since the snapshot), and the
-// in-memory index is rebuilt. It runs at start and periodically.
+// one consistent snapshot: claims missing for a Service are restored (an IPAddress
+// object per cluster IP, a key per node port), claims with no owning Service are
+// removed (only if unchanged since the snapshot; IPAddresses only when they name a
+// Service as parent), and the in-memory index is rebuilt from the Services, the
+// IPAddresses and the ServiceCIDRs. Claim keys of older versions
+// (<prefix>/svcnet/clusterips/<ip>) are owned by nothing now and go: that is the
+// migration to IPAddress objects. It runs at start and periodically.
 func (s *Server) repairAllocations(ctx context.Context) (RepairReport, error) {
 	var rep RepairReport
-	svcRes := s.reg.Get(corev1.SchemeGroupVersion.WithResource("services").GroupResource())
+	svcRes := s.res("", "services")
 	kvs, rev, err := listAll(ctx, s.store, s.listPrefix(svcRes, ""), 0)
 	if err != nil {
 		return rep, err
@@ -297,8 +318,15 @@ func (s *Server) repairAllocations(ctx context.Context) (RepairReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	want := map[string][]byte{}
-	ips, err := ipalloc.NewIPRange(s.alloc.ips.String())
+	ipKVs, _, err := listAll(ctx, s.store, s.alloc.ipAddr.prefix, rev)
+	if err != nil {
+		return rep, err
+	}
+	cidrs, err := s.listServiceCIDRs(ctx, rev)
+	if err != nil {
+		return rep, err
+	}
+	ips, err := ipalloc.NewRanges(s.allocCIDRs(cidrs))
 	if err != nil {
 		return rep, err
 	}
@@ -306,6 +334,8 @@ func (s *Server) repairAllocations(ctx context.Context) (RepairReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	want := map[string][]byte{}
+	wantIP := map[string]*corev1.Service{}
 	for _, kv := range kvs {
 		obj, err := decodeStored(svcRes, kv)
 		if err != nil {
@@ -316,16 +346,54 @@ func (s *Server) repairAllocations(ctx context.Context) (RepairReport, error) {
 		rep.Services++
 		owner := ownerValue(svc)
 		if ip := serviceIPOf(svc); ip != "" {
-			want[s.alloc.ipKey(ip)] = owner
+			wantIP[ip] = svc
 			if addr, err := netip.ParseAddr(ip); err == nil {
-				if err := ips.Allocate(addr); err != nil && !errors.Is(err, ipalloc.ErrAllocated) {
-					s.log.Warn("repair: service cluster IP outside the configured range", "service", svc.Namespace+"/"+svc.Name, "ip", ip, "range", ips.String())
-				}
+				ips.Mark(addr)
 			}
 		}
 		for p := range servicePortsOf(svc) {
 			want[s.alloc.portKey(p)] = owner
 			_ = ports.Allocate(int(p))
+		}
+	}
+	haveIP := map[string]storage.KV{}
+	for _, kv := range ipKVs {
+		haveIP[kv.Key] = kv
+	}
+	for ip, svc := range wantIP {
+		k := s.alloc.ipKey(ip)
+		cur, ok := haveIP[k]
+		if !ok {
+			value, err := s.alloc.ipAddr.value(ip, svc)
+			if err != nil {
+				return rep, err
+			}
+			if _, err := s.store.Create(ctx, k, value, nil); err == nil {
+				rep.Restored++
+			} else if _, exists := storage.IsExists(err); !exists {
+				return rep, err
+			}
+			continue
+		}
+		if ref := s.alloc.ipAddr.parent(cur); ref == nil || ref.Group != "" || ref.Resource != "services" ||
+			ref.Namespace != svc.Namespace || ref.Name != svc.Name {
+			rep.Conflicts++
+			s.log.Error("repair: cluster IP of a service held by another IPAddress parent", "ip", ip, "service", svc.Namespace+"/"+svc.Name, "parentRef", ref)
+		}
+	}
+	for k, kv := range haveIP {
+		ip := strings.TrimPrefix(k, s.alloc.ipAddr.prefix)
+		if _, ok := wantIP[ip]; ok {
+			continue
+		}
+		if ref := s.alloc.ipAddr.parent(kv); ref != nil && ref.Group == "" && ref.Resource == "services" {
+			if _, err := s.store.Delete(ctx, k, kv.Rev, nil); err == nil {
+				rep.Removed++
+			}
+			continue
+		}
+		if addr, err := netip.ParseAddr(ip); err == nil {
+			ips.Mark(addr) // an IPAddress of someone else's: the IP is not for Services
 		}
 	}
 	have := map[string]storage.KV{}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func nodePortSvc(name string, nodePort int) string {
@@ -83,25 +84,40 @@ func TestClusterIPExhaustion(t *testing.T) {
 
 func TestAllocationRepair(t *testing.T) {
 	h := newHarness(t)
-	h.must(201, h.do("POST", "/api/v1/namespaces/default/services", nodePortSvc("a", 30100)))
+	ip := h.must(201, h.do("POST", "/api/v1/namespaces/default/services", nodePortSvc("a", 30100))).str("spec", "clusterIP")
 	ctx := context.Background()
-	// Lose a claim (as after a crash of an older version) and leak another.
-	if _, err := h.store.Delete(ctx, h.srv.alloc.portKey(30100), 0, nil); err != nil {
+	// Lose claims (as after a crash of an older version: a node port key and an
+	// IPAddress) and leak others: a cluster IP claim key of the format before
+	// IPAddress objects, and an IPAddress naming a Service that is gone.
+	for _, k := range []string{h.srv.alloc.portKey(30100), h.srv.alloc.ipKey(ip)} {
+		if _, err := h.store.Delete(ctx, k, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.store.Create(ctx, h.srv.alloc.prefix+"clusterips/10.96.7.7", []byte("gone default/ghost"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.store.Create(ctx, h.srv.alloc.ipKey("10.96.7.7"), []byte("gone default/ghost"), nil); err != nil {
+	ghost, err := h.srv.alloc.ipAddr.value("10.96.7.8", &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ghost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.Create(ctx, h.srv.alloc.ipKey("10.96.7.8"), ghost, nil); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := h.srv.repairAllocations(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Restored != 1 || rep.Removed != 1 || rep.Conflicts != 0 || rep.Services != 3 {
-		t.Fatalf("repair report %+v, want 1 restored, 1 removed, 3 services (kubernetes, kube-dns, a)", rep)
+	if rep.Restored != 2 || rep.Removed != 2 || rep.Conflicts != 0 || rep.Services != 3 {
+		t.Fatalf("repair report %+v, want 2 restored, 2 removed, 3 services (kubernetes, kube-dns, a)", rep)
 	}
-	if _, err := h.store.Get(ctx, h.srv.alloc.portKey(30100)); err != nil {
-		t.Fatalf("claim not restored: %v", err)
+	for _, k := range []string{h.srv.alloc.portKey(30100), h.srv.alloc.ipKey(ip)} {
+		if _, err := h.store.Get(ctx, k); err != nil {
+			t.Fatalf("claim %s not restored: %v", k, err)
+		}
 	}
+	h.must(200, h.do("GET", "/apis/networking.k8s.io/v1/ipaddresses/"+ip, ""))
+	h.must(404, h.do("GET", "/apis/networking.k8s.io/v1/ipaddresses/10.96.7.8", ""))
 	// A second API server on the same store cannot hand out the same values.
 	s2, err := New(Config{Store: h.store, Authn: h.srv.cfg.Authn, Log: h.srv.log})
 	if err != nil {

@@ -58,7 +58,7 @@ func Default() *Registry {
 		return Generic{Namespaced: true, Name: name, Default: def, Check: check}
 	}
 	sub := apivalidation.NameIsDNSSubdomain
-	return New(
+	return New(append([]*Resource{
 		core(&Resource{Resource: "namespaces", Singular: "namespace", Kind: "Namespace", ShortNames: []string{"ns"},
 			HasStatus: true,
 			New:       func() runtime.Object { return &corev1.Namespace{} }, NewList: func() runtime.Object { return &corev1.NamespaceList{} },
@@ -160,5 +160,5 @@ func Default() *Registry {
 			CreateOnUpdate: true,
 			New:            func() runtime.Object { return &coordinationv1.Lease{} }, NewList: func() runtime.Object { return &coordinationv1.LeaseList{} },
 			Strategy: namespaced(sub, nil, validateLease)},
-	)
+	}, networkingResources()...)...)
 }
