@@ -34,21 +34,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 	q.w, q.user, q.accept = rec, user, negotiate(r)
 	start := time.Now()
 	defer func() { s.metrics.observe(q, rec.code, start) }()
-	if ok, reason := auth.Authorize(auth.Attributes{User: user, Verb: q.verb, APIGroup: q.res.Group, Resource: q.res.Resource,
-		Subresource: q.sub, Namespace: q.ns, Name: q.name}); !ok {
-		what := q.res.Resource
-		if q.res.Group != "" {
-			what += "." + q.res.Group
-		}
-		if q.sub != "" {
-			what += "/" + q.sub
-		}
-		scope := "at the cluster scope"
-		if q.ns != "" {
-			scope = fmt.Sprintf("in the namespace %q", q.ns)
-		}
-		writeStatus(q.w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%s is forbidden: User %q cannot %s resource %q in API group %q %s: %s",
-			what, user.Name, q.verb, q.res.Resource, q.res.Group, scope, reason))
+	if !s.allowResource(q) {
 		return
 	}
 	if q.legacy != nil && q.legacy.Warning != "" {

@@ -145,6 +145,9 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	if err := s.admitNode(ctx, res, obj, nil, wo); err != nil {
 		return nil, err
 	}
+	if err := s.admitRBAC(res, obj, wo); err != nil {
+		return nil, err
+	}
 	if err := s.checkNamespace(ctx, res, m.GetNamespace()); err != nil {
 		return nil, err
 	}
@@ -325,6 +328,9 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 			return nil, false, apierrors.NewConflict(res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, accessor(old).GetUID()))
 		}
 		if err := s.admitNode(ctx, res, obj, old, wo); err != nil {
+			return nil, false, err
+		}
+		if err := s.admitRBAC(res, obj, wo); err != nil {
 			return nil, false, err
 		}
 		if err := s.prepareUpdate(res, obj, old, wo); err != nil {

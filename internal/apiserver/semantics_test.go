@@ -229,7 +229,7 @@ func TestSelfReviews(t *testing.T) {
 		t.Fatalf("admin can-i: %s", r.body)
 	}
 	r := h.must(201, h.do("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", ssar, "Authorization", "Bearer "+viewerToken))
-	if r.str("status", "allowed") == "true" || r.str("status", "reason") != "viewers may only read" {
+	if r.str("status", "allowed") == "true" || r.str("status", "reason") != "" {
 		t.Fatalf("viewer can-i: %s", r.body)
 	}
 	w := h.must(201, h.do("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`, "Authorization", "Bearer "+nodeToken))

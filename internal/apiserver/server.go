@@ -67,6 +67,7 @@ type Server struct {
 	nodeTr     *http.Transport   // to node agents (logs, exec, attach, nodes/proxy)
 	backendTr  *http.Transport   // to pods and endpoints (pods/proxy, services/proxy)
 	proxyable  func(net.IP) bool // addresses the proxy subresources may reach (tests allow loopback)
+	rbac       *rbacCache        // Roles and bindings for authorization (rbac.go)
 }
 
 // New validates cfg and builds a Server.
@@ -112,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 		nodeTr:    newNodeTransport(cfg.NodeClientCert),
 		backendTr: newBackendTransport(),
 		proxyable: proxyableIP,
+		rbac:      newRBACCache(),
 	}
 	s.metrics = newMetrics(s)
 	s.alloc.ipAddr = s.newIPAddressCodec()
@@ -186,6 +188,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusUnauthorized, "Unauthorized", "Unauthorized")
 		return
 	}
+	if user, ok = s.impersonate(w, r, user); !ok {
+		return
+	}
 	switch {
 	case path == "/api" || path == "/apis" || path == "/api/v1" || (strings.HasPrefix(path, "/apis/") && strings.Count(path, "/") <= 3):
 		if !s.allowNonResource(w, user, r) {
@@ -208,18 +213,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeStatus(w, http.StatusNotFound, "NotFound", "the server could not find the requested resource")
 	}
-}
-
-func (s *Server) allowNonResource(w http.ResponseWriter, user *auth.User, r *http.Request) bool {
-	verb := "get"
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		verb = "create"
-	}
-	if ok, reason := auth.Authorize(auth.Attributes{User: user, Verb: verb}); !ok {
-		writeStatus(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("forbidden: User %q cannot %s path %q: %s", user.Name, verb, r.URL.Path, reason))
-		return false
-	}
-	return true
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request, path string) {

@@ -63,6 +63,7 @@ func TestTokenRequest(t *testing.T) {
 		t.Errorf("claims %v", c)
 	}
 	bearer := []string{"Authorization", "Bearer " + tok}
+	h.bindView("default", "robot")
 	h.must(200, h.do("GET", "/api/v1/namespaces/default/pods", "", bearer...))
 	h.must(200, h.do("GET", "/api/v1", "", bearer...))
 	f := h.must(403, h.do("GET", "/api/v1/namespaces/default/secrets", "", bearer...))
@@ -152,6 +153,7 @@ func TestPodBoundTokens(t *testing.T) {
 
 	// A deleted pod takes its tokens with it.
 	tok := []string{"Authorization", "Bearer " + r.str("status", "token")}
+	h.bindView("default", "robot")
 	h.must(200, h.do("GET", "/api/v1/namespaces/default/pods/p", "", tok...))
 	h.must(200, h.do("DELETE", "/api/v1/namespaces/default/pods/p?gracePeriodSeconds=0", ""))
 	h.must(401, h.do("GET", "/api/v1/namespaces/default/pods", "", tok...))

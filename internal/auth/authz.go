@@ -9,41 +9,28 @@ type Attributes struct {
 	Subresource string
 	Namespace   string
 	Name        string
-	// Resource is empty for non-resource paths (discovery, /version, /openapi).
+	// Path is the URL path of a non-resource request (Resource empty):
+	// discovery, /version, /openapi, /metrics.
+	Path string
 }
 
 var readVerbs = map[string]bool{"get": true, "list": true, "watch": true}
 
-// Authorize decides a request: admins may do everything; viewers and, until
-// RBAC, service accounts may read every resource but Secrets (and GET through
-// pods/, services/ and nodes/proxy); nodes may read (but not proxy), and may
-// write only their own Node and Lease, status (and deletion) of pods bound to
-// them, tokens of the service accounts of those pods (bound to the pod) — both
-// checked against the stored pod by the API server — and Events. It returns the
-// reason for a refusal.
-func Authorize(a Attributes) (bool, string) {
+// AuthorizeNode is svcnet's Node authorizer, consulted before RBAC: node
+// identities (system:node:NAME in system:nodes) may read (but not proxy), and
+// may write only their own Node and Lease, status (and deletion) of pods bound
+// to them, tokens of the service accounts of those pods (bound to the pod) —
+// both checked against the stored pod by the API server — and Events. Like
+// Kubernetes' Node authorizer it has no opinion on anyone else; false comes
+// with the reason when it refuses a node.
+func AuthorizeNode(a Attributes) (bool, string) {
 	u := a.User
-	if u.In(GroupMasters) {
-		return true, ""
-	}
-	if a.Resource == "" {
-		return readVerbs[a.Verb], "non-resource writes are not allowed"
-	}
-	if u.In(GroupViewers) {
-		if a.Resource == "secrets" {
-			return false, "viewers may not read secrets"
-		}
-		return readVerbs[a.Verb], "viewers may only read"
-	}
-	if _, _, ok := u.ServiceAccount(); ok {
-		if a.Resource == "secrets" {
-			return false, "service accounts may not read secrets (no RBAC yet)"
-		}
-		return readVerbs[a.Verb], "service accounts may only read (no RBAC yet)"
-	}
 	node, ok := u.NodeName()
 	if !ok {
-		return false, "no rule allows this user"
+		return false, ""
+	}
+	if a.Resource == "" {
+		return false, "" // discovery and the like: RBAC's system:discovery
 	}
 	if a.Subresource == "proxy" { // pods/proxy, services/proxy, nodes/proxy: as Kubernetes' node authorizer
 		return false, "nodes may not proxy to pods, services or nodes"
