@@ -59,6 +59,9 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 }
 
 func (s *Server) dispatch(q *request) error {
+	if err := validateWriteQuery(q); err != nil {
+		return err
+	}
 	switch q.verb {
 	case "get":
 		return s.handleGet(q)
@@ -305,7 +308,8 @@ func (s *Server) list(q *request, m matcher, page storage.Page, limit int64) ([]
 }
 
 func writeOpts(q *request) writeOptions {
-	return writeOptions{user: q.user, dryRun: q.r.URL.Query().Get("dryRun") == "All", sub: q.sub}
+	return writeOptions{user: q.user, dryRun: q.r.URL.Query().Get("dryRun") == "All", sub: q.sub, gv: q.gv,
+		manager: managerOrUserAgent(q.r.URL.Query().Get("fieldManager"), q.r.UserAgent())}
 }
 
 // decodeRequest reads the body as the request's version and converts it to the

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
@@ -29,6 +30,11 @@ type writeOptions struct {
 	user   *auth.User // nil for the server's own writes
 	dryRun bool
 	sub    string // subresource: "", "status" or "finalize"
+	// Field management (apply.go): who writes, in which version, and whether
+	// an apply already recorded it or may create a missing object.
+	manager                string
+	gv                     schema.GroupVersion
+	applied, createMissing bool
 }
 
 func accessor(obj runtime.Object) metav1.Object {
@@ -79,7 +85,6 @@ func encodeStored(res *registry.Resource, obj runtime.Object) ([]byte, error) {
 	m := accessor(obj)
 	rv := m.GetResourceVersion()
 	m.SetResourceVersion("")
-	m.SetManagedFields(nil)
 	var buf bytes.Buffer
 	err := protoSerializer.Encode(obj, &buf)
 	m.SetResourceVersion(rv)
@@ -160,6 +165,7 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	// generated selector names it).
 	m.SetUID(types.UID(uuid.NewUUID()))
 	res.Strategy.PrepareForCreate(obj)
+	obj = s.trackFields(res, wo, nil, obj)
 	base := m.GetName()
 	pristine := obj
 	for attempt := 0; ; attempt++ {
@@ -293,7 +299,7 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 	key := s.key(res, ns, name)
 	for attempt := 0; attempt < 20; attempt++ {
 		old, kv, err := s.get(ctx, res, ns, name)
-		if apierrors.IsNotFound(err) && res.CreateOnUpdate && wo.sub == "" {
+		if apierrors.IsNotFound(err) && (res.CreateOnUpdate || wo.createMissing) && wo.sub == "" {
 			obj, err := fn(nil)
 			if err != nil {
 				return nil, false, err
@@ -311,6 +317,7 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 		if err != nil {
 			return nil, false, err
 		}
+		obj = s.trackFields(res, wo, old, obj)
 		m := accessor(obj)
 		if m.GetName() != name {
 			return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), name))

@@ -14,7 +14,8 @@ import (
 // PATCH operation names its group/version/kind and the fieldValidation parameter.
 // That is what kubectl reads to decide that the server validates fields itself
 // (it then sends fieldValidation=Strict). Strategic merge patch content is not
-// advertised, so kubectl computes patches from its compiled-in types. /openapi/v2
+// advertised, so kubectl computes patches from its compiled-in types; server-side
+// apply (application/apply-patch+yaml) is. /openapi/v2
 // is not served (kubectl falls back without it).
 
 func (s *Server) openAPIGroupVersions() map[string]schema.GroupVersion {
@@ -45,6 +46,7 @@ func (s *Server) openAPIDoc(gv schema.GroupVersion) map[string]any {
 		body := map[string]any{"content": map[string]any{
 			"application/json-patch+json":  map[string]any{"schema": map[string]string{"type": "object"}},
 			"application/merge-patch+json": map[string]any{"schema": map[string]string{"type": "object"}},
+			"application/apply-patch+yaml": map[string]any{"schema": map[string]string{"type": "object"}},
 		}}
 		item := base + "/" + r.Resource + "/{name}"
 		if r.Namespaced {

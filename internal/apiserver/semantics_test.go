@@ -34,7 +34,7 @@ func TestPatchTypes(t *testing.T) {
 	}
 	h.must(422, h.do("PATCH", "/api/v1/namespaces/default/services/web",
 		`[{"op":"test","path":"/spec/selector/app","value":"nope"}]`, "Content-Type", "application/json-patch+json"))
-	h.must(415, h.do("PATCH", "/api/v1/namespaces/default/services/web", "spec: {}", "Content-Type", "application/apply-patch+yaml"))
+	h.must(415, h.do("PATCH", "/api/v1/namespaces/default/services/web", "spec: {}", "Content-Type", "application/x-unknown-patch"))
 	h.must(404, h.do("PATCH", "/api/v1/namespaces/default/services/missing", `{}`, "Content-Type", "application/merge-patch+json"))
 	// A patch carrying a stale resourceVersion is a conflict.
 	h.must(409, h.do("PATCH", "/api/v1/namespaces/default/services/web", `{"metadata":{"resourceVersion":"1"}}`, "Content-Type", "application/merge-patch+json"))

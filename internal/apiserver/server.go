@@ -67,6 +67,7 @@ type Server struct {
 	nodeTr     *http.Transport   // to node agents (logs, exec, attach, nodes/proxy)
 	backendTr  *http.Transport   // to pods and endpoints (pods/proxy, services/proxy)
 	proxyable  func(net.IP) bool // addresses the proxy subresources may reach (tests allow loopback)
+	managers   fieldManagers     // field managers by resource, version and subresource (apply.go)
 	rbac       *rbacCache        // Roles and bindings for authorization (rbac.go)
 }
 
