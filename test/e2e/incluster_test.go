@@ -78,6 +78,8 @@ curl -sS -m 10 --cacert $SA/ca.crt -H "Authorization: Bearer $(cat $SA/token)" -
 		}
 	}
 
+	// Service accounts hold only what bindings give them (RBAC).
+	c.must("create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=default:default")
 	localnet := "/proc/sys/net/ipv4/conf/svcnet0/route_localnet"
 	if b, err := os.ReadFile(localnet); err != nil || string(b) != "1\n" {
 		t.Errorf("nftables: route_localnet of the pod bridge = %q %v, want 1", b, err)
