@@ -28,8 +28,9 @@ type Authorizer struct {
 // visitor sees each rule a user holds with where it comes from; false stops.
 type visitor func(source string, rule *rbacv1.PolicyRule, err error) bool
 
-// roleRules returns the rules a roleRef names; ns is the binding's namespace.
-func (a *Authorizer) roleRules(ref rbacv1.RoleRef, ns string) ([]rbacv1.PolicyRule, error) {
+// RoleRules returns the rules of the role a binding in ns refers to (ns ""
+// for a ClusterRoleBinding).
+func (a *Authorizer) RoleRules(ref rbacv1.RoleRef, ns string) ([]rbacv1.PolicyRule, error) {
 	switch ref.Kind {
 	case "Role":
 		if r, ok := a.Source.Role(ns, ref.Name); ok {
@@ -43,12 +44,6 @@ func (a *Authorizer) roleRules(ref rbacv1.RoleRef, ns string) ([]rbacv1.PolicyRu
 		return nil, fmt.Errorf("clusterrole.rbac.authorization.k8s.io %q not found", ref.Name)
 	}
 	return nil, fmt.Errorf("unsupported role reference kind: %q", ref.Kind)
-}
-
-// RoleRules returns the rules of the role a binding in ns refers to (ns ""
-// for a ClusterRoleBinding).
-func (a *Authorizer) RoleRules(ref rbacv1.RoleRef, ns string) ([]rbacv1.PolicyRule, error) {
-	return a.roleRules(ref, ns)
 }
 
 // describe names a subject the way Kubernetes' reasons do.
@@ -71,7 +66,7 @@ func (a *Authorizer) visit(u User, ns string, fn visitor) {
 		if !ok {
 			continue
 		}
-		rules, err := a.roleRules(b.RoleRef, "")
+		rules, err := a.RoleRules(b.RoleRef, "")
 		if err != nil {
 			if !fn("", nil, err) {
 				return
@@ -93,7 +88,7 @@ func (a *Authorizer) visit(u User, ns string, fn visitor) {
 		if !ok {
 			continue
 		}
-		rules, err := a.roleRules(b.RoleRef, ns)
+		rules, err := a.RoleRules(b.RoleRef, ns)
 		if err != nil {
 			if !fn("", nil, err) {
 				return
