@@ -47,7 +47,9 @@ func TestPlanServiceCIDR(t *testing.T) {
 		check func(serviceCIDRPlan) bool
 	}{
 		{"new: becomes ready", sc("extra", 0, false, "10.200.0.0/24"), nil, nil,
-			func(p serviceCIDRPlan) bool { return p.condition != nil && p.condition.Status == metav1.ConditionTrue && !p.addFinalizer }},
+			func(p serviceCIDRPlan) bool {
+				return p.condition != nil && p.condition.Status == metav1.ConditionTrue && !p.addFinalizer
+			}},
 		{"ready: nothing to do", sc("extra", 0, true, "10.200.0.0/24"), nil, nil,
 			func(p serviceCIDRPlan) bool { return reflect.DeepEqual(p, serviceCIDRPlan{}) }},
 		{"finalizer removed by a user: added back", func() *networkingv1.ServiceCIDR {
@@ -65,7 +67,9 @@ func TestPlanServiceCIDR(t *testing.T) {
 			[]*networkingv1.ServiceCIDR{def, sc("extra2", time.Minute, true, "10.200.0.0/16")},
 			ips("10.200.0.10"), func(p serviceCIDRPlan) bool { return !p.removeFinalizer && len(p.orphans) == 1 }},
 		{"deleted, empty, within grace", sc("extra", 3*time.Second, true, "10.200.0.0/24"), []*networkingv1.ServiceCIDR{def}, nil,
-			func(p serviceCIDRPlan) bool { return !p.removeFinalizer && p.after == serviceCIDRDeletionGrace-3*time.Second }},
+			func(p serviceCIDRPlan) bool {
+				return !p.removeFinalizer && p.after == serviceCIDRDeletionGrace-3*time.Second
+			}},
 		{"deleted, empty, after grace", sc("extra", time.Minute, true, "10.200.0.0/24"), []*networkingv1.ServiceCIDR{def}, nil,
 			func(p serviceCIDRPlan) bool { return p.removeFinalizer }},
 		{"deleted, finalizer already gone", func() *networkingv1.ServiceCIDR {
