@@ -30,6 +30,7 @@ current-context: nobody
 	}
 
 	c.must("create", "serviceaccount", "robot")
+	c.must("create", "rolebinding", "robot-view", "--clusterrole=view", "--serviceaccount=default:robot") // RBAC: reads in default
 	tok := strings.TrimSpace(c.must("create", "token", "robot"))
 	claims := jwtPayload(t, tok)
 	if claims["sub"] != "system:serviceaccount:default:robot" || claims["iss"] != "https://kubernetes.default.svc.cluster.local" ||
