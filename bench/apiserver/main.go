@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"sort"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -56,11 +55,6 @@ func parallel(n, workers int, fn func(i int) error) (time.Duration, error) {
 	start := time.Now()
 	err := harness.Parallel(n, workers, fn)
 	return time.Since(start), err
-}
-
-func median(ds []time.Duration) time.Duration {
-	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-	return ds[len(ds)/2]
 }
 
 func run(n, workers, lists int) error {
@@ -116,7 +110,7 @@ func run(n, workers, lists int) error {
 		apiLists = append(apiLists, time.Since(t0))
 	}
 	rawRate, apiRate := float64(n)/rawPut.Seconds(), float64(n)/apiCreate.Seconds()
-	rl, al := median(rawLists), median(apiLists)
+	rl, al := harness.Median(rawLists), harness.Median(apiLists)
 	fmt.Printf("creates/s:   svcnet %8.0f   raw etcd put %8.0f   ratio svcnet/raw = %.2f\n", apiRate, rawRate, apiRate/rawRate)
 	fmt.Printf("list %d:  svcnet %8v   raw etcd get %8v   ratio svcnet/raw = %.2f (median of %d)\n", n,
 		al.Round(time.Millisecond), rl.Round(time.Millisecond), float64(al)/float64(rl), lists)

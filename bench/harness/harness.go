@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -78,4 +80,10 @@ func Parallel(n, workers int, fn func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// Median returns the middle of ds (sorting ds).
+func Median(ds []time.Duration) time.Duration {
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }

@@ -16,6 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsapply "k8s.io/apiextensions-apiserver/pkg/client/applyconfiguration"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metainternalscheme "k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,12 +43,21 @@ var builtinTypeConverter = sync.OnceValue(func() managedfields.TypeConverter {
 	return applyconfigurations.NewTypeConverter(Scheme)
 })
 
+// apiextensionsTypeConverter knows CustomResourceDefinitions, which client-go's does not.
+var apiextensionsTypeConverter = sync.OnceValue(func() managedfields.TypeConverter {
+	return apiextensionsapply.NewTypeConverter(Scheme)
+})
+
 // typeConverter returns the structured-merge-diff schema source for res.
 func (s *Server) typeConverter(res *registry.Resource) managedfields.TypeConverter {
+	if res.Custom != nil {
+		return res.Custom.TypeConverter // from the CRD's schema
+	}
 	if isUnstructured(res) {
-		// Custom resources: their schema comes from the CRD (to be wired by the
-		// CRD code); until then every field is deduced, lists are atomic.
 		return managedfields.NewDeducedTypeConverter()
+	}
+	if res.Group == apiextensionsv1.GroupName {
+		return apiextensionsTypeConverter()
 	}
 	return builtinTypeConverter()
 }

@@ -39,8 +39,8 @@ func (s *Server) resourceList(gv schema.GroupVersion) (*metav1.APIResourceList, 
 			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/status", Namespaced: r.Namespaced,
 				Kind: r.Kind, Verbs: metav1.Verbs{"get", "patch", "update"}})
 		}
-		if hasScale(r.Resource) && legacy == nil {
-			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/scale", Namespaced: true,
+		if hasScale(r) && legacy == nil {
+			out.APIResources = append(out.APIResources, metav1.APIResource{Name: r.Resource + "/scale", Namespaced: r.Namespaced,
 				Group: "autoscaling", Version: "v1", Kind: "Scale", Verbs: metav1.Verbs{"get", "patch", "update"}})
 		}
 		if r.Resource == "pods" {

@@ -109,6 +109,15 @@ func (s *Server) respond(q *request, code int, obj runtime.Object) error {
 }
 
 func (s *Server) table(q *request, objs []runtime.Object, rv, cont string) (*metav1.Table, error) {
+	if q.res.Custom != nil {
+		tbl, err := customTable(q.r.Context(), q.res, objs, q.accept.includeObject)
+		if err != nil {
+			return nil, err
+		}
+		tbl.APIVersion, tbl.Kind = "meta.k8s.io/v1", "Table"
+		tbl.ResourceVersion, tbl.Continue = rv, cont
+		return tbl, nil
+	}
 	tbl := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"},
 		ColumnDefinitions: printers.Columns(q.res.Kind), Rows: []metav1.TableRow{}}
 	tbl.ResourceVersion, tbl.Continue = rv, cont
@@ -250,14 +259,16 @@ func (s *Server) handleList(q *request) error {
 		return nil
 	}
 	list := q.res.NewList()
-	if q.legacy != nil {
+	if q.legacy != nil && q.res.Custom == nil {
 		list, err = Scheme.New(q.gv.WithKind(q.res.ListKind))
 		if err != nil {
 			return err
 		}
 	}
-	for _, o := range outs {
-		o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+	if q.res.Custom == nil { // custom resources keep apiVersion and kind on items, as in Kubernetes
+		for _, o := range outs {
+			o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{})
+		}
 	}
 	if err := meta.SetList(list, outs); err != nil {
 		return err
@@ -309,7 +320,9 @@ func (s *Server) list(q *request, m matcher, page storage.Page, limit int64) ([]
 
 func writeOpts(q *request) writeOptions {
 	return writeOptions{user: q.user, dryRun: q.r.URL.Query().Get("dryRun") == "All", sub: q.sub, gv: q.gv,
-		manager: managerOrUserAgent(q.r.URL.Query().Get("fieldManager"), q.r.UserAgent())}
+		fieldValidation: q.r.URL.Query().Get("fieldValidation"),
+		manager:         managerOrUserAgent(q.r.URL.Query().Get("fieldManager"), q.r.UserAgent()),
+		warn:            func(msg string) { q.w.Header().Add("Warning", `299 - "`+strings.ReplaceAll(msg, `"`, `\"`)+`"`) }}
 }
 
 // decodeRequest reads the body as the request's version and converts it to the

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,6 +38,10 @@ type writeOptions struct {
 	manager                string
 	gv                     schema.GroupVersion
 	applied, createMissing bool
+	// fieldValidation is the request's Ignore, Warn (default) or Strict, for the
+	// unknown fields of custom resources; warn adds a Warning header.
+	fieldValidation string
+	warn            func(string)
 }
 
 func accessor(obj runtime.Object) metav1.Object {
@@ -69,14 +76,25 @@ func (s *Server) listPrefix(res *registry.Resource, ns string) string {
 var storageDecoder runtime.Decoder
 
 // decodeStored reads a stored object and sets its resourceVersion.
+// Custom resources are stored as JSON, as Kubernetes stores them, and get their
+// schema's defaults on every read.
 func decodeStored(res *registry.Resource, kv storage.KV) (runtime.Object, error) {
 	into := res.New()
-	obj, _, err := storageDecoder.Decode(kv.Value, nil, into)
+	var obj runtime.Object
+	var err error
+	if u, ok := into.(*unstructured.Unstructured); ok {
+		obj, err = u, u.UnmarshalJSON(kv.Value)
+	} else {
+		obj, _, err = storageDecoder.Decode(kv.Value, nil, into)
+	}
 	if err != nil || obj != into {
 		return nil, fmt.Errorf("decode stored %s %s: %v", res.Kind, kv.Key, err)
 	}
 	accessor(obj).SetResourceVersion(strconv.FormatInt(kv.Rev, 10))
 	setKind(obj, res.GroupVersion().WithKind(res.Kind))
+	if res.Custom != nil {
+		res.Custom.Default(obj.(*unstructured.Unstructured), res.Version)
+	}
 	return obj, nil
 }
 
@@ -85,9 +103,12 @@ func encodeStored(res *registry.Resource, obj runtime.Object) ([]byte, error) {
 	m := accessor(obj)
 	rv := m.GetResourceVersion()
 	m.SetResourceVersion("")
+	defer m.SetResourceVersion(rv)
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		return u.MarshalJSON()
+	}
 	var buf bytes.Buffer
 	err := protoSerializer.Encode(obj, &buf)
-	m.SetResourceVersion(rv)
 	return buf.Bytes(), err
 }
 
@@ -161,6 +182,9 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 			return nil, err
 		}
 	}
+	if err := admitCustom(res, obj, wo, true); err != nil {
+		return nil, err
+	}
 	// The uid comes first, as in Kubernetes: strategies may use it (a Job's
 	// generated selector names it).
 	m.SetUID(types.UID(uuid.NewUUID()))
@@ -219,6 +243,9 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 		}
 		m.SetResourceVersion(strconv.FormatInt(rev, 10))
 		s.namespaces.note(obj, false)
+		if _, ok := obj.(*apiextensionsv1.CustomResourceDefinition); ok {
+			return s.crds.settled(ctx, obj), nil
+		}
 		return obj, nil
 	}
 }
@@ -234,10 +261,40 @@ func fieldByName(obj runtime.Object, name string) (reflect.Value, bool) {
 }
 
 func copyField(dst, src runtime.Object, name string) {
+	if u, ok := dst.(*unstructured.Unstructured); ok {
+		copyTopLevel(u, src.(*unstructured.Unstructured), name)
+		return
+	}
 	d, ok1 := fieldByName(dst, name)
 	s, ok2 := fieldByName(src, name)
 	if ok1 && ok2 {
 		d.Set(s)
+	}
+}
+
+// copyTopLevel copies a custom resource's top-level field ("Status" -> status).
+// "Spec" stands for everything but metadata and status, which a /status write keeps.
+func copyTopLevel(dst, src *unstructured.Unstructured, name string) {
+	keys := []string{strings.ToLower(name)}
+	if name == "Spec" {
+		keys = nil
+		for k := range dst.Object {
+			if k != "metadata" && k != "status" && k != "apiVersion" && k != "kind" {
+				delete(dst.Object, k)
+			}
+		}
+		for k := range src.Object {
+			if k != "metadata" && k != "status" && k != "apiVersion" && k != "kind" {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		if v, ok := src.Object[k]; ok {
+			dst.Object[k] = runtime.DeepCopyJSONValue(v)
+		} else {
+			delete(dst.Object, k)
+		}
 	}
 }
 
@@ -276,10 +333,10 @@ func (s *Server) prepareUpdate(res *registry.Resource, obj, old runtime.Object, 
 	if om.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) > len(om.GetFinalizers()) {
 		return apierrors.NewForbidden(res.GroupResource(), m.GetName(), errors.New("no new finalizers can be added if the object is being deleted"))
 	}
-	if wo.sub == "" {
-		res.Strategy.PrepareForUpdate(obj, old)
-	}
 	m.SetGeneration(om.GetGeneration())
+	if wo.sub == "" {
+		res.Strategy.PrepareForUpdate(obj, old) // a custom resource's strategy bumps generation itself
+	}
 	if res.HasSpec && !fieldsEqual(obj, old, "Spec") {
 		m.SetGeneration(om.GetGeneration() + 1)
 	}
@@ -338,6 +395,9 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 			return nil, false, err
 		}
 		if err := s.admitRBAC(res, obj, wo); err != nil {
+			return nil, false, err
+		}
+		if err := admitCustom(res, obj, wo, false); err != nil {
 			return nil, false, err
 		}
 		if err := s.prepareUpdate(res, obj, old, wo); err != nil {

@@ -31,6 +31,9 @@ func (s *Server) openAPIGroupVersions() map[string]schema.GroupVersion {
 }
 
 func (s *Server) openAPIDoc(gv schema.GroupVersion) map[string]any {
+	if doc, ok := s.customOpenAPI(gv); ok {
+		return doc
+	}
 	paths := map[string]any{}
 	base := "/apis/" + gv.String()
 	if gv.Group == "" {

@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/svcnet/svcnet/internal/registry"
 )
 
 // The scale subresource (autoscaling/v1 Scale) of Deployments, ReplicaSets,
@@ -19,15 +23,35 @@ import (
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
 
-// hasScale reports whether a resource serves /scale.
-func hasScale(resource string) bool {
-	return resource == "deployments" || resource == "replicasets" || resource == "statefulsets" || resource == "replicationcontrollers"
+// hasScale reports whether a resource serves /scale: the built-in workloads, and
+// custom resources whose CRD declares the scale subresource.
+func hasScale(res *registry.Resource) bool {
+	if res.Custom != nil {
+		return res.Custom.Scale != nil
+	}
+	switch res.Resource {
+	case "deployments", "replicasets", "statefulsets", "replicationcontrollers":
+		return true
+	}
+	return false
 }
 
-func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
+// jsonPathFields splits a CRD scale path (".spec.replicas") into fields.
+func jsonPathFields(p string) []string { return strings.Split(strings.TrimPrefix(p, "."), ".") }
+
+func toScale(res *registry.Resource, obj runtime.Object) (*autoscalingv1.Scale, error) {
 	var replicas, current int32
 	var sel *metav1.LabelSelector
+	selector := ""
 	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		sc := res.Custom.Scale
+		n, _, _ := unstructured.NestedInt64(o.Object, jsonPathFields(sc.SpecReplicasPath)...)
+		c, _, _ := unstructured.NestedInt64(o.Object, jsonPathFields(sc.StatusReplicasPath)...)
+		replicas, current = int32(n), int32(c)
+		if sc.LabelSelectorPath != nil {
+			selector, _, _ = unstructured.NestedString(o.Object, jsonPathFields(*sc.LabelSelectorPath)...)
+		}
 	case *appsv1.Deployment:
 		replicas, current, sel = derefInt32(o.Spec.Replicas), o.Status.Replicas, o.Spec.Selector
 	case *appsv1.ReplicaSet:
@@ -40,9 +64,10 @@ func toScale(obj runtime.Object) (*autoscalingv1.Scale, error) {
 	default:
 		return nil, apierrors.NewBadRequest("no scale subresource")
 	}
-	selector := ""
-	if s, err := metav1.LabelSelectorAsSelector(sel); err == nil {
-		selector = s.String()
+	if sel != nil {
+		if s, err := metav1.LabelSelectorAsSelector(sel); err == nil {
+			selector = s.String()
+		}
 	}
 	m := accessor(obj)
 	sc := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: m.GetName(), Namespace: m.GetNamespace(), UID: m.GetUID(),
@@ -59,8 +84,10 @@ func derefInt32(p *int32) int32 {
 	return *p
 }
 
-func setReplicas(obj runtime.Object, n int32) {
+func setReplicas(res *registry.Resource, obj runtime.Object, n int32) error {
 	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		return unstructured.SetNestedField(o.Object, int64(n), jsonPathFields(res.Custom.Scale.SpecReplicasPath)...)
 	case *appsv1.Deployment:
 		o.Spec.Replicas = &n
 	case *appsv1.ReplicaSet:
@@ -70,6 +97,7 @@ func setReplicas(obj runtime.Object, n int32) {
 	case *corev1.ReplicationController:
 		o.Spec.Replicas = &n
 	}
+	return nil
 }
 
 func (s *Server) handleScale(q *request) error {
@@ -78,7 +106,7 @@ func (s *Server) handleScale(q *request) error {
 		if err != nil {
 			return err
 		}
-		sc, err := toScale(obj)
+		sc, err := toScale(q.res, obj)
 		if err != nil {
 			return err
 		}
@@ -99,7 +127,7 @@ func (s *Server) handleScale(q *request) error {
 		if old == nil {
 			return nil, apierrors.NewNotFound(q.res.GroupResource(), q.name)
 		}
-		cur, err := toScale(old)
+		cur, err := toScale(q.res, old)
 		if err != nil {
 			return nil, err
 		}
@@ -122,13 +150,12 @@ func (s *Server) handleScale(q *request) error {
 		if rv := want.ResourceVersion; rv != "" && rv != cur.ResourceVersion {
 			return nil, apierrors.NewConflict(q.res.GroupResource(), q.name, errConflict)
 		}
-		setReplicas(old, want.Spec.Replicas)
-		return old, nil
+		return old, setReplicas(q.res, old, want.Spec.Replicas)
 	}, wo)
 	if err != nil {
 		return err
 	}
-	sc, err := toScale(out)
+	sc, err := toScale(q.res, out)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/svcnet/svcnet/internal/auth"
+	"github.com/svcnet/svcnet/internal/crd"
 	"github.com/svcnet/svcnet/internal/ipalloc"
 	"github.com/svcnet/svcnet/internal/registry"
 	"github.com/svcnet/svcnet/internal/storage"
@@ -67,8 +68,9 @@ type Server struct {
 	nodeTr     *http.Transport   // to node agents (logs, exec, attach, nodes/proxy)
 	backendTr  *http.Transport   // to pods and endpoints (pods/proxy, services/proxy)
 	proxyable  func(net.IP) bool // addresses the proxy subresources may reach (tests allow loopback)
-	managers   fieldManagers     // field managers by resource, version and subresource (apply.go)
 	rbac       *rbacCache        // Roles and bindings for authorization (rbac.go)
+	managers   fieldManagers     // field managers by resource, version and subresource (apply.go)
+	crds       *crdController
 }
 
 // New validates cfg and builds a Server.
@@ -107,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("--service-node-port-range: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, reg: registry.Default(), store: cfg.Store, log: cfg.Log, now: cfg.Now,
+		cfg: cfg, reg: registry.New(append(registry.Default().All(), crd.DefinitionResource())...), store: cfg.Store, log: cfg.Log, now: cfg.Now,
 		alloc:     &serviceAlloc{ips: ips, ports: ports, prefix: cfg.Prefix + "/svcnet/"},
 		nsWake:    make(chan string, 16),
 		ready:     make(chan struct{}),
@@ -118,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.alloc.ipAddr = s.newIPAddressCodec()
+	s.crds = newCRDController(s)
 	s.authn = &auth.Authenticator{Log: cfg.Log}
 	if cfg.Authn != nil {
 		a := *cfg.Authn
@@ -148,6 +151,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	go s.namespaces.run(ctx, s)
+	go s.crds.run(ctx)
 	go s.runNamespaceFinalizer(ctx)
 	go s.runServiceCIDRs(ctx)
 	go func() {
@@ -295,7 +299,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		switch {
 		case q.sub == "status" && q.res.HasStatus:
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
-		case q.sub == "scale" && hasScale(q.res.Resource) && q.legacy == nil:
+		case q.sub == "scale" && hasScale(q.res) && q.legacy == nil:
 		case q.sub == "binding" && q.res.Resource == "pods":
 		case q.sub == "token" && q.res.Resource == "serviceaccounts" && q.legacy == nil:
 		case nodeSubresources[q.sub] && q.res.Resource == "pods" && q.legacy == nil:

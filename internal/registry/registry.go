@@ -4,6 +4,8 @@
 package registry
 
 import (
+	"sync/atomic"
+
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -48,6 +50,8 @@ type Resource struct {
 	Strategy Strategy
 	// Legacy lists older group/versions served for this resource by conversion.
 	Legacy []Legacy
+	// Custom is set for resources served from a CustomResourceDefinition.
+	Custom *Custom
 }
 
 // Legacy is an old group/version of a resource, converted on the way in and out.
@@ -76,35 +80,70 @@ func (r *Resource) GroupKind() schema.GroupKind {
 	return schema.GroupKind{Group: r.Group, Kind: r.Kind}
 }
 
-// Registry is the set of served resources.
+// Registry is the set of served resources: the built-in ones, fixed, and the
+// custom ones, replaced as a whole whenever the CustomResourceDefinitions change.
+// Readers see one consistent snapshot without locking.
 type Registry struct {
-	list []*Resource
-	byGR map[schema.GroupResource]*Resource
+	builtin []*Resource
+	snap    atomic.Pointer[snapshot]
 }
 
-// New builds a registry of the given resources.
-func New(rs ...*Resource) *Registry {
-	reg := &Registry{byGR: map[schema.GroupResource]*Resource{}}
+type snapshot struct {
+	list []*Resource
+	byGR map[schema.GroupResource]*Resource
+	// byName finds the resources with a plural name (several groups may share one).
+	byName map[string][]*Resource
+}
+
+func newSnapshot(rs []*Resource) *snapshot {
+	sn := &snapshot{list: rs, byGR: map[schema.GroupResource]*Resource{}, byName: map[string][]*Resource{}}
 	for _, r := range rs {
 		if r.ListKind == "" {
 			r.ListKind = r.Kind + "List"
 		}
-		reg.list = append(reg.list, r)
-		reg.byGR[r.GroupResource()] = r
+		sn.byGR[r.GroupResource()] = r
+		sn.byName[r.Resource] = append(sn.byName[r.Resource], r)
 	}
+	return sn
+}
+
+// New builds a registry of the given resources.
+func New(rs ...*Resource) *Registry {
+	reg := &Registry{builtin: rs}
+	reg.snap.Store(newSnapshot(rs))
 	return reg
 }
 
-// All returns the resources in registration order.
-func (reg *Registry) All() []*Resource { return reg.list }
+// SetCustom replaces the custom resources. Ones that would shadow a built-in
+// resource are ignored (the CRD controller refuses such names first).
+func (reg *Registry) SetCustom(custom []*Resource) {
+	all := append([]*Resource(nil), reg.builtin...)
+	builtin := newSnapshot(reg.builtin)
+	for _, r := range custom {
+		if builtin.byGR[r.GroupResource()] == nil {
+			all = append(all, r)
+		}
+	}
+	reg.snap.Store(newSnapshot(all))
+}
+
+// IsBuiltin reports whether gr is one of the built-in resources.
+func (reg *Registry) IsBuiltin(gr schema.GroupResource) bool {
+	for _, r := range reg.builtin {
+		if r.GroupResource() == gr {
+			return true
+		}
+	}
+	return false
+}
+
+// All returns the resources in registration order, custom ones last.
+func (reg *Registry) All() []*Resource { return reg.snap.Load().list }
 
 // Lookup finds a resource served at group/version under its plural name, and the
 // legacy conversion to use (nil for the storage version).
 func (reg *Registry) Lookup(gv schema.GroupVersion, resource string) (*Resource, *Legacy) {
-	for _, r := range reg.list {
-		if r.Resource != resource {
-			continue
-		}
+	for _, r := range reg.snap.Load().byName[resource] {
 		if r.GroupVersion() == gv {
 			return r, nil
 		}
@@ -118,7 +157,7 @@ func (reg *Registry) Lookup(gv schema.GroupVersion, resource string) (*Resource,
 }
 
 // Get returns a resource by group and plural name.
-func (reg *Registry) Get(gr schema.GroupResource) *Resource { return reg.byGR[gr] }
+func (reg *Registry) Get(gr schema.GroupResource) *Resource { return reg.snap.Load().byGR[gr] }
 
 // GroupVersions returns every served group/version, storage versions first within
 // a group, in registration order.
@@ -131,10 +170,11 @@ func (reg *Registry) GroupVersions() []schema.GroupVersion {
 			out = append(out, gv)
 		}
 	}
-	for _, r := range reg.list {
+	list := reg.All()
+	for _, r := range list {
 		add(r.GroupVersion())
 	}
-	for _, r := range reg.list {
+	for _, r := range list {
 		for _, l := range r.Legacy {
 			add(l.GroupVersion)
 		}
