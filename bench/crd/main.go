@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,12 +55,16 @@ func main() {
 	n := flag.Int("objects", 10000, "number of objects of each kind")
 	workers := flag.Int("workers", 8, "concurrent writers (same for both sides)")
 	lists := flag.Int("lists", 7, "full lists to time (median reported)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the lists to this file")
 	flag.Parse()
+	profile = *cpuprofile
 	if err := run(*n, *workers, *lists); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+var profile string
 
 func run(n, workers, lists int) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,6 +131,14 @@ func run(n, workers, lists int) error {
 	crCreate := time.Since(start)
 	fmt.Printf("progress: custom resource creates done in %v\n", crCreate.Round(time.Millisecond))
 	var cmLists, crLists []time.Duration
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	for range lists {
 		t0 := time.Now()
 		l, err := cl.Client.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})

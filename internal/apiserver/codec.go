@@ -163,6 +163,13 @@ func setKind(obj runtime.Object, gvk schema.GroupVersionKind) runtime.Object {
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if m, ok := v.(json.Marshaler); ok { // unstructured objects: skip the encoder's second pass over their output
+		if data, err := m.MarshalJSON(); err == nil {
+			w.WriteHeader(code)
+			_, _ = w.Write(append(data, '\n'))
+			return
+		}
+	}
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
