@@ -130,7 +130,11 @@ func (s *Server) trackFields(res *registry.Resource, wo writeOptions, live, obj 
 	if wo.applied {
 		return obj // the apply already did the bookkeeping
 	}
-	fm, err := s.fieldManager(res, wo.gv, wo.sub)
+	sub := wo.sub
+	if wo.reqSub != "" {
+		sub = wo.reqSub
+	}
+	fm, err := s.fieldManager(res, wo.gv, sub)
 	if err != nil {
 		s.log.Error("field manager", "resource", res.Resource, "err", err)
 		return obj

@@ -76,8 +76,8 @@ func TestApplyConflictsAndOwnership(t *testing.T) {
 	rv := r.str("metadata", "resourceVersion")
 	// Applying the same again changes nothing.
 	r = h.must(200, h.apply(cmPath, "alice", cmApply("  a: \"1\"\n  c: \"3\"\n")))
-	if r.str("data", "a") != "1" || len(managedFields(t, r)) != 1 {
-		t.Fatalf("re-apply: %s", r.body)
+	if r.str("data", "a") != "1" || len(managedFields(t, r)) != 1 || r.str("metadata", "resourceVersion") != rv {
+		t.Fatalf("re-apply (want no write, resourceVersion %s): %s", rv, r.body)
 	}
 
 	// bob sets alice's field to another value: a conflict naming both.
@@ -228,6 +228,13 @@ func TestApplyDeploymentStatusAndVersions(t *testing.T) {
 	r = h.must(200, h.apply(deployPath, "ci", deployApply("apps/v1", "", "nginx:1")))
 	if r.str("spec", "replicas") != "3" || strings.Contains(managedFields(t, r)["ci/Apply"].Fields, "f:replicas") {
 		t.Errorf("ci without replicas: %s", r.body)
+	}
+	// A scale write is recorded on the Deployment with subresource scale, and takes
+	// replicas from the applier.
+	h.must(200, h.do("PUT", deployPath+"/scale?fieldManager=hpa", `{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"web","namespace":"default"},"spec":{"replicas":4}}`))
+	mf := managedFields(t, h.must(200, h.do("GET", deployPath, "")))
+	if e := mf["hpa/Update"]; e.Subresource != "scale" || e.Fields != `{"f:spec":{"f:replicas":{}}}` || strings.Contains(mf["old/Apply"].Fields, "f:replicas") {
+		t.Errorf("after scale: %+v", mf)
 	}
 }
 

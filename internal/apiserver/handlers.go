@@ -319,7 +319,7 @@ func (s *Server) list(q *request, m matcher, page storage.Page, limit int64) ([]
 }
 
 func writeOpts(q *request) writeOptions {
-	return writeOptions{user: q.user, dryRun: q.r.URL.Query().Get("dryRun") == "All", sub: q.sub, gv: q.gv,
+	return writeOptions{user: q.user, dryRun: q.r.URL.Query().Get("dryRun") == "All", sub: q.sub, gv: q.gv, reqSub: q.sub,
 		fieldValidation: q.r.URL.Query().Get("fieldValidation"),
 		manager:         managerOrUserAgent(q.r.URL.Query().Get("fieldManager"), q.r.UserAgent()),
 		warn:            func(msg string) { q.w.Header().Add("Warning", `299 - "`+strings.ReplaceAll(msg, `"`, `\"`)+`"`) }}

@@ -37,6 +37,7 @@ type writeOptions struct {
 	// an apply already recorded it or may create a missing object.
 	manager                string
 	gv                     schema.GroupVersion
+	reqSub                 string // the subresource asked for (scale writes the main object)
 	applied, createMissing bool
 	// fieldValidation is the request's Ignore, Warn (default) or Strict, for the
 	// unknown fields of custom resources; warn adds a Warning header.
@@ -430,6 +431,10 @@ func (s *Server) update(ctx context.Context, res *registry.Resource, ns, name st
 		if err != nil {
 			alloc.undo()
 			return nil, false, err
+		}
+		if bytes.Equal(data, kv.Value) { // nothing changed: no write, no event (as Kubernetes)
+			alloc.undo()
+			return obj, false, nil
 		}
 		rev, err := s.store.Update(ctx, key, data, kv.Rev, alloc.claims, alloc.releases)
 		if err != nil {
