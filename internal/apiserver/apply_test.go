@@ -180,6 +180,12 @@ func TestManagedFieldsOnWrites(t *testing.T) {
 	if mf := managedFields(t, r); len(mf) != 0 {
 		t.Errorf("after reset: %+v", mf)
 	}
+	// The first apply to an object without managedFields gives what is there to
+	// "before-first-apply", which an applier then conflicts with.
+	r = h.must(409, h.apply(cmPath, "late", cmApply("  a: \"9\"\n")))
+	if want := `Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.a`; r.str("message") != want {
+		t.Errorf("apply after reset: %s", r.str("message"))
+	}
 }
 
 const deployPath = "/apis/apps/v1/namespaces/default/deployments/web"
