@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -370,6 +371,7 @@ func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
 	current := o.(*corev1.Pod)
 	st.HostIP = s.a.o.NodeIP
 	st.HostIPs = []corev1.HostIP{{IP: s.a.o.NodeIP}}
+	st.Conditions = withOthers(st.Conditions, current.Status.Conditions)
 	s.mu.Lock()
 	prev, seen := s.written[uid]
 	s.mu.Unlock()
@@ -397,4 +399,18 @@ func (s *statusWriter) write(ctx context.Context, uid types.UID) error {
 			"ready", pod.Ready(st), "after", time.Since(since))
 	}
 	return err
+}
+
+// withOthers replaces the conditions the kubelet does not own in computed by
+// those the API holds now (a merge patch replaces the whole list: a readiness
+// gate set meanwhile must not be written back to its older value).
+func withOthers(computed, api []corev1.PodCondition) []corev1.PodCondition {
+	others := pod.OthersConditions(computed)
+	out := make([]corev1.PodCondition, 0, len(computed))
+	for _, c := range computed {
+		if !slices.ContainsFunc(others, func(o corev1.PodCondition) bool { return o.Type == c.Type }) {
+			out = append(out, c)
+		}
+	}
+	return append(out, pod.OthersConditions(api)...)
 }

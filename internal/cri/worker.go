@@ -85,6 +85,9 @@ func (w *worker) update(p *corev1.Pod) {
 		!apiequality.Semantic.DeepEqual(old.DeletionGracePeriodSeconds, p.DeletionGracePeriodSeconds) {
 		w.wake()
 	}
+	if pod.OthersChanged(old, p) {
+		w.changed() // a readiness gate's condition: Ready is computed again
+	}
 }
 
 func (w *worker) remove() {

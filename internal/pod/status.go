@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -84,7 +85,11 @@ func BuildStatus(in StatusInput) corev1.PodStatus {
 	}
 	allReady := len(unready) == 0 && st.Phase == corev1.PodRunning
 	cond(corev1.ContainersReady, allReady, readyReason, readyMsg)
-	cond(corev1.PodReady, allReady, readyReason, readyMsg)
+	if gates := unmetReadinessGates(p); allReady && len(gates) > 0 {
+		cond(corev1.PodReady, false, "ReadinessGatesNotReady", strings.Join(gates, ", "))
+	} else {
+		cond(corev1.PodReady, allReady, readyReason, readyMsg)
+	}
 	scheduled := false
 	for _, old := range p.Status.Conditions {
 		if old.Type == corev1.PodScheduled {
@@ -95,10 +100,62 @@ func BuildStatus(in StatusInput) corev1.PodStatus {
 	if !scheduled {
 		cond(corev1.PodScheduled, true, "", "")
 	}
+	st.Conditions = append(st.Conditions, OthersConditions(p.Status.Conditions)...)
 	if !in.SandboxReady && in.SandboxMsg != "" && st.Phase == corev1.PodPending {
 		st.Message = "pod network: " + in.SandboxMsg
 	}
 	return st
+}
+
+// kubeletConditions are the pod condition types the kubelet owns and writes;
+// conditions of other types (readiness gates, DisruptionTarget) belong to
+// other writers and are kept as the API has them.
+var kubeletConditions = map[corev1.PodConditionType]bool{
+	corev1.PodScheduled: true, corev1.PodReady: true, corev1.PodInitialized: true, corev1.ContainersReady: true,
+	corev1.PodReadyToStartContainers: true, corev1.PodResizePending: true, corev1.PodResizeInProgress: true,
+}
+
+// OthersConditions returns the conditions in cs that the kubelet does not own.
+func OthersConditions(cs []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range cs {
+		if !kubeletConditions[c.Type] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// OthersChanged says whether the conditions the kubelet does not own differ
+// between two versions of a pod (old nil: any such condition counts).
+func OthersChanged(old, p *corev1.Pod) bool {
+	var before []corev1.PodCondition
+	if old != nil {
+		before = OthersConditions(old.Status.Conditions)
+	}
+	return !apiequality.Semantic.DeepEqual(before, OthersConditions(p.Status.Conditions))
+}
+
+// unmetReadinessGates explains each of the pod's readiness gates whose
+// condition is not True, in the kubelet's words; a pod is Ready only when its
+// containers are and every gate's condition is True.
+func unmetReadinessGates(p *corev1.Pod) []string {
+	var out []string
+	for _, g := range p.Spec.ReadinessGates {
+		var c *corev1.PodCondition
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == g.ConditionType {
+				c = &p.Status.Conditions[i]
+			}
+		}
+		switch {
+		case c == nil:
+			out = append(out, fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist.", string(g.ConditionType)))
+		case c.Status != corev1.ConditionTrue:
+			out = append(out, fmt.Sprintf("the status of pod readiness gate %q is not \"True\", but %v", string(g.ConditionType), c.Status))
+		}
+	}
+	return out
 }
 
 // Phase follows the kubelet's getPhase: waiting containers keep a pod Pending,

@@ -71,3 +71,77 @@ func TestBuildStatusConditions(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildStatusReadinessGates(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	running := []corev1.ContainerStatus{{Name: "a", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+	gate := corev1.PodConditionType("k8s.io/blue-green")
+	other := corev1.PodCondition{Type: "example.com/other", Status: corev1.ConditionTrue}
+	for _, tc := range []struct {
+		name       string
+		gates      []corev1.PodReadinessGate
+		conditions []corev1.PodCondition
+		want       corev1.ConditionStatus
+		reason     string
+		message    string
+	}{
+		{name: "no gates", want: corev1.ConditionTrue},
+		{name: "gate condition missing", gates: []corev1.PodReadinessGate{{ConditionType: gate}},
+			want: corev1.ConditionFalse, reason: "ReadinessGatesNotReady",
+			message: `corresponding condition of pod readiness gate "k8s.io/blue-green" does not exist.`},
+		{name: "gate False", gates: []corev1.PodReadinessGate{{ConditionType: gate}},
+			conditions: []corev1.PodCondition{{Type: gate, Status: corev1.ConditionFalse}},
+			want:       corev1.ConditionFalse, reason: "ReadinessGatesNotReady",
+			message: `the status of pod readiness gate "k8s.io/blue-green" is not "True", but False`},
+		{name: "gate True", gates: []corev1.PodReadinessGate{{ConditionType: gate}},
+			conditions: []corev1.PodCondition{{Type: gate, Status: corev1.ConditionTrue}}, want: corev1.ConditionTrue},
+		{name: "one of two gates", gates: []corev1.PodReadinessGate{{ConditionType: gate}, {ConditionType: other.Type}},
+			conditions: []corev1.PodCondition{{Type: gate, Status: corev1.ConditionTrue}},
+			want:       corev1.ConditionFalse, reason: "ReadinessGatesNotReady",
+			message: `corresponding condition of pod readiness gate "example.com/other" does not exist.`},
+		{name: "ungated condition is kept, no effect", conditions: []corev1.PodCondition{other}, want: corev1.ConditionTrue},
+	} {
+		p := &corev1.Pod{Spec: corev1.PodSpec{ReadinessGates: tc.gates}, Status: corev1.PodStatus{Conditions: tc.conditions}}
+		st := BuildStatus(StatusInput{Pod: p, SandboxReady: true, Containers: running, Now: now, StartTime: now})
+		got := map[corev1.PodConditionType]corev1.PodCondition{}
+		for _, c := range st.Conditions {
+			got[c.Type] = c
+		}
+		if r := got[corev1.PodReady]; r.Status != tc.want || r.Reason != tc.reason || r.Message != tc.message {
+			t.Errorf("%s: Ready %s/%s/%q, want %s/%s/%q", tc.name, r.Status, r.Reason, r.Message, tc.want, tc.reason, tc.message)
+		}
+		if c := got[corev1.ContainersReady]; c.Status != corev1.ConditionTrue {
+			t.Errorf("%s: ContainersReady %s, want True (gates do not count there)", tc.name, c.Status)
+		}
+		for _, c := range tc.conditions {
+			if got[c.Type].Status != c.Status {
+				t.Errorf("%s: condition %s not kept as the API has it: %+v", tc.name, c.Type, got[c.Type])
+			}
+		}
+	}
+}
+
+func TestOthersChanged(t *testing.T) {
+	gate := corev1.PodCondition{Type: "k8s.io/blue-green", Status: corev1.ConditionTrue}
+	ready := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+	withConds := func(cs ...corev1.PodCondition) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Conditions: cs}}
+	}
+	unset := gate
+	unset.Status = corev1.ConditionFalse
+	for _, tc := range []struct {
+		name     string
+		old, new *corev1.Pod
+		want     bool
+	}{
+		{"kubelet's own condition", withConds(), withConds(ready), false},
+		{"gate set", withConds(ready), withConds(ready, gate), true},
+		{"gate flipped", withConds(gate), withConds(unset), true},
+		{"first sight, no others", nil, withConds(ready), false},
+		{"first sight with a gate", nil, withConds(gate), true},
+	} {
+		if got := OthersChanged(tc.old, tc.new); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

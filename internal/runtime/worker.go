@@ -84,8 +84,12 @@ func newContainer(w *podWorker, cs corev1.Container, init bool, waiting string, 
 // update takes a newer version of the pod.
 func (w *podWorker) update(p *corev1.Pod) {
 	w.mu.Lock()
+	old := w.pod
 	w.pod = p.DeepCopy()
 	w.mu.Unlock()
+	if pod.OthersChanged(old, p) {
+		w.changed() // a readiness gate's condition: Ready is computed again
+	}
 	if p.DeletionTimestamp != nil {
 		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
 		if p.DeletionGracePeriodSeconds != nil {
