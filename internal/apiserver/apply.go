@@ -79,6 +79,17 @@ type fieldManagerKey struct {
 // once built and cost a schema lookup to build.
 type fieldManagers struct{ sync.Map }
 
+// forget drops the field managers of a resource no longer served (a CRD's
+// previous build).
+func (m *fieldManagers) forget(res *registry.Resource) {
+	m.Range(func(k, _ any) bool {
+		if k.(fieldManagerKey).res == res {
+			m.Delete(k)
+		}
+		return true
+	})
+}
+
 // fieldManager returns the (cached) field manager for writes to res in version gv.
 func (s *Server) fieldManager(res *registry.Resource, gv schema.GroupVersion, sub string) (*managedfields.FieldManager, error) {
 	if gv.Empty() {

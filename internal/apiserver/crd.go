@@ -40,8 +40,14 @@ type crdController struct {
 }
 
 type builtCRD struct {
-	rv  string
+	rv  string // servingVersion of the CRD it was built from
 	res *registry.Resource
+}
+
+// servingVersion changes when what a CRD serves changes: its spec (generation),
+// its accepted names or its deletion; not on other status writes.
+func servingVersion(d, next *apiextensionsv1.CustomResourceDefinition) string {
+	return fmt.Sprintf("%s/%d/%v/%v", d.UID, d.Generation, next.Status.AcceptedNames, d.DeletionTimestamp != nil)
 }
 
 func newCRDController(s *Server) *crdController {
@@ -144,13 +150,16 @@ func (c *crdController) sync(ctx context.Context) {
 			continue
 		}
 		b, ok := c.built[d.Name]
-		if !ok || b.rv != d.ResourceVersion {
+		if version := servingVersion(d, next); !ok || b.rv != version {
 			res, err := crd.Build(next)
 			if err != nil {
 				c.s.log.Warn("cannot serve custom resource", "crd", d.Name, "err", err)
 				continue
 			}
-			b = builtCRD{rv: d.ResourceVersion, res: res}
+			if ok {
+				c.s.managers.forget(b.res)
+			}
+			b = builtCRD{rv: version, res: res}
 		}
 		built[d.Name] = b
 		served = append(served, b.res)
