@@ -65,6 +65,9 @@ type Options struct {
 	AgentPort int
 	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
 	ClientCA []byte
+	// NodeLogDir is listed and served under /logs/ on AgentPort, as the
+	// kubelet serves the node's /var/log (empty: DefaultNodeLogDir).
+	NodeLogDir string
 	// ProxyMode is the service proxy backend: nftables, userspace, or none.
 	ProxyMode string
 	// ProxyScheduler is how a new connection's endpoint is chosen: random
@@ -92,6 +95,9 @@ func (o *Options) Validate() error {
 	}
 	if o.DNSZone == "" {
 		o.DNSZone = "cluster.local"
+	}
+	if o.NodeLogDir == "" {
+		o.NodeLogDir = DefaultNodeLogDir
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -195,8 +201,14 @@ func (a *Agent) nodeStatus(prev corev1.NodeStatus) corev1.NodeStatus {
 	now := metav1.NewTime(a.o.Now())
 	ready := corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 		Message: "svcnet agent is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now}
+	if a.o.PodRuntime && a.port == 0 {
+		// As the kubelet, not Ready until pods can run (and their logs, exec
+		// and nodes/proxy reach the agent's port).
+		ready.Status, ready.Message = corev1.ConditionFalse, "svcnet agent: the pod runtime is starting"
+		ready.Reason = "KubeletNotReady"
+	}
 	for _, c := range prev.Conditions {
-		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+		if c.Type == corev1.NodeReady && c.Status == ready.Status {
 			ready.LastTransitionTime = c.LastTransitionTime
 		}
 	}

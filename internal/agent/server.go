@@ -53,6 +53,7 @@ func (a *Agent) serveNode(ctx context.Context, rt podRuntime, log *slog.Logger) 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.Handle("GET /logs/", nodeLogs(a.o.NodeLogDir))
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) { a.serveLogs(w, r, rt) })
 	for _, verb := range []string{"exec", "attach"} {
 		h := func(w http.ResponseWriter, r *http.Request) {
@@ -85,6 +86,15 @@ func (a *Agent) serveNode(ctx context.Context, rt podRuntime, log *slog.Logger) 
 		_ = srv.Close()
 	}()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// DefaultNodeLogDir is the node's log directory the kubelet serves under /logs/.
+const DefaultNodeLogDir = "/var/log"
+
+// nodeLogs serves dir under /logs/ as the kubelet does for nodes/NAME/proxy/logs/:
+// a directory answers with its listing, a file with its content.
+func nodeLogs(dir string) http.Handler {
+	return http.StripPrefix("/logs/", http.FileServer(http.Dir(dir)))
 }
 
 // requireAPIServer lets in only cluster admins (the API server's certificate).
