@@ -30,7 +30,40 @@ func newAgnhostCmd() *cobra.Command {
 	root.AddCommand(newNetexecCmd(), newServeHostnameCmd(), newPorterCmd(), newTestWebserverCmd(), newPauseCmd(),
 		newConnectCmd(), newGetCmd(), newLoadCmd())
 	root.AddCommand(newDNSInfoCmds()...)
+	root.AddCommand(newCoreDNSCmd())
 	return root
+}
+
+// corednsName is the base name under which the binary behaves as the agnhost
+// image's /coredns (`svcnet agnhost coredns`).
+const corednsName = "coredns"
+
+// newCoreDNSCmd serves the hosts plugin of a Corefile as CoreDNS would; it takes
+// CoreDNS's single-dash flags (-conf FILE, -dns.port N).
+func newCoreDNSCmd() *cobra.Command {
+	return &cobra.Command{Use: corednsName + " [-conf Corefile] [-dns.port 53]", DisableFlagParsing: true,
+		Short: "Answer from a Corefile's hosts block, as the agnhost image's /coredns",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fs := goflag.NewFlagSet(corednsName, goflag.ContinueOnError)
+			conf := fs.String("conf", "Corefile", "Corefile to load")
+			port := fs.Int("dns.port", 53, "port to serve DNS on")
+			if err := fs.Parse(args); err != nil {
+				return err
+			}
+			if err := checkPort("dns.port", *port); err != nil {
+				return err
+			}
+			f, err := os.Open(*conf)
+			if err != nil {
+				return err
+			}
+			h, err := agnhost.ParseCorefile(f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			return agnhost.ServeHosts(cmd.Context(), ":"+strconv.Itoa(*port), h, os.Stdout)
+		}}
 }
 
 // stderrLog is how agnhost subcommands log, as upstream's (time-stamped, to stderr).

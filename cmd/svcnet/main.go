@@ -20,8 +20,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()
-	if filepath.Base(os.Args[0]) == agnhostName { // started as /agnhost: the agnhost image's entrypoint
+	switch filepath.Base(os.Args[0]) {
+	case agnhostName: // started as /agnhost: the agnhost image's entrypoint
 		root.SetArgs(append([]string{agnhostName}, os.Args[1:]...))
+	case corednsName: // the agnhost image's /coredns
+		root.SetArgs(append([]string{agnhostName, corednsName}, os.Args[1:]...))
 	}
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

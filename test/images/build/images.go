@@ -81,6 +81,7 @@ var images = []image{
 		extra: append([]entry{
 			binary("agnhost", binSvcnet),
 			hardlink("usr/local/bin/svcnet", "agnhost"),
+			hardlink("coredns", "agnhost"), // as the real image's /coredns (a Corefile's hosts block)
 			// Debian's alternative (no maintainer scripts run); usr/bin/nc shadows busybox's
 			symlink("bin/nc", "/bin/nc.openbsd"),
 			symlink("usr/bin/nc", "/bin/nc.openbsd"),
