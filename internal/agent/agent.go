@@ -379,10 +379,9 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 // added to the node, if any.
 func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) (func(), error) {
 	ix := dns.NewIndex(a.o.DNSZone, 5)
-	var fw *dns.Forwarder
-	if len(a.o.DNSUpstreams) > 0 {
-		fw = dns.NewForwarder(a.o.DNSUpstreams, 10000)
-	}
+	// Always a forwarder: the kube-dns ConfigMap may name servers the node has none of.
+	fw := dns.NewForwarder(a.o.DNSUpstreams, 10000)
+	dns.WatchUpstreams(ctx, a.client, fw, log)
 	srv := &dns.Server{Index: ix, Forwarder: fw, Allowed: dns.DefaultAllowed, Log: log}
 	if a.o.DNSAutopath {
 		srv.Autopath = &dns.PodIPs{}

@@ -23,7 +23,8 @@ type upstream struct {
 // resolvers, in resolv.conf order, skipping ones that just failed (they are
 // probed again in the background), with a small TTL-respecting cache.
 type Forwarder struct {
-	upstreams []*upstream
+	upstreams []*upstream // from the node's resolv.conf
+	routes    atomic.Pointer[routes]
 	timeout   time.Duration
 	cache     *answerCache
 	now       func() time.Time
@@ -80,8 +81,9 @@ func (f *Forwarder) Forward(ctx context.Context, req *mdns.Msg, tcp bool) (*mdns
 	now := f.now().UnixNano()
 	lastErr := ErrNoUpstream
 	tried := 0
+	ups := f.upstreamsFor(req.Question[0].Name)
 	for pass := 0; pass < 2 && tried == 0; pass++ {
-		for _, u := range f.upstreams {
+		for _, u := range ups {
 			if pass == 0 && u.downUntil.Load() > now {
 				continue // recently failed: try the healthy ones first
 			}
@@ -119,7 +121,7 @@ func (f *Forwarder) exchange(ctx context.Context, addr string, req *mdns.Msg, tc
 func (f *Forwarder) Probe(ctx context.Context) {
 	q := new(mdns.Msg)
 	q.SetQuestion(".", mdns.TypeNS)
-	for _, u := range f.upstreams {
+	for _, u := range f.all() {
 		if u.downUntil.Load() == 0 {
 			continue
 		}
