@@ -18,6 +18,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	extensionsv1beta1 "k8s.io/api/extensions/v1beta1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -42,6 +43,7 @@ func init() {
 		corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, appsv1beta1.AddToScheme, extensionsv1beta1.AddToScheme,
 		discoveryv1.AddToScheme, networkingv1.AddToScheme, coordinationv1.AddToScheme, autoscalingv1.AddToScheme,
 		authorizationv1.AddToScheme, authenticationv1.AddToScheme, rbacv1.AddToScheme, apiextensionsv1.AddToScheme,
+		eventsv1.AddToScheme,
 	} {
 		utilruntime.Must(add(Scheme))
 	}

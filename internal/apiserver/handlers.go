@@ -123,7 +123,7 @@ func (s *Server) table(q *request, objs []runtime.Object, rv, cont string) (*met
 	tbl.ResourceVersion, tbl.Continue = rv, cont
 	now := s.now()
 	for _, o := range objs {
-		row, err := printers.Row(q.res.Kind, o, q.accept.includeObject, now)
+		row, err := tableRow(q, o, now)
 		if err != nil {
 			return nil, err
 		}

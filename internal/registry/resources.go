@@ -105,7 +105,7 @@ func Default() *Registry {
 		core(&Resource{Resource: "events", Singular: "event", Kind: "Event", Namespaced: true, ShortNames: []string{"ev"},
 			CreateOnUpdate: true,
 			New:            func() runtime.Object { return &corev1.Event{} }, NewList: func() runtime.Object { return &corev1.EventList{} },
-			Fields: eventFields, Strategy: namespaced(sub, nil, nil)}),
+			Fields: eventFields, Strategy: namespaced(sub, nil, nil), Legacy: eventsV1}),
 		&Resource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices", Singular: "endpointslice", Kind: "EndpointSlice", Namespaced: true,
 			New: func() runtime.Object { return &discoveryv1.EndpointSlice{} }, NewList: func() runtime.Object { return &discoveryv1.EndpointSliceList{} },
 			Strategy: namespaced(sub, defaultEndpointSlice, validateEndpointSlice)},
