@@ -45,7 +45,7 @@ func ParseCorefile(r io.Reader) (*Hosts, error) {
 		case in && len(f) >= 2:
 			ip, err := netip.ParseAddr(f[0])
 			if err != nil {
-				return nil, fmt.Errorf("Corefile line %d: %q is not an IP address", line, f[0])
+				return nil, fmt.Errorf("line %d of the Corefile: %q is not an IP address", line, f[0])
 			}
 			for _, n := range f[1:] {
 				name := strings.ToLower(mdns.Fqdn(n))
@@ -54,7 +54,7 @@ func ParseCorefile(r io.Reader) (*Hosts, error) {
 				h.names[rev] = append(h.names[rev], name)
 			}
 		case in:
-			return nil, fmt.Errorf("Corefile line %d: want IP and names in hosts, got %q", line, sc.Text())
+			return nil, fmt.Errorf("line %d of the Corefile: want IP and names in hosts, got %q", line, sc.Text())
 		}
 	}
 	return h, sc.Err()
