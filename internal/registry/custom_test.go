@@ -12,7 +12,7 @@ func TestSetCustom(t *testing.T) {
 	reg := Default()
 	builtin := len(reg.All())
 	widget := &Resource{Group: "example.com", Version: "v1", Resource: "widgets", Kind: "Widget", Custom: &Custom{},
-		New: func() runtime.Object { return &unstructured.Unstructured{} },
+		New:    func() runtime.Object { return &unstructured.Unstructured{} },
 		Legacy: []Legacy{{GroupVersion: schema.GroupVersion{Group: "example.com", Version: "v1beta1"}}}}
 	shadow := &Resource{Group: "", Version: "v1", Resource: "pods", Kind: "NotAPod", Custom: &Custom{}}
 	reg.SetCustom([]*Resource{widget, shadow})
