@@ -9,6 +9,7 @@ package ingress
 import (
 	"crypto/tls"
 	"net/netip"
+	"regexp"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -64,6 +65,8 @@ type Route struct {
 	Source string
 	Path   PathType
 	Value  string // the path, "/" matches everything with PathPrefix
+	// Regexp is Value compiled, for PathRegex (nil: compiled on every match).
+	Regexp *regexp.Regexp
 	// Method, Headers and Query narrow the match (Gateway API); all must match.
 	Method  string
 	Headers []KV // exact header value matches (names case-insensitive)
@@ -95,9 +98,9 @@ type HeaderFilter struct {
 // Redirect describes a redirect response; empty fields keep the request's value.
 type Redirect struct {
 	Scheme, Host string
-	Port         int
+	Port         int      // 0: the scheme's well-known port (omitted from Location)
 	Path         *Rewrite // full path or prefix replacement
-	Code         int      // 301 or 302
+	Code         int      // 301 or 302 (308 for the Ingress HTTPS redirect, as ingress-nginx)
 }
 
 // Rewrite replaces the host and/or the path (all of it, or the matched prefix).
