@@ -45,6 +45,11 @@ type Cert struct {
 // first route that matches a request wins.
 type Host struct {
 	Routes []*Route
+	// AnyDepth makes a "*.suffix" pattern match hosts with any number of labels
+	// before the suffix ("*.example.com" matches "a.b.example.com"), as Gateway
+	// API hostnames do; Ingress wildcards (AnyDepth false) cover one label. The
+	// most specific pattern wins: exact, then the longest matching suffix.
+	AnyDepth bool
 }
 
 // PathType is how a route matches the request path.
