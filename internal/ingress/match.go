@@ -14,8 +14,15 @@ import (
 // precedence order). A host whose routes all miss falls through to the next
 // pattern, as an Ingress' defaultBackend catches what its rules do not.
 func (p *Port) Match(r *http.Request) *Route {
+	rt, _ := p.MatchHost(r)
+	return rt
+}
+
+// MatchHost is Match that also returns the host pattern that matched ("" for
+// none or the any-host routes), a bounded label for metrics.
+func (p *Port) MatchHost(r *http.Request) (*Route, string) {
 	if p == nil {
-		return nil
+		return nil, ""
 	}
 	host := NormalizeHost(r.Host)
 	for _, pattern := range hostPatterns(host) {
@@ -25,11 +32,11 @@ func (p *Port) Match(r *http.Request) *Route {
 		}
 		for _, rt := range h.Routes {
 			if rt.Matches(r) {
-				return rt
+				return rt, pattern
 			}
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // hostPatterns lists the Hosts keys that can serve host, most specific first.
