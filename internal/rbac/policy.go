@@ -82,6 +82,9 @@ func editRules() []rbacv1.PolicyRule {
 	}
 }
 
+// IngressRole lets node agents write Ingress status (their ingress edge, internal/ingress).
+const IngressRole = "svcnet:ingress"
+
 // nodeRules are what a node agent needs; svcnet's Node authorizer narrows them
 // to the node's own objects, as Kubernetes' does for the system:node role.
 func nodeRules() []rbacv1.PolicyRule {
@@ -153,6 +156,8 @@ func DefaultClusterRoles(viewer []rbacv1.PolicyRule) []*rbacv1.ClusterRole {
 			URLRule([]string{"get"}, "/.well-known/openid-configuration", "/.well-known/openid-configuration/",
 				"/openid/v1/jwks", "/openid/v1/jwks/")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: ViewerRole}, Rules: viewer},
+		// Every agent runs the ingress edge: it reads Ingresses and TLS Secrets (the Node authorizer lets nodes read) and writes status.loadBalancer.
+		{ObjectMeta: metav1.ObjectMeta{Name: IngressRole}, Rules: []rbacv1.PolicyRule{Rule([]string{"update", "patch"}, g("networking.k8s.io"), "ingresses/status")}},
 	}
 	for _, r := range roles {
 		defaultMeta(&r.ObjectMeta)
@@ -189,6 +194,7 @@ func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		bind("system:service-account-issuer-discovery", group(GroupServiceAccounts)),
 		viewers,
 		bind(ViewerRole, group(GroupViewers)),
+		bind(IngressRole, group("system:nodes")),
 	}
 }
 

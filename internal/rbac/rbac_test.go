@@ -306,6 +306,7 @@ func TestDefaultPolicy(t *testing.T) {
 		{"authenticated asks about itself", Attributes{User: jane, Verb: "create", APIGroup: "authorization.k8s.io", Resource: "selfsubjectaccessreviews"}, true},
 		{"authenticated reads nothing else", Attributes{User: jane, Verb: "list", Resource: "pods", Namespace: "default"}, false},
 		{"authenticated cannot read metrics", Attributes{User: jane, Verb: "get", Path: "/metrics"}, false},
+		{"nodes write ingress status", Attributes{User: User{Name: "system:node:n1", Groups: []string{"system:nodes", GroupAuthenticated}}, Verb: "update", APIGroup: "networking.k8s.io", Resource: "ingresses", Subresource: "status", Namespace: "x", Name: "i"}, true},
 		{"admin edits roles", Attributes{User: admin, Verb: "create", APIGroup: "rbac.authorization.k8s.io", Resource: "clusterroles"}, true},
 	}
 	for _, tt := range tests {
