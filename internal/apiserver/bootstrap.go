@@ -61,6 +61,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.bootstrapRBAC(ctx); err != nil {
 		return err
 	}
+	s.ensureIngressClass(ctx)
 	first, dnsIP := nthAddr(s.cfg.ServiceCIDR, 1), nthAddr(s.cfg.ServiceCIDR, 10)
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
