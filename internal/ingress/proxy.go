@@ -158,7 +158,7 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			st := pr.In.Context().Value(stateKey{}).(*reqState)
 			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "upstream" // the endpoint is set per attempt
-			pr.Out.Host = pr.In.Host                               // as nginx's proxy_set_header Host $host
+			pr.Out.Host = pr.In.Host                                // as nginx's proxy_set_header Host $host
 			pr.SetXForwarded()
 			if rw := st.route.Rewrite; rw != nil {
 				if rw.Host != "" {
