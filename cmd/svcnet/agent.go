@@ -32,6 +32,8 @@ type agentFlags struct {
 	cniDirs    string
 	runtime    string
 	images     string
+	// ingressDefault is --ingress's default (on in svcnet up).
+	ingressDefault bool
 }
 
 func (f *agentFlags) add(fs *pflag.FlagSet) {
@@ -61,6 +63,10 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.HealthzAddress, "healthz-bind-address", "0.0.0.0:10256", "the proxy's /healthz (kube-proxy's port; empty: off)")
 	fs.StringVar(&f.o.MetricsAddress, "metrics-bind-address", "127.0.0.1:10249", "the proxy's /metrics with kube-proxy's metric names (empty: off)")
 	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 100*time.Millisecond, "the proxy writes rules at most once per period (changes in between are batched)")
+	fs.BoolVar(&f.o.Ingress, "ingress", f.ingressDefault, "run the ingress edge (Ingresses of class svcnet) on this node's address")
+	fs.IntVar(&f.o.IngressHTTPPort, "ingress-http-port", 80, "the ingress' plain HTTP (and h2c) port")
+	fs.IntVar(&f.o.IngressHTTPSPort, "ingress-https-port", 443, "the ingress' HTTPS port (certificates from the Ingresses' TLS Secrets)")
+	fs.BoolVar(&f.o.IngressAccessLog, "ingress-access-log", false, "log one line per ingress request")
 	fs.IntVar(&f.o.AgentPort, "agent-port", 10250, "HTTPS port the API server reaches for logs, exec and attach (the kubelet's port)")
 }
 

@@ -129,6 +129,7 @@ func newUpCmd() *cobra.Command {
 			}
 			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), wait, nil
 		})
+	af.ingressDefault = true
 	af.add(cmd.Flags())
 	return cmd
 }

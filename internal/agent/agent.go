@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/svcnet/svcnet/internal/dns"
+	"github.com/svcnet/svcnet/internal/ingress"
 )
 
 // Version is what the node reports as its kubelet version.
@@ -78,8 +80,14 @@ type Options struct {
 	MinSyncPeriod  time.Duration
 	// HealthzAddress and MetricsAddress serve the proxy's /healthz and /metrics (empty: off).
 	HealthzAddress, MetricsAddress string
-	Log                            *slog.Logger
-	Now                            func() time.Time
+	// Ingress runs the ingress edge on IngressHTTPPort and IngressHTTPSPort of
+	// NodeIP (internal/ingress); IngressSources are further route inputs.
+	Ingress                           bool
+	IngressHTTPPort, IngressHTTPSPort int
+	IngressAccessLog                  bool
+	IngressSources                    []ingress.Source
+	Log                               *slog.Logger
+	Now                               func() time.Time
 }
 
 // Validate checks options and fills defaults.
@@ -164,7 +172,8 @@ type Agent struct {
 	noRun          string // why pods bound to this node do not run (preflight.go)
 	podBridge      string // svcnet's pod bridge, when pods use svcnet's network
 
-	proxyDone chan struct{}
+	proxyDone  chan struct{}
+	ingressReg *prometheus.Registry // served with the proxy's metrics
 }
 
 // New builds an agent.
@@ -172,7 +181,7 @@ func New(client kubernetes.Interface, o Options) (*Agent, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{o: o, client: client}, nil
+	return &Agent{o: o, client: client, ingressReg: prometheus.NewRegistry()}, nil
 }
 
 func osImage() string {
@@ -341,6 +350,9 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 			return err
 		}
 		defer cleanup() // before Run returns, so the address never outlives the agent
+	}
+	if a.o.Ingress {
+		a.startIngress(ctx, log)
 	}
 	if a.proxyDone != nil {
 		defer func() { <-a.proxyDone }() // the proxy removes its rules when ctx ends

@@ -273,7 +273,7 @@ func (a *Agent) serveProxyHTTP(ctx context.Context, cur *atomic.Pointer[proxyRun
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		promhttp.HandlerFor(cur.Load().reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+		promhttp.HandlerFor(prometheus.Gatherers{cur.Load().reg, a.ingressReg}, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	}))
 	mux.Handle("/healthz", health)
 	if err := serve(a.o.MetricsAddress, mux); err != nil {
