@@ -417,6 +417,7 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) (func(), error) 
 	select {
 	case <-up:
 		log.Info("cluster DNS serving", "listen", a.o.DNSListen)
+		go a.keepDNSPod(ctx, log)
 		return cleanup, nil
 	case err := <-errs:
 		cleanup()

@@ -59,7 +59,7 @@ func (a *Agent) reportNoRun(ctx context.Context, inf cache.SharedIndexInformer) 
 	done := map[types.UID]bool{}
 	report := func(o any) {
 		p, ok := o.(*corev1.Pod)
-		if !ok {
+		if !ok || isMirror(p) {
 			return
 		}
 		mu.Lock()

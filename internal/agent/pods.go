@@ -212,7 +212,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 		return nil, nil, fmt.Errorf("reconcile pods of a previous run: %w", err)
 	}
 	sync := func(o any) {
-		if p, ok := o.(*corev1.Pod); ok {
+		if p, ok := o.(*corev1.Pod); ok && !isMirror(p) { // a mirror pod's server is the agent's own
 			rt.Sync(p)
 		}
 	}

@@ -570,6 +570,46 @@ func (s *Server) gracefulPod(obj runtime.Object, opts *metav1.DeleteOptions) (bo
 	return true, grace
 }
 
+// admitMirrorPod admits the only pods a node may create: mirror pods of what
+// it runs itself (its DNS server), bound to it, owned by nothing but its Node,
+// and using no service account, secret or config map (Kubernetes' NodeRestriction).
+func admitMirrorPod(pod *corev1.Pod, node string, deny func(string) error) error {
+	if _, ok := pod.Annotations[mirrorPodAnnotation]; !ok {
+		return deny("can only create mirror pods")
+	}
+	if pod.Spec.NodeName != node {
+		return deny("can only create pods with spec.nodeName set to itself")
+	}
+	for _, o := range pod.OwnerReferences {
+		if o.APIVersion != "v1" || o.Kind != "Node" || o.Name != node || len(pod.OwnerReferences) > 1 {
+			return deny("can only create pods with a single owner reference set to itself")
+		}
+	}
+	if pod.Spec.ServiceAccountName != "" || len(pod.Spec.ImagePullSecrets) > 0 {
+		return deny("can not create pods that reference a service account or secrets")
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil || v.ConfigMap != nil || v.Projected != nil || v.PersistentVolumeClaim != nil {
+			return deny("can not create pods that reference secrets, configmaps or persistentvolumeclaims")
+		}
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			for _, e := range c.EnvFrom {
+				if e.SecretRef != nil || e.ConfigMapRef != nil {
+					return deny("can not create pods that reference secrets or configmaps")
+				}
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom != nil && (e.ValueFrom.SecretKeyRef != nil || e.ValueFrom.ConfigMapKeyRef != nil) {
+					return deny("can not create pods that reference secrets or configmaps")
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // admitNode enforces what a node identity may write: its own Node and Lease, and
 // status and deletion of pods bound to it (NodeRestriction in Kubernetes).
 func (s *Server) admitNode(_ context.Context, res *registry.Resource, obj, old runtime.Object, wo writeOptions) error {
@@ -593,7 +633,7 @@ func (s *Server) admitNode(_ context.Context, res *registry.Resource, obj, old r
 			return deny("may only change pods bound to it")
 		}
 		if old == nil {
-			return deny("may not create pods")
+			return admitMirrorPod(obj.(*corev1.Pod), node, deny)
 		}
 	}
 	return nil

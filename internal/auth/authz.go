@@ -56,6 +56,9 @@ func AuthorizeNode(a Attributes) (bool, string) {
 		if a.Subresource == "" && a.Verb == "delete" {
 			return true, "" // likewise
 		}
+		if a.Subresource == "" && a.Verb == "create" {
+			return true, "" // mirror pods only: the API server admits nothing else from a node
+		}
 		return false, "a node may only write the status of its own pods"
 	case a.APIGroup == "" && a.Resource == "serviceaccounts" && a.Subresource == "token":
 		// The API server checks that the token is bound to a pod on this node.
