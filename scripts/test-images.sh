@@ -6,11 +6,16 @@
 # binaries, builder) did not change is kept, so a second run takes seconds.
 # With --conformance (or SVCNET_IMAGES_CONFORMANCE=1) also the images and names Kubernetes'
 # e2e conformance tests run (jessie-dnsutils.tar; registry.k8s.io/e2e-test-images/... tags).
-# Usage: scripts/test-images.sh [--conformance] DIR   (as root; see test/images/README.md)
+# With --gateway only the images the Gateway API conformance suite's base manifests run:
+# echo-basic.tar (its echo-basic backend, built from test/gateway-conformance's pinned module)
+# and coredns.tar (svcnet's /coredns), tagged as the manifests name them.
+# Usage: scripts/test-images.sh [--conformance|--gateway] DIR   (as root; see test/images/README.md)
 set -euo pipefail
 conformance=${SVCNET_IMAGES_CONFORMANCE:-0}
+gateway=0
 if [ "${1:-}" = --conformance ]; then conformance=1; shift; fi
-out=${1:?usage: scripts/test-images.sh [--conformance] DIR}
+if [ "${1:-}" = --gateway ]; then gateway=1; shift; fi
+out=${1:?usage: scripts/test-images.sh [--conformance|--gateway] DIR}
 cache=${SVCNET_IMAGES_CACHE:-/var/cache/svcnet-images}
 cd "$(dirname "$0")/.."
 
@@ -50,8 +55,13 @@ mkdir -p "$cache/bin" "$out"
 CGO_ENABLED=0 go build -o "$cache/bin/svcnet" ./cmd/svcnet
 CGO_ENABLED=0 go build -ldflags "-s -w" -o "$cache/bin/pause" ./test/images/pause
 go build -o "$cache/bin/build" ./test/images/build
+gwflags=()
+if [ "$gateway" = 1 ]; then
+  (cd test/gateway-conformance && CGO_ENABLED=0 go build -o "$cache/bin/echo-basic" sigs.k8s.io/gateway-api/conformance/echo-basic)
+  gwflags=(-gateway -echo-basic "$cache/bin/echo-basic")
+fi
 
 exec "$cache/bin/build" -out "$out" -cache "$cache" -suite "$suite" \
   -sources "$(IFS=,; echo "${sources[*]}")" \
   -svcnet "$cache/bin/svcnet" -pause "$cache/bin/pause" ${SVCNET_IMAGES:+-only "$SVCNET_IMAGES"} \
-  -conformance="$([ "$conformance" = 1 ] && echo true || echo false)"
+  -conformance="$([ "$conformance" = 1 ] && echo true || echo false)" "${gwflags[@]}"

@@ -26,7 +26,7 @@ func TestImageTable(t *testing.T) {
 		"nginx.tar":   {"docker.io/library/nginx:latest", "docker.io/library/nginx:1.17.1"},
 	}
 	got := map[string][]string{}
-	for _, img := range selectImages(false, "") {
+	for _, img := range selectImages(false, false, "") {
 		got[img.file] = img.tags
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -69,7 +69,7 @@ func TestConformanceImages(t *testing.T) {
 		"jessie-dnsutils.tar": {"registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7"},
 	}
 	got := map[string][]string{}
-	for _, img := range selectImages(true, "") {
+	for _, img := range selectImages(true, false, "") {
 		got[img.file] = img.tags
 		if img.conformanceTags != nil {
 			t.Errorf("%s: conformance tags left in the selected entry", img.file)
@@ -82,14 +82,30 @@ func TestConformanceImages(t *testing.T) {
 		t.Errorf("selectImages changed the table: pause tags %v", images[0].tags)
 	}
 	var files []string
-	for _, img := range selectImages(true, "busybox.tar,jessie-dnsutils.tar") {
+	for _, img := range selectImages(true, false, "busybox.tar,jessie-dnsutils.tar") {
 		files = append(files, img.file)
 	}
 	if !reflect.DeepEqual(files, []string{"busybox.tar", "jessie-dnsutils.tar"}) {
 		t.Errorf("-only with -conformance selects %v", files)
 	}
-	if n := len(selectImages(false, "jessie-dnsutils.tar")); n != 0 {
+	if n := len(selectImages(false, false, "jessie-dnsutils.tar")); n != 0 {
 		t.Errorf("jessie-dnsutils.tar selected without -conformance (%d images)", n)
+	}
+}
+
+// -gateway selects only the Gateway API conformance suite's images, under the names its
+// base manifests (v1.5.0) run.
+func TestGatewayImages(t *testing.T) {
+	want := map[string][]string{
+		"echo-basic.tar": {"gcr.io/k8s-staging-gateway-api/echo-basic:v20260204-monthly-2026.01-60-g28382302"},
+		"coredns.tar":    {"registry.k8s.io/coredns/coredns:v1.12.2"},
+	}
+	got := map[string][]string{}
+	for _, img := range selectImages(false, true, "") {
+		got[img.file] = img.tags
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("gateway images and tags = %v, want %v", got, want)
 	}
 }
 

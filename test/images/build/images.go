@@ -18,8 +18,10 @@ type image struct {
 	conformanceTags []string
 	// conformance images are written only with -conformance.
 	conformance bool
-	packages    []string // Debian packages, with their dependencies, for the root filesystem
-	drop        []string // rootfs paths left out besides dropPaths (a dependency the image never runs)
+	// gateway images (the Gateway API conformance suite's) are written only with -gateway.
+	gateway  bool
+	packages []string // Debian packages, with their dependencies, for the root filesystem
+	drop     []string // rootfs paths left out besides dropPaths (a dependency the image never runs)
 	// busybox links the busybox applets that no package provides. Debian's busybox sh runs
 	// its own applets before PATH, so images with programs of their own (httpd, dig,
 	// nslookup) take dash as /bin/sh.
@@ -34,8 +36,9 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 // Names of the local binaries an image takes (the -svcnet and -pause flags).
 const (
-	binSvcnet = "svcnet"
-	binPause  = "pause"
+	binSvcnet    = "svcnet"
+	binPause     = "pause"
+	binEchoBasic = "echo-basic"
 )
 
 // baseDirs are the directories every Debian-based image has besides the packages' own.
@@ -148,14 +151,37 @@ var images = []image{
 		extra:       baseDirs,
 		config:      v1.Config{Env: []string{defaultPath}, Cmd: []string{"sh"}},
 	},
+	{
+		// The Gateway API conformance suite's backend (conformance/echo-basic of
+		// sigs.k8s.io/gateway-api/conformance v1.5.0, built static): it answers every
+		// request with a JSON echo of it on :3000. The real image is distroless with it
+		// as /echo-basic.
+		file:    "echo-basic.tar",
+		tags:    []string{"gcr.io/k8s-staging-gateway-api/echo-basic:v20260204-monthly-2026.01-60-g28382302"},
+		gateway: true,
+		extra:   []entry{binary("echo-basic", binEchoBasic), dir("tmp", fs.ModeSticky|0o777)},
+		config:  v1.Config{Env: []string{defaultPath}, Entrypoint: []string{"/echo-basic"}},
+	},
+	{
+		// The suite's base manifests also run CoreDNS (-conf /root/Corefile) in the
+		// namespace whose pods must all be Ready; only UDPRoute tests query it. svcnet's
+		// /coredns (as in the agnhost image) serves a Corefile's hosts block and ignores
+		// the other plugins.
+		file:    "coredns.tar",
+		tags:    []string{"registry.k8s.io/coredns/coredns:v1.12.2"},
+		gateway: true,
+		extra:   []entry{binary("coredns", binSvcnet), dir("tmp", fs.ModeSticky|0o777)},
+		config:  v1.Config{Env: []string{defaultPath}, Entrypoint: []string{"/coredns"}},
+	},
 }
 
 // selectImages is the images to write: with conformance, also the conformance images and
-// every image's conformance tags; only, when not empty, names the tarballs to keep.
-func selectImages(conformance bool, only string) []image {
+// every image's conformance tags; with gateway, only the Gateway API suite's images; only,
+// when not empty, names the tarballs to keep.
+func selectImages(conformance, gateway bool, only string) []image {
 	var out []image
 	for _, img := range images {
-		if img.conformance && !conformance {
+		if img.conformance && !conformance || img.gateway != gateway {
 			continue
 		}
 		if only != "" && !slices.Contains(strings.Split(only, ","), img.file) {

@@ -46,6 +46,8 @@ func main() {
 	svcnet := flag.String("svcnet", "", "svcnet binary (agnhost image)")
 	pause := flag.String("pause", "", "pause binary (pause image)")
 	only := flag.String("only", "", "comma-separated tarball names to build (default all)")
+	gateway := flag.Bool("gateway", false, "only the Gateway API conformance suite's images (echo-basic, coredns); needs -echo-basic")
+	echoBasic := flag.String("echo-basic", "", "echo-basic binary (Gateway API conformance)")
 	conformance := flag.Bool("conformance", false, "also the images and names Kubernetes' e2e conformance tests run (jessie-dnsutils, e2e-test-images tags)")
 	flag.Parse()
 	if *out == "" {
@@ -56,14 +58,14 @@ func main() {
 	defer stop()
 	b := &builder{
 		out: *out, cache: *cache, suite: *suite,
-		bins:    map[string]string{binSvcnet: *svcnet, binPause: *pause},
+		bins:    map[string]string{binSvcnet: *svcnet, binPause: *pause, binEchoBasic: *echoBasic},
 		binHash: map[string]string{},
 		logf:    func(format string, args ...any) { fmt.Printf("images: "+format+"\n", args...) },
 	}
 	if *sources != "" {
 		b.sources = strings.Split(*sources, ",")
 	}
-	if err := b.run(ctx, selectImages(*conformance, *only)); err != nil {
+	if err := b.run(ctx, selectImages(*conformance, *gateway, *only)); err != nil {
 		fmt.Fprintln(os.Stderr, "images: error:", err)
 		os.Exit(1)
 	}
