@@ -201,15 +201,16 @@ func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]End
 }
 
 // Usable picks the endpoints traffic goes to, as kube-proxy does: the ready
-// ones; when there are none, the serving terminating ones; with local only
-// those on this node.
+// ones (terminating or not: a terminating endpoint is only ready when its
+// Service publishes not-ready addresses); when there are none, the serving
+// terminating ones; with local only those on this node.
 func Usable(eps []Endpoint, local bool) []Endpoint {
 	var ready, terminating []Endpoint
 	for _, e := range eps {
 		if local && !e.Local {
 			continue
 		}
-		if e.Ready && !e.Terminating {
+		if e.Ready {
 			ready = append(ready, e)
 		} else if e.Serving && e.Terminating {
 			terminating = append(terminating, e)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -84,6 +85,33 @@ func TestUsable(t *testing.T) {
 	}
 	if got := Usable(eps, true); len(got) != 1 || got[0].Addr.Addr().String() != "10.0.0.1" {
 		t.Errorf("local: only the terminating local one is left: %v", got)
+	}
+}
+
+func TestUsableTerminating(t *testing.T) {
+	ep := func(ip string, ready, serving, terminating bool) Endpoint {
+		return Endpoint{Addr: netip.MustParseAddrPort(ip + ":80"), Ready: ready, Serving: serving, Terminating: terminating}
+	}
+	for _, tc := range []struct {
+		name string
+		eps  []Endpoint
+		want []string
+	}{
+		// publishNotReadyAddresses: the controller marks a terminating, unready pod
+		// ready; kube-proxy goes by ready alone and sends traffic to it
+		{"ready terminating not serving", []Endpoint{ep("10.0.0.1", true, false, true)}, []string{"10.0.0.1"}},
+		{"ready terminating beside a ready one", []Endpoint{ep("10.0.0.1", true, false, true), ep("10.0.0.2", true, true, false)}, []string{"10.0.0.1", "10.0.0.2"}},
+		{"serving terminating only as fallback", []Endpoint{ep("10.0.0.1", false, true, true), ep("10.0.0.2", true, true, false)}, []string{"10.0.0.2"}},
+		{"serving terminating when nothing is ready", []Endpoint{ep("10.0.0.1", false, true, true)}, []string{"10.0.0.1"}},
+		{"neither ready nor serving", []Endpoint{ep("10.0.0.1", false, false, true), ep("10.0.0.2", false, false, false)}, nil},
+	} {
+		var got []string
+		for _, e := range Usable(tc.eps, false) {
+			got = append(got, e.Addr.Addr().String())
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
