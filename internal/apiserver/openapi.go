@@ -15,8 +15,7 @@ import (
 // That is what kubectl reads to decide that the server validates fields itself
 // (it then sends fieldValidation=Strict). Strategic merge patch content is not
 // advertised, so kubectl computes patches from its compiled-in types; server-side
-// apply (application/apply-patch+yaml) is. /openapi/v2
-// is not served (kubectl falls back without it).
+// apply (application/apply-patch+yaml) is. /openapi/v2 is in openapi_v2.go.
 
 func (s *Server) openAPIGroupVersions() map[string]schema.GroupVersion {
 	out := map[string]schema.GroupVersion{}
@@ -71,6 +70,10 @@ func (s *Server) openAPIDoc(gv schema.GroupVersion) map[string]any {
 }
 
 func (s *Server) serveOpenAPI(w http.ResponseWriter, r *http.Request, path string) {
+	if path == "/openapi/v2" {
+		s.serveOpenAPIV2(w, r)
+		return
+	}
 	if path == "/openapi/v3" {
 		idx := map[string]any{}
 		for p, gv := range s.openAPIGroupVersions() {
