@@ -19,6 +19,7 @@ import (
 	"github.com/svcnet/svcnet/internal/agent"
 	"github.com/svcnet/svcnet/internal/containerd"
 	"github.com/svcnet/svcnet/internal/dns"
+	"github.com/svcnet/svcnet/internal/ingress"
 	"github.com/svcnet/svcnet/internal/podnet"
 )
 
@@ -159,6 +160,13 @@ func (f *agentFlags) run(cmd *cobra.Command, cfg *rest.Config, ready chan<- stru
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
+	}
+	if o.Ingress { // Gateway API routes are a second input of the ingress edge
+		gw, err := ingress.NewGatewaySource(cfg, client, o.Log.With("component", "gateway"))
+		if err != nil {
+			return err
+		}
+		o.IngressSources = append(o.IngressSources, gw)
 	}
 	a, err := agent.New(client, o)
 	if err != nil {

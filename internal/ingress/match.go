@@ -27,8 +27,8 @@ func (p *Port) MatchHost(r *http.Request) (*Route, string) {
 	host := NormalizeHost(r.Host)
 	for _, pattern := range hostPatterns(host) {
 		h := p.Hosts[pattern]
-		if h == nil {
-			continue
+		if h == nil || !h.AnyDepth && !HostMatches(pattern, host) {
+			continue // a deeper wildcard serves only Gateway API hosts (AnyDepth)
 		}
 		for _, rt := range h.Routes {
 			if rt.Matches(r) {
@@ -39,13 +39,20 @@ func (p *Port) MatchHost(r *http.Request) (*Route, string) {
 	return nil, ""
 }
 
-// hostPatterns lists the Hosts keys that can serve host, most specific first.
+// hostPatterns lists the Hosts keys that can serve host, most specific first:
+// the host, the wildcards of its suffixes (longest first; beyond one label only
+// AnyDepth hosts match), "".
 func hostPatterns(host string) []string {
-	out := make([]string, 0, 3)
+	out := make([]string, 0, 4)
 	if host != "" {
 		out = append(out, host)
-		if i := strings.IndexByte(host, '.'); i > 0 && i < len(host)-1 {
+		for i := strings.IndexByte(host, '.'); i > 0 && i < len(host)-1; {
 			out = append(out, "*"+host[i:])
+			j := strings.IndexByte(host[i+1:], '.')
+			if j < 0 {
+				break
+			}
+			i += j + 1
 		}
 	}
 	return append(out, "")

@@ -43,7 +43,7 @@ func Merge(inputs ...map[int]*Port) *Table {
 			}
 			for name, h := range p.Hosts {
 				if old := merged.Hosts[name]; old != nil {
-					merged.Hosts[name] = &Host{Routes: slices.Concat(old.Routes, h.Routes)}
+					merged.Hosts[name] = &Host{Routes: slices.Concat(old.Routes, h.Routes), AnyDepth: old.AnyDepth || h.AnyDepth}
 				} else {
 					merged.Hosts[name] = h
 				}

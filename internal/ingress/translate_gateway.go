@@ -66,17 +66,21 @@ type gwListener struct {
 // FromGateways translates Gateway API objects into routes by port and the
 // statuses of the GatewayClasses, Gateways and HTTPRoutes svcnet controls. Pure.
 func FromGateways(st *GatewayState) *GatewayResult {
+	if st.State == nil {
+		st = &GatewayState{State: &State{}, Classes: st.Classes, Gateways: st.Gateways, Routes: st.Routes,
+			Grants: st.Grants, Namespaces: st.Namespaces, Addresses: st.Addresses, Now: st.Now}
+	}
+	return fromGateways(st, NewIndex(st.State))
+}
+
+// fromGateways is FromGateways resolving Services and Secrets through ix.
+func fromGateways(st *GatewayState, ix *Index) *GatewayResult {
 	res := &GatewayResult{
 		Ports:    map[int]*Port{},
 		Classes:  map[string]gwv1.GatewayClassStatus{},
 		Gateways: map[types.NamespacedName]gwv1.GatewayStatus{},
 		Routes:   map[types.NamespacedName]gwv1.HTTPRouteStatus{},
 	}
-	if st.State == nil {
-		st = &GatewayState{State: &State{}, Classes: st.Classes, Gateways: st.Gateways, Routes: st.Routes,
-			Grants: st.Grants, Namespaces: st.Namespaces, Addresses: st.Addresses, Now: st.Now}
-	}
-	ix := NewIndex(st.State)
 	ours := map[string]bool{}
 	for _, c := range st.Classes {
 		if c.Spec.ControllerName != GatewayControllerName {

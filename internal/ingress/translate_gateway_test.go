@@ -445,6 +445,24 @@ func TestGatewayMultiLabelWildcard(t *testing.T) {
 	if h == nil || !h.AnyDepth || len(h.Routes) != 1 || len(res.Ports[80].Hosts) != 1 {
 		t.Fatalf("hosts %+v", res.Ports[80].Hosts)
 	}
+	ingressStyle := &Port{Hosts: map[string]*Host{"*.example.com": {Routes: h.Routes}}}
+	for _, c := range []struct {
+		port *Port
+		host string
+		want bool
+	}{
+		{res.Ports[80], "foo.wildcard.io", true},
+		{res.Ports[80], "foo.bar.wildcard.io", true},
+		{res.Ports[80], "wildcard.io", false},
+		{res.Ports[80], "foo.wildcard.com", false},
+		{ingressStyle, "a.example.com", true},
+		{ingressStyle, "a.b.example.com", false},
+	} {
+		got := c.port.Match(httptest.NewRequest(http.MethodGet, "http://"+c.host+"/", nil)) != nil
+		if got != c.want {
+			t.Errorf("%s matched: %v, want %v", c.host, got, c.want)
+		}
+	}
 }
 
 func TestGatewayFilters(t *testing.T) {

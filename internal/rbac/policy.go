@@ -157,7 +157,9 @@ func DefaultClusterRoles(viewer []rbacv1.PolicyRule) []*rbacv1.ClusterRole {
 				"/openid/v1/jwks", "/openid/v1/jwks/")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: ViewerRole}, Rules: viewer},
 		// Every agent runs the ingress edge: it reads Ingresses and TLS Secrets (the Node authorizer lets nodes read) and writes status.loadBalancer.
-		{ObjectMeta: metav1.ObjectMeta{Name: IngressRole}, Rules: []rbacv1.PolicyRule{Rule([]string{"update", "patch"}, g("networking.k8s.io"), "ingresses/status")}},
+		{ObjectMeta: metav1.ObjectMeta{Name: IngressRole}, Rules: []rbacv1.PolicyRule{Rule([]string{"update", "patch"}, g("networking.k8s.io"), "ingresses/status"),
+			// and the Gateway API conditions of its GatewayClasses, Gateways and HTTPRoutes
+			Rule([]string{"update", "patch"}, g("gateway.networking.k8s.io"), "gatewayclasses/status", "gateways/status", "httproutes/status")}},
 	}
 	for _, r := range roles {
 		defaultMeta(&r.ObjectMeta)
