@@ -128,6 +128,13 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		c.ServiceCIDR = netip.MustParsePrefix(a.o.ServiceCIDR).Masked()
 	}
 	c.RoundRobin = a.o.ProxyScheduler == "round-robin"
+	// The cluster DNS of this node answers its address itself, whatever the
+	// cluster's kube-dns Service says (CoreDNS endpoints, none, or absent).
+	local, err := proxy.DNSListeners(a.o.DNSListen)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-dns-listen: %w", err)
+	}
+	c.Local = local
 	var be proxy.Backend
 	var nb *nftables.Backend
 	switch mode {
@@ -140,7 +147,6 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		}
 		be = userspace.New(o)
 	default:
-		var err error
 		if nb, err = nftables.New(c); err != nil {
 			return nil, fmt.Errorf("--proxy-mode nftables: %w", err)
 		}
@@ -156,7 +162,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	ctx, cancel := context.WithCancel(parent)
 	r := &proxyRun{mode: mode, reg: prometheus.NewRegistry(), cancel: cancel, done: make(chan struct{})}
 	r.p = proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, Backend: be, Log: log.With("proxy", mode),
-		Metrics: proxy.NewMetrics(r.reg)})
+		Metrics: proxy.NewMetrics(r.reg), Local: local})
 	ready := make(chan struct{})
 	go func() {
 		defer close(r.done)

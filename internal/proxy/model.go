@@ -46,6 +46,9 @@ type ServicePort struct {
 	ExternalLocal   bool           // externalTrafficPolicy Local
 	InternalLocal   bool           // internalTrafficPolicy Local
 	HealthCheckPort int32
+	// NodeLocal: the cluster IP, protocol and port are a Listener of this node
+	// (MarkNodeLocal); the cluster IP key is not proxied here.
+	NodeLocal bool
 }
 
 // Endpoint is one backend of a Service port.

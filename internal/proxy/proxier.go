@@ -31,6 +31,8 @@ type Options struct {
 	Backend       Backend
 	Metrics       *Metrics
 	Log           *slog.Logger
+	// Local are this node's listeners the proxy leaves alone (the cluster DNS).
+	Local []Listener
 }
 
 // Proxier runs the informers, the trackers and the sync loop.
@@ -52,7 +54,7 @@ func New(o Options) *Proxier {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	return &Proxier{o: o, tracker: NewTracker(o.Node), kick: make(chan struct{}, 1)}
+	return &Proxier{o: o, tracker: NewTracker(o.Node, o.Local...), kick: make(chan struct{}, 1)}
 }
 
 func (p *Proxier) poke() {

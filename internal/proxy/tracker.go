@@ -16,6 +16,7 @@ import (
 type Tracker struct {
 	mu       sync.Mutex
 	node     string
+	local    []Listener                                  // this node's listeners (MarkNodeLocal)
 	services map[string][]*ServicePort                   // ns/name -> its ports
 	slices   map[string]map[string]map[string][]Endpoint // ns/name -> slice -> port name -> endpoints
 	pending  map[string]change                           // ns/name changed since the last Apply
@@ -32,9 +33,10 @@ const (
 	endpointsChanged
 )
 
-// NewTracker tracks changes for the proxy of node.
-func NewTracker(node string) *Tracker {
-	return &Tracker{node: node, services: map[string][]*ServicePort{}, slices: map[string]map[string]map[string][]Endpoint{},
+// NewTracker tracks changes for the proxy of node, whose servers answer on
+// local (their Services' keys are left alone, see MarkNodeLocal).
+func NewTracker(node string, local ...Listener) *Tracker {
+	return &Tracker{node: node, local: local, services: map[string][]*ServicePort{}, slices: map[string]map[string]map[string][]Endpoint{},
 		pending: map[string]change{}, state: NewState(), keys: map[string][]Key{}}
 }
 
@@ -46,7 +48,7 @@ func (t *Tracker) OnService(s *corev1.Service, deleted bool) {
 	if deleted {
 		delete(t.services, name)
 	} else {
-		t.services[name] = ServicePorts(s)
+		t.services[name] = MarkNodeLocal(ServicePorts(s), t.local)
 	}
 	t.pending[name] |= serviceChanged
 }

@@ -98,7 +98,7 @@ func setDef(t *nftables.Table, name string) *nftables.Set {
 		s.KeyType, s.IsMap, s.DataType = ipKey, true, nftables.TypeVerdict
 	case MapServiceNodePorts:
 		s.KeyType, s.IsMap, s.DataType = portKey, true, nftables.TypeVerdict
-	case SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs:
+	case SetMasqFromOutside, SetMasqIPs, SetRejectIPs, SetDropIPs, SetLocal:
 		s.KeyType = ipKey
 	case SetClusterIPs:
 		s.KeyType, s.Concatenation = nftables.TypeIPAddr, false
@@ -163,11 +163,23 @@ func (b *Backend) fullSync(st *proxy.State) error {
 		return err
 	}
 	b.refs, b.owner, b.count, b.sets = map[string]int{}, map[string]string{}, map[string]int{}, map[string]*nftables.Set{}
-	for _, ch := range baseChains(b.table) {
+	for _, ch := range baseChains(b.c, b.table) {
 		b.conn.AddChain(ch)
 	}
 	for _, name := range staticSets {
 		if err := b.addSet(setDef(b.table, name)); err != nil {
+			return err
+		}
+	}
+	if local := localElements(b.c); len(local) > 0 {
+		if err := b.addSet(setDef(b.table, SetLocal)); err != nil {
+			return err
+		}
+		els := make([]nftables.SetElement, len(local))
+		for i, e := range local {
+			els[i] = e.nft()
+		}
+		if err := b.elements(b.sets[SetLocal], els, true); err != nil {
 			return err
 		}
 	}

@@ -21,8 +21,9 @@ const (
 	SetRejectNodePorts  = "reject-nodeports"
 	SetDropIPs          = "drop-ips" // a Local policy without a local endpoint
 	SetDropNodePorts    = "drop-nodeports"
-	SetClusterIPs       = "cluster-ips" // every allocated cluster IP
-	SetHairpin          = "hairpin"     // ip . ip of local endpoints: a pod that reached itself
+	SetClusterIPs       = "cluster-ips"     // every allocated cluster IP
+	SetHairpin          = "hairpin"         // ip . ip of local endpoints: a pod that reached itself
+	SetLocal            = "local-listeners" // ip . proto . port of this node's servers (Config.Local): not tracked
 	ipSlotsPrefix       = "ip-endpoints-"
 	portSlotsPrefix     = "nodeport-endpoints-"
 	ChainReject         = "reject-chain"
@@ -31,6 +32,17 @@ const (
 // staticSets are created by every full sync, in this order.
 var staticSets = []string{MapServiceIPs, MapServiceNodePorts, SetMasqFromOutside, SetMasqIPs, SetMasqNodePorts,
 	SetRejectIPs, SetRejectNodePorts, SetDropIPs, SetDropNodePorts, SetClusterIPs, SetHairpin}
+
+// localElements are the elements of SetLocal (written by full syncs only:
+// the listeners do not change while the backend runs).
+func localElements(c Config) []element {
+	var out []element
+	for _, l := range c.Local {
+		k := IPProtoPort{l.Addr.Addr(), l.Protocol, l.Addr.Port()}
+		out = append(out, element{set: SetLocal, keyText: k.String(), key: ipProtoPortKey(k)})
+	}
+	return out
+}
 
 // ipSlots and portSlots name the maps of Services with n endpoints.
 func ipSlots(n int) string   { return ipSlotsPrefix + strconv.Itoa(n) }

@@ -102,6 +102,13 @@ func daddrProtoPort() []expr.Any {
 		&expr.Payload{DestRegister: reg33, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
 }
 
+// saddrProtoSport loads ip saddr . meta l4proto . th sport.
+func saddrProtoSport() []expr.Any {
+	return []expr.Any{loadSaddr(),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32},
+		&expr.Payload{DestRegister: reg33, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2}}
+}
+
 // protoPort loads meta l4proto . th dport.
 func protoPort() []expr.Any {
 	return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
@@ -261,7 +268,7 @@ func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any 
 		checks = append(checks, cat(one(loadDaddr()), prefixMatch(c.ServiceCIDR, expr.CmpOpEq),
 			one(loadDaddr(), &expr.Lookup{SourceRegister: reg1, SetName: SetClusterIPs, SetID: setID(sets[SetClusterIPs]), Invert: true}, gotoReject)))
 	}
-	return map[string][][]expr.Any{
+	rules := map[string][][]expr.Any{
 		"nat-prerouting":    {{jump("services")}},
 		"nat-output":        {{jump("services")}},
 		"nat-postrouting":   {{jump("masquerading")}},
@@ -296,14 +303,21 @@ func baseRules(c Config, sets map[string]*nftables.Set) map[string][][]expr.Any 
 			{&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: icmpPortUnreach}},
 		},
 	}
+	if len(c.Local) > 0 { // before conntrack: the node's listeners are neither NATed nor checked
+		notrack := &expr.Notrack{}
+		toLocal := append(daddrProtoPort(), lookup(sets[SetLocal]), notrack)
+		rules["raw-prerouting"] = [][]expr.Any{toLocal}
+		rules["raw-output"] = [][]expr.Any{toLocal, append(saddrProtoSport(), lookup(sets[SetLocal]), notrack)}
+	}
+	return rules
 }
 
 // baseChains are the chains hooked into netfilter and the fixed chains they
-// jump to, in creation order.
-func baseChains(t *nftables.Table) []*nftables.Chain {
+// jump to, in creation order (the raw chains only with local listeners).
+func baseChains(c Config, t *nftables.Table) []*nftables.Chain {
 	accept := nftables.ChainPolicyAccept
 	prio := func(p int32) *nftables.ChainPriority { v := nftables.ChainPriority(p); return &v }
-	return []*nftables.Chain{
+	chains := []*nftables.Chain{
 		{Name: "services", Table: t}, {Name: "service-picks", Table: t}, {Name: "nodeports", Table: t}, {Name: "nodeport-picks", Table: t},
 		{Name: "service-checks", Table: t}, {Name: "masquerading", Table: t}, {Name: ChainReject, Table: t},
 		{Name: "nat-prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
@@ -312,4 +326,10 @@ func baseChains(t *nftables.Table) []*nftables.Chain {
 		{Name: "filter-prerouting", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: prio(-90), Policy: &accept},
 		{Name: "filter-output", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookOutput, Priority: prio(-90), Policy: &accept},
 	}
+	if len(c.Local) > 0 {
+		chains = append(chains,
+			&nftables.Chain{Name: "raw-prerouting", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept},
+			&nftables.Chain{Name: "raw-output", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Policy: &accept})
+	}
+	return chains
 }

@@ -11,6 +11,20 @@ import (
 // The base chains are fixed: hooks jump into the service lookups (see README.md).
 func baseText(c Config, picks, nodePicks []string) string {
 	var b strings.Builder
+	if len(c.Local) > 0 {
+		b.WriteString(`	chain raw-prerouting {
+		type filter hook prerouting priority raw; policy accept;
+		ip daddr . meta l4proto . th dport @local-listeners notrack
+	}
+
+	chain raw-output {
+		type filter hook output priority raw; policy accept;
+		ip daddr . meta l4proto . th dport @local-listeners notrack
+		ip saddr . meta l4proto . th sport @local-listeners notrack
+	}
+
+`)
+	}
 	b.WriteString(`	chain nat-prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		jump services
@@ -144,7 +158,15 @@ func Render(c Config, frags map[proxy.Key]*Fragment) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table ip %s {\n", Table)
 	var picks, nodePicks []string
-	for _, name := range append(append([]string{}, staticSets...), slots...) {
+	bySet[SetLocal] = map[string]bool{}
+	for _, e := range localElements(c) {
+		bySet[SetLocal][e.text()] = true
+	}
+	names := append([]string{}, staticSets...)
+	if len(c.Local) > 0 {
+		names = append(names, SetLocal)
+	}
+	for _, name := range append(names, slots...) {
 		kind := "set"
 		if strings.Contains(setType(name), " : ") {
 			kind = "map"

@@ -35,6 +35,10 @@ type Config struct {
 	ClusterCIDR netip.Prefix // pod network: traffic from elsewhere to a cluster IP is masqueraded
 	ServiceCIDR netip.Prefix // cluster IPs outside the set are rejected
 	RoundRobin  bool         // numgen inc instead of numgen random
+	// Local are this node's listeners (the cluster DNS): their packets are not
+	// tracked (a raw-priority NOTRACK, as NodeLocal DNSCache), so no NAT and no
+	// reject of this table or any other applies, whatever Service shares them.
+	Local []proxy.Listener
 }
 
 // Masq says when traffic to a key is masqueraded.
@@ -171,7 +175,9 @@ func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
 		}
 		return Target{Pick: addrs(use), Masq: masq}
 	}
-	f.IPs[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = pick("service", clusterEps, MasqOffCluster)
+	if !sp.NodeLocal { // a listener of this node answers there (Config.Local)
+		f.IPs[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = pick("service", clusterEps, MasqOffCluster)
+	}
 
 	// External traffic: node ports, external IPs, load-balancer IPs.
 	if sp.NodePort == 0 && len(sp.ExternalIPs) == 0 && len(sp.LoadBalancerIPs) == 0 {

@@ -15,7 +15,17 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-var cfg = Config{ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12")}
+var cfg = Config{ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
+	Local: mustListeners("10.96.0.10:53")}
+
+// mustListeners are the listeners of the node's DNS server on hostport.
+func mustListeners(hostport string) []proxy.Listener {
+	ls, err := proxy.DNSListeners(hostport)
+	if err != nil {
+		panic(err)
+	}
+	return ls
+}
 
 func ep(addr string, ready, local bool) proxy.Endpoint {
 	return proxy.Endpoint{Addr: netip.MustParseAddrPort(addr), Ready: ready, Serving: ready, Local: local}
@@ -28,6 +38,7 @@ func testState() *proxy.State {
 		if sp.Protocol == "" {
 			sp.Protocol = corev1.ProtocolTCP
 		}
+		sp = proxy.MarkNodeLocal([]*proxy.ServicePort{sp}, cfg.Local)[0] // as the tracker does
 		st.Services[sp.Key] = sp
 		st.Endpoints[sp.Key] = eps
 	}
@@ -45,7 +56,14 @@ func testState() *proxy.State {
 		ep("10.244.0.8:8080", true, true))
 	add(&proxy.ServicePort{Key: proxy.Key{Namespace: "default", Name: "dns", Port: "dns"}, Protocol: corev1.ProtocolUDP, ClusterIP: netip.MustParseAddr("10.96.0.26"), Port: 53},
 		ep("10.244.0.9:53", false, true), proxy.Endpoint{Addr: netip.MustParseAddrPort("10.244.0.10:53"), Serving: true, Terminating: true, Local: true})
-	add(&proxy.ServicePort{Key: proxy.Key{Namespace: "kube-system", Name: "kube-dns"}, ClusterIP: netip.MustParseAddr("10.96.0.10")}) // another proxy's
+	add(&proxy.ServicePort{Key: proxy.Key{Namespace: "kube-system", Name: "other-proxy"}, ClusterIP: netip.MustParseAddr("10.96.0.11")}) // another proxy's
+	// A real cluster's kube-dns (no service-proxy-name label) with a CoreDNS
+	// pod; the node's DNS server listens on its cluster IP (cfg.Local).
+	coredns := proxy.Endpoint{Addr: netip.MustParseAddrPort("10.244.1.53:53"), Ready: true, Serving: true}
+	add(&proxy.ServicePort{Key: proxy.Key{Namespace: "kube-system", Name: "kube-dns", Port: "dns"}, Protocol: corev1.ProtocolUDP, ClusterIP: netip.MustParseAddr("10.96.0.10"), Port: 53}, coredns)
+	add(&proxy.ServicePort{Key: proxy.Key{Namespace: "kube-system", Name: "kube-dns", Port: "dns-tcp"}, ClusterIP: netip.MustParseAddr("10.96.0.10"), Port: 53}, coredns)
+	add(&proxy.ServicePort{Key: proxy.Key{Namespace: "kube-system", Name: "kube-dns", Port: "metrics"}, ClusterIP: netip.MustParseAddr("10.96.0.10"), Port: 9153},
+		proxy.Endpoint{Addr: netip.MustParseAddrPort("10.244.1.53:9153"), Ready: true, Serving: true})
 	return st
 }
 
@@ -124,6 +142,12 @@ func (tr *tracer) chain(name string) *Chain {
 
 func (tr *tracer) trace(p packet) result {
 	tr.seen = 0
+	// raw: the node's own listeners are not tracked, so no NAT and no check applies.
+	for _, l := range cfg.Local {
+		if l.Addr == netip.AddrPortFrom(p.dst, p.port) && l.Protocol == p.proto {
+			return result{verdict: "local"}
+		}
+	}
 	masq := false
 	// nat: services (IP keys), then nodeports (local destinations).
 	for _, nodePort := range []bool{false, true} {
@@ -250,7 +274,7 @@ func TestTracePackets(t *testing.T) {
 		{"no endpoints: rejected", packet{pod, netip.MustParseAddr("10.96.0.21"), tcp, 80}, 0, result{verdict: "reject"}},
 		{"no endpoints, node port: rejected", packet{outside, netip.MustParseAddr(node), tcp, 30021}, 0, result{verdict: "reject"}},
 		{"unallocated cluster IP: rejected", packet{pod, netip.MustParseAddr("10.96.9.9"), tcp, 80}, 0, result{verdict: "reject"}},
-		{"another proxy's cluster IP is left alone", packet{pod, netip.MustParseAddr("10.96.0.10"), corev1.ProtocolUDP, 53}, 0, result{verdict: "accept"}},
+		{"another proxy's cluster IP is left alone", packet{pod, netip.MustParseAddr("10.96.0.11"), corev1.ProtocolUDP, 53}, 0, result{verdict: "accept"}},
 		{"Local policy, no local endpoint: node port dropped", packet{outside, netip.MustParseAddr(node), tcp, 30022}, 0, result{verdict: "drop"}},
 		{"Local policy still serves the cluster IP", packet{pod, netip.MustParseAddr("10.96.0.22"), tcp, 80}, 0, result{"dnat", netip.MustParseAddrPort("10.244.1.5:8080"), false}},
 		{"node port from outside: masqueraded", packet{outside, netip.MustParseAddr(node), tcp, 30023}, 0, result{"dnat", netip.MustParseAddrPort("10.244.0.7:8080"), true}},
@@ -268,6 +292,58 @@ func TestTracePackets(t *testing.T) {
 		}
 		if got := tr.trace(tc.p); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestTraceNodeLocalDNS: the node's DNS listener answers 10.96.0.10:53
+// whether kube-dns has CoreDNS endpoints, none, or does not exist; its other
+// ports and other addresses are proxied as usual.
+func TestTraceNodeLocalDNS(t *testing.T) {
+	pod := netip.MustParseAddr("10.244.0.50")
+	vip := netip.MustParseAddr("10.96.0.10")
+	dnsKeys := []proxy.Key{{Namespace: "kube-system", Name: "kube-dns", Port: "dns"}, {Namespace: "kube-system", Name: "kube-dns", Port: "dns-tcp"}}
+	metrics := proxy.Key{Namespace: "kube-system", Name: "kube-dns", Port: "metrics"}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*proxy.State)
+		p      packet
+		want   result
+	}{
+		{"UDP, CoreDNS endpoints", nil, packet{pod, vip, corev1.ProtocolUDP, 53}, result{verdict: "local"}},
+		{"TCP, CoreDNS endpoints", nil, packet{pod, vip, corev1.ProtocolTCP, 53}, result{verdict: "local"}},
+		{"from the node itself", nil, packet{netip.MustParseAddr("192.168.1.10"), vip, corev1.ProtocolUDP, 53}, result{verdict: "local"}},
+		{"another port of kube-dns still goes to CoreDNS", nil, packet{pod, vip, corev1.ProtocolTCP, 9153}, result{"dnat", netip.MustParseAddrPort("10.244.1.53:9153"), false}},
+		{"no endpoints", func(st *proxy.State) {
+			for _, k := range dnsKeys {
+				st.Endpoints[k] = nil
+			}
+		}, packet{pod, vip, corev1.ProtocolUDP, 53}, result{verdict: "local"}},
+		{"no kube-dns Service", func(st *proxy.State) {
+			for _, k := range append(dnsKeys, metrics) {
+				delete(st.Services, k)
+				delete(st.Endpoints, k)
+			}
+		}, packet{pod, vip, corev1.ProtocolUDP, 53}, result{verdict: "local"}},
+		{"no kube-dns Service: its other ports are unallocated", func(st *proxy.State) {
+			for _, k := range append(dnsKeys, metrics) {
+				delete(st.Services, k)
+			}
+		}, packet{pod, vip, corev1.ProtocolTCP, 9153}, result{verdict: "reject"}},
+	} {
+		st := testState()
+		if tc.mutate != nil {
+			tc.mutate(st)
+		}
+		if got := newTracer(st, "192.168.1.10").trace(tc.p); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+	// The rules hold no reject or DNAT of the listener's keys either (what
+	// explain shows), with or without endpoints.
+	for _, k := range dnsKeys {
+		if f := Compute(cfg, testState().Services[k], nil); len(f.IPs) != 0 {
+			t.Errorf("%s: the node-local key is in the rules: %v", k, f.IPs)
 		}
 	}
 }

@@ -101,7 +101,7 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 	for _, k := range changed {
 		sp, ok := st.Services[k]
 		cur := b.ports[k]
-		if !ok || sp.Port == 0 {
+		if !ok || sp.Port == 0 || sp.NodeLocal { // another proxy's, or a listener of this node answers
 			if cur != nil {
 				cur.close()
 				delete(b.ports, k)

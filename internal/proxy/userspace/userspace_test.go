@@ -112,3 +112,32 @@ func TestCandidatesOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestNodeLocalPortIsLeftToItsListener: a service port on the address of a
+// node listener (the cluster DNS) gets no proxy listener, so the node's
+// server keeps the address (binding it would fail or steal its traffic).
+func TestNodeLocalPortIsLeftToItsListener(t *testing.T) {
+	dnsServer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dnsServer.Close()
+	addr := dnsServer.Addr().(*net.TCPAddr).AddrPort()
+	k := proxy.Key{Namespace: "kube-system", Name: "kube-dns", Port: "dns-tcp"}
+	sp := &proxy.ServicePort{Key: k, Protocol: corev1.ProtocolTCP, ClusterIP: addr.Addr(), Port: int32(addr.Port())}
+	st := proxy.NewState()
+	st.Services[k] = proxy.MarkNodeLocal([]*proxy.ServicePort{sp}, []proxy.Listener{{Addr: addr, Protocol: corev1.ProtocolTCP}})[0]
+	st.Endpoints[k] = []proxy.Endpoint{{Addr: netip.MustParseAddrPort("10.244.1.53:53"), Ready: true, Serving: true}}
+	b := New(Options{MakeLocal: func(netip.Addr) (func(), error) { return func() {}, nil }})
+	defer b.Cleanup()
+	if err := b.Sync(st, nil, true); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if len(b.ports) != 0 {
+		t.Errorf("the proxy listens for the node-local port: %v", b.ports)
+	}
+	st.Services[k] = sp // unmarked: the proxy would take the address, and fails to
+	if err := b.Sync(st, []proxy.Key{k}, false); err == nil {
+		t.Error("unmarked, the proxy bound the listener's address")
+	}
+}
