@@ -75,6 +75,7 @@ type planInput struct {
 	pod       *corev1.Pod
 	obs       observed
 	unhealthy map[string]bool      // instance ids whose liveness or startup probe failed
+	started   map[string]bool      // instance ids that have started (startup probe passed, or none)
 	notBefore map[string]time.Time // container name -> restart back-off end
 	now       time.Time
 }
@@ -129,14 +130,19 @@ func plan(in planInput) actions {
 		a.start = toStart(p, obs)
 		return a
 	}
-	if next, wait := initStep(p, obs, sb.id, in.now, in.notBefore); next != "" || wait {
+	if next, wait := initStep(p, obs, sb.id, in.now, in.notBefore, in.started); next != "" || wait {
 		if next != "" {
 			a.start = []string{next}
 		}
 		a.remove = oldInstances(obs)
 		return a
 	}
-	for _, c := range p.Spec.Containers {
+	// sidecars (started during init) keep running beside the app containers
+	for _, c := range append(sidecars(p), p.Spec.Containers...) {
+		policy := p.Spec.RestartPolicy
+		if isSidecar(c) {
+			policy = corev1.RestartPolicyAlways
+		}
 		last := obs.latest(c.Name)
 		switch {
 		case last == nil:
@@ -146,7 +152,7 @@ func plan(in planInput) actions {
 				a.kill = append(a.kill, last.id)
 			}
 		case last.state == runtimeapi.ContainerState_CONTAINER_EXITED:
-			if last.statusKnown && shouldRestart(p.Spec.RestartPolicy, last.exitCode) && !in.now.Before(in.notBefore[c.Name]) {
+			if last.statusKnown && shouldRestart(policy, last.exitCode) && !in.now.Before(in.notBefore[c.Name]) {
 				a.start = append(a.start, c.Name)
 			}
 		case last.state == runtimeapi.ContainerState_CONTAINER_CREATED:
@@ -193,12 +199,45 @@ func (o *observed) latestIn(name, sbID string) *instance {
 	return nil
 }
 
+// isSidecar reports whether an init container is a sidecar (restartPolicy
+// Always): started in its turn among the init containers, it keeps running
+// beside the app containers, is restarted whenever it ends, and does not keep
+// the pod from completing.
+func isSidecar(c corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// sidecars are the pod's sidecar init containers, in order.
+func sidecars(p *corev1.Pod) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range p.Spec.InitContainers {
+		if isSidecar(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // initStep is what the init containers need in sandbox sbID, run one at a
 // time in order: the one to start next, or wait (one runs, or waits out its
-// back-off); neither means all have completed.
-func initStep(p *corev1.Pod, obs observed, sbID string, now time.Time, notBefore map[string]time.Time) (next string, wait bool) {
+// back-off); neither means all have completed. A sidecar lets the next one
+// start once it has started (its startup probe passed, or it has none); one
+// that ended is restarted in its place.
+func initStep(p *corev1.Pod, obs observed, sbID string, now time.Time, notBefore map[string]time.Time, started map[string]bool) (next string, wait bool) {
 	for _, c := range p.Spec.InitContainers {
 		last := obs.latestIn(c.Name, sbID)
+		if isSidecar(c) && last != nil {
+			switch {
+			case last.state == runtimeapi.ContainerState_CONTAINER_RUNNING && started[last.id]:
+				continue
+			case last.state != runtimeapi.ContainerState_CONTAINER_EXITED || !last.statusKnown:
+				return "", true
+			case now.Before(notBefore[c.Name]):
+				return "", true
+			default:
+				return c.Name, false
+			}
+		}
 		switch {
 		case last == nil:
 			return c.Name, false
@@ -222,6 +261,9 @@ func initFailed(p *corev1.Pod, obs observed) bool {
 		return false
 	}
 	for _, c := range p.Spec.InitContainers {
+		if isSidecar(c) {
+			continue // restarted whatever the pod's policy
+		}
 		if last := obs.latestIn(c.Name, obs.sandboxes[0].id); last != nil && last.state == runtimeapi.ContainerState_CONTAINER_EXITED &&
 			last.statusKnown && last.exitCode != 0 {
 			return true

@@ -30,6 +30,7 @@ type planCase struct {
 	pod       *corev1.Pod
 	obs       observed
 	unhealthy map[string]bool
+	started   map[string]bool
 	notBefore map[string]time.Time
 	want      actions
 }
@@ -150,10 +151,47 @@ func TestPlan(t *testing.T) {
 			obs:  observed{sandboxes: readySB, containers: []instance{ended("init1", 0, 0)}},
 			want: actions{start: []string{"init1"}}},
 	}...)
+	// sidecar: init1 has restartPolicy Always (kubelet semantics)
+	withSidecar := func(policy corev1.RestartPolicy) *corev1.Pod {
+		p := withInit(policy)
+		always := corev1.ContainerRestartPolicyAlways
+		p.Spec.InitContainers[0].RestartPolicy = &always
+		return p
+	}
+	side := func(state runtimeapi.ContainerState) instance {
+		return inSB(instance{id: "s0", name: "init1", state: state, statusKnown: true})
+	}
+	tests = append(tests, []planCase{
+		{name: "sidecar: the next init container waits until it has started",
+			pod: withSidecar(corev1.RestartPolicyAlways), obs: observed{sandboxes: readySB, containers: []instance{side(running)}}},
+		{name: "sidecar: started, the next init container starts beside it",
+			pod: withSidecar(corev1.RestartPolicyAlways), obs: observed{sandboxes: readySB, containers: []instance{side(running)}},
+			started: map[string]bool{"s0": true}, want: actions{start: []string{"init2"}}},
+		{name: "sidecar: it keeps running while the app starts",
+			pod: withSidecar(corev1.RestartPolicyNever), obs: observed{sandboxes: readySB, containers: []instance{side(running), inSB(ended("init2", 0, 0))}},
+			started: map[string]bool{"s0": true}, want: actions{start: []string{"app"}}},
+		{name: "sidecar: ended during init, restarted (even under Never)",
+			pod: withSidecar(corev1.RestartPolicyNever), obs: observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 0, 0))}},
+			want: actions{start: []string{"init1"}}},
+		{name: "sidecar: ended beside the app, restarted after its back-off",
+			pod: withSidecar(corev1.RestartPolicyOnFailure),
+			obs: observed{sandboxes: readySB, containers: []instance{inSB(ended("init1", 1, 0)), inSB(ended("init2", 0, 0)),
+				inSB(instance{id: "app0", name: "app", state: running})}},
+			want: actions{start: []string{"init1"}}},
+		{name: "sidecar: failed its liveness probe beside the app, killed",
+			pod: withSidecar(corev1.RestartPolicyAlways),
+			obs: observed{sandboxes: readySB, containers: []instance{side(running), inSB(ended("init2", 0, 0)),
+				inSB(instance{id: "app0", name: "app", state: running})}},
+			started: map[string]bool{"s0": true}, unhealthy: map[string]bool{"s0": true}, want: actions{kill: []string{"s0"}}},
+		{name: "sidecar: does not keep the pod from completing",
+			pod:     withSidecar(corev1.RestartPolicyNever),
+			obs:     observed{sandboxes: readySB, containers: []instance{side(running), inSB(ended("init2", 0, 0)), inSB(ended("app", 0, 0))}},
+			started: map[string]bool{"s0": true}, want: actions{killPod: true}},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.obs.sort()
-			got := plan(planInput{pod: tt.pod, obs: tt.obs, unhealthy: tt.unhealthy, notBefore: tt.notBefore, now: now})
+			got := plan(planInput{pod: tt.pod, obs: tt.obs, unhealthy: tt.unhealthy, started: tt.started, notBefore: tt.notBefore, now: now})
 			if got.killPod != tt.want.killPod || got.createSandbox != tt.want.createSandbox || got.sandboxAttempt != tt.want.sandboxAttempt ||
 				!slices.Equal(got.start, tt.want.start) || !slices.Equal(got.kill, tt.want.kill) || !slices.Equal(got.remove, tt.want.remove) ||
 				!slices.Equal(got.removeSandboxes, tt.want.removeSandboxes) {

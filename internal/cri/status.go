@@ -31,7 +31,7 @@ func (w *worker) status() corev1.PodStatus {
 		if len(w.obs.sandboxes) > 0 {
 			sbID = w.obs.sandboxes[0].id
 		}
-		next, wait := initStep(w.pod, w.obs, sbID, in.Now, w.notBefore)
+		next, wait := initStep(w.pod, w.obs, sbID, in.Now, w.notBefore, w.started)
 		initializing = next != "" || wait || sbID == ""
 	}
 	facts := func(c corev1.Container, policy corev1.RestartPolicy) statusFacts {
@@ -40,6 +40,10 @@ func (w *worker) status() corev1.PodStatus {
 			pod: w.name, namespace: w.namespace, uid: string(w.uid)}
 	}
 	for _, c := range w.pod.Spec.InitContainers {
+		if isSidecar(c) { // ready and started as an app container
+			in.InitContainers = append(in.InitContainers, containerStatus(facts(c, corev1.RestartPolicyAlways)))
+			continue
+		}
 		cs := containerStatus(facts(c, initPolicy(w.pod)))
 		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 		in.InitContainers = append(in.InitContainers, cs)

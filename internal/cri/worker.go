@@ -168,7 +168,7 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 	now := w.r.o.Now()
 	w.mu.Lock()
 	w.computeBackoff(obs)
-	in := planInput{pod: p, obs: obs, unhealthy: maps.Clone(w.unhealthy), notBefore: maps.Clone(w.notBefore), now: now}
+	in := planInput{pod: p, obs: obs, unhealthy: maps.Clone(w.unhealthy), started: maps.Clone(w.started), notBefore: maps.Clone(w.notBefore), now: now}
 	w.mu.Unlock()
 	a := plan(in)
 	w.act(ctx, p, obs, a)
@@ -229,8 +229,8 @@ func (w *worker) computeBackoff(obs observed) {
 		if last == nil || last.state != runtimeapi.ContainerState_CONTAINER_EXITED || !last.statusKnown || w.backedOff[last.id] {
 			continue
 		}
-		if last.exitCode == 0 && isInit(w.pod, c.Name) {
-			continue // a completed init container is not restarted
+		if last.exitCode == 0 && isInit(w.pod, c.Name) && !isSidecar(c) {
+			continue // a completed init container is not restarted (a sidecar is)
 		}
 		w.backedOff[last.id] = true
 		b := w.backoff[c.Name]

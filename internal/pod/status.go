@@ -24,9 +24,21 @@ type StatusInput struct {
 }
 
 // initState says how far a pod's init containers are: the names of those
-// not completed yet, and whether one failed for good (restartPolicy Never).
-func initState(policy corev1.RestartPolicy, cs []corev1.ContainerStatus) (pending []string, failed bool) {
+// not completed (sidecars: not started) yet, and whether one failed for good
+// (restartPolicy Never; sidecars are restarted whatever the policy).
+func initState(p *corev1.Pod, cs []corev1.ContainerStatus) (pending []string, failed bool) {
+	policy := p.Spec.RestartPolicy
+	sidecar := map[string]bool{}
+	for _, c := range p.Spec.InitContainers {
+		sidecar[c.Name] = c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+	}
 	for _, c := range cs {
+		if sidecar[c.Name] {
+			if c.State.Running == nil || c.Started == nil || !*c.Started {
+				pending = append(pending, c.Name)
+			}
+			continue
+		}
 		if t := c.State.Terminated; t != nil && t.ExitCode == 0 {
 			continue
 		}
@@ -44,7 +56,7 @@ func BuildStatus(in StatusInput) corev1.PodStatus {
 	st := corev1.PodStatus{Phase: Phase(p.Spec.RestartPolicy, in.SandboxReady, in.Containers), HostIP: p.Status.HostIP,
 		HostIPs: p.Status.HostIPs, ContainerStatuses: in.Containers, InitContainerStatuses: in.InitContainers,
 		QOSClass: corev1.PodQOSBestEffort, StartTime: &metav1.Time{Time: in.StartTime.Truncate(time.Second)}}
-	initPending, initFailed := initState(p.Spec.RestartPolicy, in.InitContainers)
+	initPending, initFailed := initState(p, in.InitContainers)
 	switch {
 	case initFailed:
 		st.Phase = corev1.PodFailed
@@ -58,6 +70,12 @@ func BuildStatus(in StatusInput) corev1.PodStatus {
 		st.PodIP, st.PodIPs = in.PodIP, []corev1.PodIP{{IP: in.PodIP}}
 	}
 	var unready []string
+	for i, c := range in.InitContainers { // sidecars count as the app containers do
+		if i < len(p.Spec.InitContainers) && p.Spec.InitContainers[i].RestartPolicy != nil &&
+			*p.Spec.InitContainers[i].RestartPolicy == corev1.ContainerRestartPolicyAlways && !c.Ready {
+			unready = append(unready, c.Name)
+		}
+	}
 	for _, c := range in.Containers {
 		if !c.Ready {
 			unready = append(unready, c.Name)

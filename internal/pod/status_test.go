@@ -145,3 +145,43 @@ func TestOthersChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildStatusSidecars(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	always := corev1.ContainerRestartPolicyAlways
+	p := &corev1.Pod{Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever,
+		InitContainers: []corev1.Container{{Name: "side", RestartPolicy: &always}, {Name: "init"}}}}
+	yes, no := true, false
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	done := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}
+	failed := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}
+	app := []corev1.ContainerStatus{{Name: "app", Ready: true, State: running}}
+	for _, tc := range []struct {
+		name        string
+		init        []corev1.ContainerStatus
+		phase       corev1.PodPhase
+		initialized bool
+		ready       bool
+	}{
+		{"sidecar running, not started yet", []corev1.ContainerStatus{{Name: "side", State: running, Started: &no}, {Name: "init", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{}}}},
+			corev1.PodPending, false, false},
+		{"sidecar started and ready, init done", []corev1.ContainerStatus{{Name: "side", State: running, Started: &yes, Ready: true}, {Name: "init", State: done}},
+			corev1.PodRunning, true, true},
+		{"sidecar started but not ready: pod not ready", []corev1.ContainerStatus{{Name: "side", State: running, Started: &yes}, {Name: "init", State: done}},
+			corev1.PodRunning, true, false},
+		{"sidecar ended under Never: restarted, the pod has not failed", []corev1.ContainerStatus{{Name: "side", State: failed, Started: &no}, {Name: "init", State: done}},
+			corev1.PodRunning, false, false},
+	} {
+		st := BuildStatus(StatusInput{Pod: p, PodIP: "10.244.0.5", SandboxReady: true, Containers: app, InitContainers: tc.init, Now: now, StartTime: now})
+		cond := map[corev1.PodConditionType]bool{}
+		for _, c := range st.Conditions {
+			cond[c.Type] = c.Status == corev1.ConditionTrue
+		}
+		if st.Phase != tc.phase && !(tc.phase == corev1.PodRunning && !tc.initialized && st.Phase == corev1.PodPending) {
+			t.Errorf("%s: phase %s, want %s", tc.name, st.Phase, tc.phase)
+		}
+		if cond[corev1.PodInitialized] != tc.initialized || cond[corev1.PodReady] != tc.ready {
+			t.Errorf("%s: Initialized %v Ready %v, want %v %v", tc.name, cond[corev1.PodInitialized], cond[corev1.PodReady], tc.initialized, tc.ready)
+		}
+	}
+}

@@ -63,12 +63,19 @@ func podIP(p *corev1.Pod, family corev1.IPFamily) string {
 }
 
 // FindPort resolves a Service port's targetPort for one pod: a number is used as
-// is; a name is looked up among the pod's container ports of the same protocol.
+// is; a name is looked up among the pod's container ports of the same protocol
+// (app containers, then sidecars: init containers with restartPolicy Always).
 func FindPort(p *corev1.Pod, sp corev1.ServicePort) (int32, bool) {
 	tp := sp.TargetPort
 	switch {
 	case tp.Type == intstr.String && tp.StrVal != "":
-		for _, c := range p.Spec.Containers {
+		containers := p.Spec.Containers
+		for _, c := range p.Spec.InitContainers {
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				containers = append(containers[:len(containers):len(containers)], c)
+			}
+		}
+		for _, c := range containers {
 			for _, cp := range c.Ports {
 				proto := cp.Protocol
 				if proto == "" {

@@ -226,3 +226,23 @@ func TestMirror(t *testing.T) {
 		t.Fatalf("mirror label %v", plan.Create[0].Labels)
 	}
 }
+
+func TestFindPortSidecar(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	p := &corev1.Pod{Spec: corev1.PodSpec{
+		Containers: []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}}}},
+		InitContainers: []corev1.Container{
+			{Name: "once", Ports: []corev1.ContainerPort{{Name: "setup", ContainerPort: 9000}}},
+			{Name: "side", RestartPolicy: &always, Ports: []corev1.ContainerPort{{Name: "http-sidecar", ContainerPort: 8080}}},
+		}}}
+	for _, tc := range []struct {
+		name string
+		want int32
+		ok   bool
+	}{{"http", 80, true}, {"http-sidecar", 8080, true}, {"setup", 0, false}} {
+		got, ok := FindPort(p, corev1.ServicePort{Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString(tc.name)})
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %d %v, want %d %v (a regular init container's ports are not endpoints)", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
