@@ -399,7 +399,9 @@ func deleteOptions(q *request) (*metav1.DeleteOptions, error) {
 			return nil, unsupportedMediaType(mediaType(q.r))
 		}
 		gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
-		if _, _, err := info.Serializer.Decode(body, &gvk, opts); err != nil {
+		if _, _, err := info.Serializer.Decode(body, &gvk, opts); err != nil &&
+			// in the resource's own group version (controller-runtime sends them so), as Kubernetes takes them
+			(!runtime.IsNotRegisteredError(err) || json.Unmarshal(body, opts) != nil) {
 			return nil, apierrors.NewBadRequest("invalid DeleteOptions: " + err.Error())
 		}
 	}
