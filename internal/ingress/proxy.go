@@ -171,7 +171,8 @@ func (s *Server) newReverseProxy() *httputil.ReverseProxy {
 			applyHeaders(pr.Out.Header, st.route.RequestHeaders)
 		},
 		Transport:     &upstream{s: s},
-		FlushInterval: -1, // stream: every write of the endpoint is flushed at once
+		FlushInterval: flushInterval,
+		BufferPool:    newBufferPool(),
 		ModifyResponse: func(resp *http.Response) error {
 			st := resp.Request.Context().Value(stateKey{}).(*reqState)
 			applyHeaders(resp.Header, st.route.ResponseHeaders)
@@ -199,6 +200,17 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, strconv.Itoa(code)+" "+http.StatusText(code)+"\n")
 }
+
+// bufferPool reuses the body copy buffers (without one, ReverseProxy
+// allocates 32 KiB per response, most of the garbage of a small request).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 // applyHeaders runs a header filter on h.
 func applyHeaders(h http.Header, f *HeaderFilter) {

@@ -32,6 +32,14 @@ const (
 	readHeaderTimeout = 30 * time.Second
 	// idleTimeout closes idle client keep-alive connections.
 	idleTimeout = 120 * time.Second
+	// flushInterval is the longest a response of known length waits in the
+	// write buffer: it goes out in one write when it fits (a flush after every
+	// write would cost a syscall for the headers and one per body write).
+	// Streaming responses (no Content-Length, or text/event-stream) are flushed
+	// on every write regardless.
+	flushInterval = 20 * time.Millisecond
+	// copyBufferSize is the size of the pooled buffers that copy response bodies.
+	copyBufferSize = 32 << 10
 )
 
 // ServerOptions configure the data plane.
