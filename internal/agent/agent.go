@@ -95,7 +95,7 @@ func (o *Options) Validate() error {
 	if o.NodeName == "" || strings.ToLower(o.NodeName) != o.NodeName {
 		return fmt.Errorf("--node-name: %q must be a non-empty lower-case name", o.NodeName)
 	}
-	if _, err := netip.ParseAddr(o.NodeIP); err != nil {
+	if _, err := netip.ParseAddr(o.NodeIP); err != nil && (o.NodeIP != "" || o.PodRuntime) { // empty: the existing Node's (adopt.go)
 		return fmt.Errorf("--node-ip: %q is not an IP address", o.NodeIP)
 	}
 	if o.LeaseDuration <= 0 {
@@ -170,6 +170,7 @@ type Agent struct {
 	// runtimeVersion is the container runtime's name://version for the Node.
 	runtimeVersion string
 	noRun          string // why pods bound to this node do not run (preflight.go)
+	kubeletNode    bool   // the Node is a kubelet's: read, never written (adopt.go)
 	podBridge      string // svcnet's pod bridge, when pods use svcnet's network
 
 	proxyDone  chan struct{}
@@ -299,8 +300,11 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if err := a.preflight(log); err != nil {
 		return err
 	}
-	for {
-		err := a.register(ctx)
+	for !a.kubeletNode {
+		var err error
+		if a.kubeletNode, err = a.adoptNode(ctx); err == nil && !a.kubeletNode {
+			err = a.register(ctx)
+		}
 		if err == nil {
 			break
 		}
@@ -311,7 +315,9 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 		case <-time.After(time.Second):
 		}
 	}
-	if err := a.renewLease(ctx); err != nil {
+	if a.kubeletNode {
+		log.Info("the Node is the kubelet's: using it, not registering one", "ip", a.o.NodeIP)
+	} else if err := a.renewLease(ctx); err != nil {
 		log.Warn("lease renewal failed", "err", err)
 	}
 	if a.o.PodRuntime {
@@ -329,7 +335,7 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 			_ = a.postStatus(ctx, n) // publish the agent port
 		}
 		defer a.startRoutes(ctx, log)()
-	} else {
+	} else if !a.kubeletNode { // the kubelet runs and deletes the pods of its node
 		a.finishDeletions(ctx)
 	}
 	if a.o.ProxyMode != "nftables" && os.Geteuid() == 0 {
@@ -370,10 +376,16 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 		case <-ctx.Done():
 			return nil
 		case <-renew.C:
+			if a.kubeletNode {
+				continue
+			}
 			if err := a.renewLease(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("lease renewal failed", "err", err)
 			}
 		case <-status.C:
+			if a.kubeletNode {
+				continue
+			}
 			n, err := a.client.CoreV1().Nodes().Get(ctx, a.o.NodeName, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				err = a.register(ctx) // deleted while running: register again
@@ -417,7 +429,9 @@ func (a *Agent) startDNS(ctx context.Context, log *slog.Logger) (func(), error) 
 	select {
 	case <-up:
 		log.Info("cluster DNS serving", "listen", a.o.DNSListen)
-		go a.keepDNSPod(ctx, log)
+		if !a.kubeletNode { // a kubelet deletes mirror pods it has no static pod for
+			go a.keepDNSPod(ctx, log)
+		}
 		return cleanup, nil
 	case err := <-errs:
 		cleanup()
