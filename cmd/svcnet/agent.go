@@ -179,6 +179,7 @@ func newAgentCmd() *cobra.Command {
 	var f agentFlags
 	var kubeconfig string
 	var cleanup bool
+	var kp kubeProxyFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: register the node, heartbeat, run its pods, serve cluster DNS",
@@ -198,8 +199,8 @@ func newAgentCmd() *cobra.Command {
 				}
 				return nil
 			}
-			if f.o.NodeIP == "" {
-				return fmt.Errorf("--node-ip: required")
+			if err := kp.apply(cmd, &f, &kubeconfig); err != nil { // kube-proxy's flags and --config (kubeproxy.go)
+				return err
 			}
 			if err := f.resolve(); err != nil {
 				return err
@@ -222,10 +223,11 @@ func newAgentCmd() *cobra.Command {
 	}
 	home, _ := os.UserHomeDir()
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", filepath.Join(home, ".kube", "config"), "kubeconfig with this node's identity (svcnet kubeconfig --user system:node:NAME)")
-	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP)")
+	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP; empty: the existing Node's, with --pod-runtime off)")
 	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove what the service proxy programmed (nftables table, service CIDR route) and the pods svcnet's containerd runs (in --root-dir), and exit")
 	cmd.Flags().StringVar(&f.o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network of the cluster: the proxy masquerades traffic from elsewhere to cluster IPs")
 	cmd.Flags().StringVar(&f.o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "cluster IP range: the proxy rejects traffic to unallocated cluster IPs in it")
 	f.add(cmd.Flags())
+	kp.add(cmd.Flags(), &f)
 	return cmd
 }

@@ -78,6 +78,9 @@ type Options struct {
 	ClusterCIDR    string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
 	ServiceCIDR    string // cluster IPs outside the allocated ones are rejected
 	MinSyncPeriod  time.Duration
+	// NodePortAddresses (kube-proxy's --nodeport-addresses: CIDRs or primary)
+	// limit where node ports listen (userspace); empty: every address.
+	NodePortAddresses []string
 	// HealthzAddress and MetricsAddress serve the proxy's /healthz and /metrics (empty: off).
 	HealthzAddress, MetricsAddress string
 	// Ingress runs the ingress edge on IngressHTTPPort and IngressHTTPSPort of
@@ -140,6 +143,9 @@ func (o *Options) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--proxy-mode: %q is not nftables, userspace or none", o.ProxyMode)
+	}
+	if err := validNodePortAddresses(o.NodePortAddresses); err != nil {
+		return err
 	}
 	switch o.ProxyScheduler {
 	case "", "random", "round-robin":

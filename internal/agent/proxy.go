@@ -140,6 +140,11 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	switch mode {
 	case "userspace":
 		o := userspace.Options{Log: log, RoundRobin: c.RoundRobin}
+		if len(a.o.NodePortAddresses) > 0 {
+			if o.NodePortAddresses = nodePortAddrs(a.o.NodePortAddresses, a.o.NodeIP, localAddrs()); len(o.NodePortAddresses) == 0 {
+				log.Warn("--nodeport-addresses: no address of this node is in them; node ports listen on every address", "cidrs", a.o.NodePortAddresses)
+			}
+		}
 		if os.Geteuid() == 0 {
 			o.MakeLocal = func(ip netip.Addr) (func(), error) { return ensureLocalOn(ServiceLink, ip) }
 		} else {
@@ -147,6 +152,9 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		}
 		be = userspace.New(o)
 	default:
+		if len(a.o.NodePortAddresses) > 0 {
+			log.Warn("--nodeport-addresses: the nftables mode serves node ports on every local address (as kube-proxy's default); honoured by the userspace mode only")
+		}
 		if nb, err = nftables.New(c); err != nil {
 			return nil, fmt.Errorf("--proxy-mode nftables: %w", err)
 		}
