@@ -41,7 +41,9 @@ type GatewaySource struct {
 	kf    informers.SharedInformerFactory
 	ready func() bool
 	poke  func()
-	last  *GatewayResult // built by Ports, written by Publish (same goroutine)
+	// discover reports whether the Gateway API is served (served; a fake in tests).
+	discover func() bool
+	last     *GatewayResult // built by Ports, written by Publish (same goroutine)
 }
 
 var _ Source = (*GatewaySource)(nil)
@@ -52,10 +54,17 @@ func NewGatewaySource(cfg *rest.Config, kube kubernetes.Interface, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	return newGatewaySource(gw, kube, log), nil
+}
+
+// newGatewaySource builds the source from clients (fakes in tests).
+func newGatewaySource(gw gwclient.Interface, kube kubernetes.Interface, log *slog.Logger) *GatewaySource {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &GatewaySource{gw: gw, kube: kube, log: log, now: time.Now, ready: func() bool { return false }}, nil
+	g := &GatewaySource{gw: gw, kube: kube, log: log, now: time.Now, ready: func() bool { return false }}
+	g.discover = g.served
+	return g
 }
 
 // Start waits in the background for the Gateway API to be served, then runs
@@ -95,7 +104,7 @@ func (g *GatewaySource) Start(ctx context.Context, poke func()) error {
 	go func() {
 		t := time.NewTicker(gatewayAPIPoll)
 		defer t.Stop()
-		for !g.served() {
+		for !g.discover() {
 			select {
 			case <-ctx.Done():
 				return
