@@ -116,6 +116,7 @@ func (s *Server) handlePatch(q *request) error {
 // in the request's version.
 func (s *Server) patchTransform(q *request, pt types.PatchType, patch []byte) transform {
 	fieldValidation := q.r.URL.Query().Get("fieldValidation")
+	pinned := patchPinsResourceVersion(pt, patch)
 	return func(old runtime.Object) (runtime.Object, error) {
 		if old == nil {
 			return nil, apierrors.NewNotFound(q.res.GroupResource(), q.name)
@@ -147,11 +148,44 @@ func (s *Server) patchTransform(q *request, pt types.PatchType, patch []byte) tr
 		for _, w := range warnings {
 			q.w.Header().Add("Warning", `299 - "`+w+`"`)
 		}
+		if !pinned {
+			// The stored resourceVersion came along with the current object; the patch
+			// did not ask for it, so a concurrent write means patching the new object,
+			// as kube-apiserver's GuaranteedUpdate does.
+			accessor(into).SetResourceVersion("")
+		}
 		if q.legacy != nil {
 			return q.legacy.ToStorage(into)
 		}
 		return into, nil
 	}
+}
+
+// patchPinsResourceVersion says whether a patch sets metadata.resourceVersion
+// (a precondition) itself.
+func patchPinsResourceVersion(pt types.PatchType, patch []byte) bool {
+	if pt == types.JSONPatchType {
+		var ops []struct {
+			Path string `json:"path"`
+		}
+		if json.Unmarshal(patch, &ops) != nil {
+			return true
+		}
+		for _, op := range ops {
+			if op.Path == "/metadata/resourceVersion" || op.Path == "/metadata" {
+				return true
+			}
+		}
+		return false
+	}
+	var obj struct {
+		Metadata map[string]json.RawMessage `json:"metadata"`
+	}
+	if json.Unmarshal(patch, &obj) != nil {
+		return true
+	}
+	_, ok := obj.Metadata["resourceVersion"]
+	return ok
 }
 
 // applyTransform merges a server-side apply patch (a partial object in YAML or
@@ -197,6 +231,9 @@ func (s *Server) applyTransform(q *request, pt types.PatchType, patch []byte, op
 			}
 			// Schema errors (a field the kind does not have, a wrong type) name the field.
 			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if patchObj.GetResourceVersion() == "" {
+			accessor(out).SetResourceVersion("") // not a precondition: a concurrent write means apply again
 		}
 		return out, nil
 	}, nil
