@@ -46,6 +46,8 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, user *aut
 		handle = s.handleScale
 	case "binding":
 		handle = s.handleBinding
+	case "eviction":
+		handle = s.handleEviction
 	case "token":
 		handle = s.handleToken
 	case "log", "exec", "attach", "portforward":

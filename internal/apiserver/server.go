@@ -301,6 +301,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
 		case q.sub == "scale" && hasScale(q.res) && q.legacy == nil:
 		case q.sub == "binding" && q.res.Resource == "pods":
+		case q.sub == "eviction" && q.res.Resource == "pods" && q.legacy == nil:
 		case q.sub == "token" && q.res.Resource == "serviceaccounts" && q.legacy == nil:
 		case nodeSubresources[q.sub] && q.res.Resource == "pods" && q.legacy == nil:
 		case q.sub == "proxy" && proxyKinds[q.res.Resource] != "" && q.legacy == nil:
@@ -320,7 +321,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		}
 	case http.MethodPost:
 		q.verb = "create"
-		if q.name != "" && q.sub != "binding" && q.sub != "token" {
+		if q.name != "" && q.sub != "binding" && q.sub != "token" && q.sub != "eviction" {
 			q.verb = "unknown"
 		}
 	case http.MethodPut:

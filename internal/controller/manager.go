@@ -24,6 +24,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/controller/cronjob"
 	"github.com/svcnet/svcnet/internal/controller/daemonset"
+	"github.com/svcnet/svcnet/internal/controller/disruption"
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/job"
@@ -83,6 +84,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		sched := scheduler.New(client, factory, recorder, o.Log)
 		collector := gc.New(client, factory, o.Log)
 		nodes := nodelifecycle.New(client, factory, recorder, o.NodeMonitorGracePeriod, o.Log)
+		budgets := disruption.New(client, factory, o.Log)
 		if o.PodCIDRs != nil {
 			go nodeipam.New(client, factory, o.PodCIDRs, o.Log).Run(ctx, 1)
 		}
@@ -102,6 +104,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		go sched.Run(ctx, 1)
 		go collector.Run(ctx, 2)
 		go nodes.Run(ctx, 2)
+		go budgets.Run(ctx, 1)
 		<-ctx.Done()
 		factory.Shutdown()
 	}
