@@ -31,10 +31,61 @@ func tolerates(p *corev1.Pod, t corev1.Taint) bool {
 	return false
 }
 
-// Pick chooses a node for pod among nodes, given how many pods each node runs.
-// Without a fit it returns "" and the reason, in kube-scheduler's style.
-func Pick(pod *corev1.Pod, nodes []*corev1.Node, load map[string]int) (string, string) {
+// HostPort is one host port a pod's container asks for (IP "" is every address).
+type HostPort struct {
+	IP       string
+	Protocol corev1.Protocol
+	Port     int32
+}
+
+// HostPorts are the host ports of a pod's containers and sidecars.
+func HostPorts(p *corev1.Pod) []HostPort {
+	var out []HostPort
+	add := func(cs []corev1.Container, sidecarsOnly bool) {
+		for _, c := range cs {
+			if sidecarsOnly && (c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways) {
+				continue
+			}
+			for _, cp := range c.Ports {
+				if cp.HostPort <= 0 {
+					continue
+				}
+				hp := HostPort{IP: cp.HostIP, Protocol: cp.Protocol, Port: cp.HostPort}
+				if hp.IP == "0.0.0.0" || hp.IP == "::" {
+					hp.IP = ""
+				}
+				if hp.Protocol == "" {
+					hp.Protocol = corev1.ProtocolTCP
+				}
+				out = append(out, hp)
+			}
+		}
+	}
+	add(p.Spec.Containers, false)
+	add(p.Spec.InitContainers, true)
+	return out
+}
+
+// portsFree says whether none of want conflicts with used, as kube-scheduler's
+// NodePorts filter: the same port and protocol on the same address, or on
+// every address on either side.
+func portsFree(want, used []HostPort) bool {
+	for _, w := range want {
+		for _, u := range used {
+			if w.Port == u.Port && w.Protocol == u.Protocol && (w.IP == u.IP || w.IP == "" || u.IP == "") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Pick chooses a node for pod among nodes, given how many pods each node runs
+// and the host ports its pods hold. Without a fit it returns "" and the reason,
+// in kube-scheduler's style.
+func Pick(pod *corev1.Pod, nodes []*corev1.Node, load map[string]int, used map[string][]HostPort) (string, string) {
 	sel := labels.SelectorFromSet(pod.Spec.NodeSelector)
+	want := HostPorts(pod)
 	reasons := map[string]int{}
 	var fit []*corev1.Node
 	for _, n := range nodes {
@@ -45,6 +96,8 @@ func Pick(pod *corev1.Pod, nodes []*corev1.Node, load map[string]int) (string, s
 			reasons["node(s) were unschedulable"]++
 		case !sel.Matches(labels.Set(n.Labels)):
 			reasons["node(s) didn't match Pod's node affinity/selector"]++
+		case !portsFree(want, used[n.Name]):
+			reasons["node(s) didn't have free ports for the requested pod ports"]++
 		default:
 			ok := true
 			for _, t := range n.Spec.Taints {

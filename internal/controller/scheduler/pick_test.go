@@ -48,9 +48,40 @@ func TestPick(t *testing.T) {
 		{"no nodes", corev1.PodSpec{}, nil, nil, "", "0/0 nodes are available."},
 	}
 	for _, c := range cases {
-		got, why := Pick(&corev1.Pod{Spec: c.pod}, c.nodes, c.load)
+		got, why := Pick(&corev1.Pod{Spec: c.pod}, c.nodes, c.load, nil)
 		if got != c.want || why != c.why {
 			t.Errorf("%s: got %q %q, want %q %q", c.name, got, why, c.want, c.why)
+		}
+	}
+}
+
+func TestPickHostPorts(t *testing.T) {
+	pod := func(ip string, proto corev1.Protocol, port int32) *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c",
+			Ports: []corev1.ContainerPort{{ContainerPort: 80, HostPort: port, HostIP: ip, Protocol: proto}}}}}}
+	}
+	nodes := []*corev1.Node{node("a", true)}
+	used := map[string][]HostPort{"a": HostPorts(pod("", corev1.ProtocolTCP, 5555))}
+	used["a"] = append(used["a"], HostPorts(pod("10.0.0.1", "", 7000))...)
+	for _, c := range []struct {
+		name string
+		pod  *corev1.Pod
+		want string
+	}{
+		{"same port on every address", pod("", corev1.ProtocolTCP, 5555), ""},
+		{"same port, one address vs every address", pod("127.0.0.1", corev1.ProtocolTCP, 5555), ""},
+		{"same port, other protocol", pod("", corev1.ProtocolUDP, 5555), "a"},
+		{"same port, other address", pod("127.0.0.1", corev1.ProtocolTCP, 7000), "a"},
+		{"same port and address (TCP by default)", pod("10.0.0.1", corev1.ProtocolTCP, 7000), ""},
+		{"0.0.0.0 is every address", pod("0.0.0.0", corev1.ProtocolTCP, 7000), ""},
+		{"other port", pod("", corev1.ProtocolTCP, 5556), "a"},
+	} {
+		got, why := Pick(c.pod, nodes, nil, used)
+		if got != c.want {
+			t.Errorf("%s: got %q (%s), want %q", c.name, got, why, c.want)
+		}
+		if got == "" && why != "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports." {
+			t.Errorf("%s: reason %q", c.name, why)
 		}
 	}
 }

@@ -75,21 +75,31 @@ func (s *Scheduler) retryPending() {
 	}
 }
 
-// load counts the pods each node runs, including bindings not yet in the cache.
-func (s *Scheduler) load() map[string]int {
-	out := map[string]int{}
+// load counts the pods each node runs, including bindings not yet in the cache,
+// and the host ports they hold.
+func (s *Scheduler) load() (map[string]int, map[string][]HostPort) {
+	out, ports := map[string]int{}, map[string][]HostPort{}
 	pods, _ := s.pods.List(labels.Everything())
-	for _, p := range pods {
-		if p.Spec.NodeName != "" && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
-			out[p.Spec.NodeName]++
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, p := range pods {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		node := p.Spec.NodeName
+		if node == "" {
+			node = s.assumed[p.UID] // bound, not in the cache yet
+		} else {
+			out[node]++
+		}
+		if node != "" {
+			ports[node] = append(ports[node], HostPorts(p)...)
+		}
+	}
 	for _, n := range s.assumed {
 		out[n]++
 	}
-	return out
+	return out, ports
 }
 
 func (s *Scheduler) sync(ctx context.Context, key string) error {
@@ -111,7 +121,8 @@ func (s *Scheduler) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	node, why := Pick(p, nodes, s.load())
+	load, ports := s.load()
+	node, why := Pick(p, nodes, load, ports)
 	if node == "" {
 		s.recorder.Event(p, corev1.EventTypeWarning, "FailedScheduling", why)
 		s.loop.AddAfter(key, 5*time.Second)
