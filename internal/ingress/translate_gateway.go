@@ -104,6 +104,7 @@ func fromGateways(st *GatewayState, ix *Index) *GatewayResult {
 	}
 
 	entries := attachRoutes(st, ix, byGateway, res)
+	listenerHosts := map[int]map[string]bool{} // the hostnames of the listeners served on each port
 
 	for _, gw := range gws {
 		nn := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
@@ -116,6 +117,10 @@ func fromGateways(st *GatewayState, ix *Index) *GatewayResult {
 			if !l.accepted || !l.resolved {
 				continue
 			}
+			if listenerHosts[l.port] == nil {
+				listenerHosts[l.port] = map[string]bool{}
+			}
+			listenerHosts[l.port][hostnameOf(l.spec.Hostname)] = true
 			p := res.Ports[l.port]
 			if p == nil {
 				p = &Port{TLS: l.https, Hosts: map[string]*Host{}}
@@ -124,7 +129,7 @@ func fromGateways(st *GatewayState, ix *Index) *GatewayResult {
 			p.Certs = append(p.Certs, l.certs...)
 		}
 	}
-	buildHosts(res.Ports, entries)
+	buildHosts(res.Ports, listenerHosts, entries)
 	for _, p := range res.Ports {
 		sortCerts(p.Certs)
 	}

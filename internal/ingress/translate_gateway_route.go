@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 type gwEntry struct {
 	port  int
 	host  string // "", "*.suffix" or an exact name
+	lhost string // the hostname of the listener it is attached to
 	route *Route
 	meta  *metav1.ObjectMeta
 	rule  int
@@ -58,7 +60,7 @@ func attachRoutes(st *GatewayState, ix *Index, gws map[types.NamespacedName][]*g
 				for _, h := range hosts[i] {
 					for ri, rr := range rules {
 						for mi, r := range rr {
-							out = append(out, gwEntry{port: l.port, host: h, route: r, meta: &hr.ObjectMeta, rule: ri, match: mi})
+							out = append(out, gwEntry{port: l.port, host: h, lhost: hostnameOf(l.spec.Hostname), route: r, meta: &hr.ObjectMeta, rule: ri, match: mi})
 						}
 					}
 				}
@@ -376,24 +378,37 @@ func gwBackend(st *GatewayState, ix *Index, hr *gwv1.HTTPRoute, br gwv1.HTTPBack
 	return b, "", ""
 }
 
-// buildHosts fills each port's hosts: every host pattern gets the entries that
-// cover it (its own, wildcards matching it, and host-less ones) in precedence order.
-func buildHosts(ports map[int]*Port, entries []gwEntry) {
+// buildHosts fills each port's hosts. A request belongs to the most specific
+// listener hostname that covers its host (listener isolation): every host
+// pattern gets that listener's entries covering it (its own, wildcards matching
+// it, host-less ones) in precedence order, then a 404 for the rest, so a
+// request never falls through to another listener's routes.
+func buildHosts(ports map[int]*Port, listenerHosts map[int]map[string]bool, entries []gwEntry) {
 	byPort := map[int][]gwEntry{}
 	for _, e := range entries {
 		if ports[e.port] != nil {
 			byPort[e.port] = append(byPort[e.port], e)
 		}
 	}
-	for port, es := range byPort {
+	for port, p := range ports {
+		es := byPort[port]
 		keys := map[string]bool{}
+		for k := range listenerHosts[port] {
+			keys[k] = true
+		}
 		for _, e := range es {
 			keys[e.host] = true
 		}
 		for k := range keys {
+			best := ""
+			for lh := range listenerHosts[port] {
+				if covers(lh, k) && hostRank(lh) > hostRank(best) {
+					best = lh
+				}
+			}
 			var mine []gwEntry
 			for _, e := range es {
-				if covers(e.host, k) {
+				if e.lhost == best && covers(e.host, k) {
 					mine = append(mine, e)
 				}
 			}
@@ -402,7 +417,9 @@ func buildHosts(ports map[int]*Port, entries []gwEntry) {
 			for _, e := range mine {
 				h.Routes = append(h.Routes, e.route)
 			}
-			ports[port].Hosts[k] = h
+			h.Routes = append(h.Routes, &Route{Source: fmt.Sprintf("gateway listener %q: no route", best), Path: PathPrefix, Value: "/",
+				Backends: []*Backend{{Weight: 1, Problem: "no HTTPRoute of the listener matches", Status: http.StatusNotFound}}})
+			p.Hosts[k] = h
 		}
 	}
 }

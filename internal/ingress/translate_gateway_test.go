@@ -325,6 +325,9 @@ func TestHTTPRouteParentStatus(t *testing.T) {
 			for _, port := range res.Ports {
 				for _, h := range port.Hosts {
 					for _, r := range h.Routes {
+						if r.Backends[0].Status == http.StatusNotFound {
+							continue // the listener's catch-all
+						}
 						paths++
 						for _, b := range r.Backends {
 							if b.Status == 500 {
@@ -429,7 +432,7 @@ func TestGatewayPrecedence(t *testing.T) {
 			r.Header.Set(k, v)
 		}
 		got := "none"
-		if rt := port.Match(r); rt != nil && len(rt.Backends) > 0 {
+		if rt := port.Match(r); rt != nil && len(rt.Backends) > 0 && rt.Backends[0].Status != http.StatusNotFound {
 			got = rt.Backends[0].Service.Name
 		}
 		if got != c.want {
@@ -442,7 +445,7 @@ func TestGatewayMultiLabelWildcard(t *testing.T) {
 	gw := gwGateway("default", "gw", httpListener("http", 80, "*.wildcard.io", gwv1.NamespacesFromAll))
 	res := FromGateways(gwState(gw, "a", gwRoute("default", "r", 0, nil, "a")))
 	h := res.Ports[80].Hosts["*.wildcard.io"]
-	if h == nil || !h.AnyDepth || len(h.Routes) != 1 || len(res.Ports[80].Hosts) != 1 {
+	if h == nil || !h.AnyDepth || len(h.Routes) != 2 || len(res.Ports[80].Hosts) != 1 {
 		t.Fatalf("hosts %+v", res.Ports[80].Hosts)
 	}
 	ingressStyle := &Port{Hosts: map[string]*Host{"*.example.com": {Routes: h.Routes}}}
@@ -458,7 +461,8 @@ func TestGatewayMultiLabelWildcard(t *testing.T) {
 		{ingressStyle, "a.example.com", true},
 		{ingressStyle, "a.b.example.com", false},
 	} {
-		got := c.port.Match(httptest.NewRequest(http.MethodGet, "http://"+c.host+"/", nil)) != nil
+		rt := c.port.Match(httptest.NewRequest(http.MethodGet, "http://"+c.host+"/", nil))
+		got := rt != nil && rt.Backends[0].Status != http.StatusNotFound
 		if got != c.want {
 			t.Errorf("%s matched: %v, want %v", c.host, got, c.want)
 		}
@@ -524,5 +528,43 @@ func TestGatewayHTTPSCertsAndStatusKept(t *testing.T) {
 	again := FromGateways(st).Gateways[types.NamespacedName{Namespace: "default", Name: "gw"}]
 	if !again.Conditions[0].LastTransitionTime.Equal(&gwNow) || !again.Listeners[0].Conditions[0].LastTransitionTime.Equal(&gwNow) {
 		t.Errorf("transition time moved: %v", again.Conditions[0].LastTransitionTime)
+	}
+}
+
+// A request belongs to the most specific listener covering its host and gets
+// 404 when none of that listener's routes match (GatewayHTTPListenerIsolation).
+func TestGatewayListenerIsolation(t *testing.T) {
+	withSection := func(hr *gwv1.HTTPRoute, section string) *gwv1.HTTPRoute {
+		hr.Spec.ParentRefs[0].SectionName = ptr.To(gwv1.SectionName(section))
+		return hr
+	}
+	gw := gwGateway("default", "gw", httpListener("empty", 80, "", gwv1.NamespacesFromAll),
+		httpListener("wild", 80, "*.example.com", gwv1.NamespacesFromAll),
+		httpListener("foo-wild", 80, "*.foo.example.com", gwv1.NamespacesFromAll),
+		httpListener("abc", 80, "abc.foo.example.com", gwv1.NamespacesFromAll))
+	res := FromGateways(gwState(gw, "a", "b", "c", "d",
+		withSection(gwRoute("default", "empty", 0, nil, "a", gwMatch{path: "/empty"}), "empty"),
+		withSection(gwRoute("default", "wild", 0, nil, "b", gwMatch{path: "/wild"}), "wild"),
+		withSection(gwRoute("default", "foo-wild", 0, nil, "c", gwMatch{path: "/foo-wild"}), "foo-wild"),
+		withSection(gwRoute("default", "abc", 0, nil, "d", gwMatch{path: "/abc"}), "abc")))
+	cases := []struct{ host, path, want string }{
+		{"zzz.com", "/empty", "a"},
+		{"zzz.com", "/wild", "none"},
+		{"bar.example.com", "/wild", "b"},
+		{"bar.example.com", "/empty", "none"},
+		{"bar.foo.example.com", "/foo-wild", "c"},
+		{"bar.foo.example.com", "/wild", "none"},
+		{"abc.foo.example.com", "/abc", "d"},
+		{"abc.foo.example.com", "/foo-wild", "none"},
+		{"x.y.example.com", "/wild", "b"},
+	}
+	for _, c := range cases {
+		got := "none"
+		if rt := res.Ports[80].Match(httptest.NewRequest(http.MethodGet, "http://"+c.host+c.path, nil)); rt != nil && rt.Backends[0].Status != http.StatusNotFound {
+			got = rt.Backends[0].Service.Name
+		}
+		if got != c.want {
+			t.Errorf("%s%s routed to %s, want %s", c.host, c.path, got, c.want)
+		}
 	}
 }
