@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,8 +18,11 @@ import (
 // address, as kube-proxy does.
 
 // kubeletOwns says whether an existing Node is left to its kubelet: the agent
-// runs no pods, so it is not the node's kubelet.
-func kubeletOwns(n *corev1.Node, podRuntime bool) bool { return n != nil && !podRuntime }
+// runs no pods, and the Node is not one an svcnet agent registered (those
+// report a kubelet version ending in -svcnet, and are taken over again).
+func kubeletOwns(n *corev1.Node, podRuntime bool) bool {
+	return n != nil && !podRuntime && !strings.HasSuffix(n.Status.NodeInfo.KubeletVersion, "-svcnet")
+}
 
 // internalIP is the Node's first IPv4 InternalIP (or first InternalIP).
 func internalIP(n *corev1.Node) (string, bool) {

@@ -65,6 +65,19 @@ func TestRunLeavesTheKubeletsNodeAlone(t *testing.T) {
 	}
 }
 
+// TestAgentsOwnNodeIsTakenOver: a Node an svcnet agent registered (a restart
+// of the same agent) is not a kubelet's: the agent reports its status again.
+func TestAgentsOwnNodeIsTakenOver(t *testing.T) {
+	n := kubeletNode(corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "192.168.1.5"})
+	if !kubeletOwns(n, false) || kubeletOwns(n, true) {
+		t.Error("a kubelet's Node: owned by it without the pod runtime only")
+	}
+	n.Status.NodeInfo.KubeletVersion = Version
+	if kubeletOwns(n, false) {
+		t.Errorf("a Node reporting %s is the agent's own", Version)
+	}
+}
+
 // TestRunRegistersWithoutANode: with no Node yet, the agent registers its own
 // (svcnet up, or a node without a kubelet); --node-ip is then required.
 func TestRunRegistersWithoutANode(t *testing.T) {

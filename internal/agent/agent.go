@@ -306,9 +306,14 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if err := a.preflight(log); err != nil {
 		return err
 	}
-	for !a.kubeletNode {
+	decided := false // whose Node it is, asked once: a retried register must not adopt the Node it created
+	for {
 		var err error
-		if a.kubeletNode, err = a.adoptNode(ctx); err == nil && !a.kubeletNode {
+		if !decided {
+			a.kubeletNode, err = a.adoptNode(ctx)
+			decided = err == nil
+		}
+		if err == nil && !a.kubeletNode {
 			err = a.register(ctx)
 		}
 		if err == nil {
