@@ -186,6 +186,7 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	if err := admitCustom(res, obj, wo, true); err != nil {
 		return nil, err
 	}
+	admitCSR(res, obj, wo)
 	// The uid comes first, as in Kubernetes: strategies may use it (a Job's
 	// generated selector names it).
 	m.SetUID(types.UID(uuid.NewUUID()))
@@ -321,6 +322,8 @@ func (s *Server) prepareUpdate(res *registry.Resource, obj, old runtime.Object, 
 		copyField(obj, old, "Spec")
 		m.SetOwnerReferences(om.GetOwnerReferences())
 		m.SetFinalizers(om.GetFinalizers())
+	case "approval":
+		prepareApproval(obj, old)
 	case "finalize":
 		fin := obj.(*corev1.Namespace).Spec.Finalizers
 		obj.(*corev1.Namespace).Spec = *old.(*corev1.Namespace).Spec.DeepCopy()

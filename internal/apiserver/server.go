@@ -133,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	if s.authn.Log == nil {
 		s.authn.Log = cfg.Log
 	}
+	s.authn.Bootstrap = &auth.BootstrapTokens{Secret: s.bootstrapSecret, Now: cfg.Now}
 	return s, nil
 }
 
@@ -299,6 +300,7 @@ func (s *Server) parseResourcePath(r *http.Request, path string) (*request, bool
 		switch {
 		case q.sub == "status" && q.res.HasStatus:
 		case q.sub == "finalize" && q.res.Resource == "namespaces":
+		case q.sub == "approval" && isCSR(q.res) && q.legacy == nil:
 		case q.sub == "scale" && hasScale(q.res) && q.legacy == nil:
 		case q.sub == "binding" && q.res.Resource == "pods":
 		case q.sub == "eviction" && q.res.Resource == "pods" && q.legacy == nil:

@@ -72,6 +72,7 @@ func (u *User) ServiceAccount() (ns, name string, ok bool) {
 type Authenticator struct {
 	Tokens          *Tokens
 	ServiceAccounts *ServiceAccountTokens // nil: service account tokens are refused
+	Bootstrap       *BootstrapTokens      // nil: bootstrap tokens are refused
 	Log             *slog.Logger          // why tokens were refused, at debug level; may be nil
 }
 
@@ -86,6 +87,15 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, bool) {
 		tok = strings.TrimSpace(tok)
 		if u, ok := a.Tokens.Lookup(tok); ok {
 			return u, true
+		}
+		if bt, ok := ParseBootstrapToken(tok); ok && a.Bootstrap != nil {
+			u, err := a.Bootstrap.Authenticate(r.Context(), bt)
+			if err == nil {
+				return u, true
+			}
+			if a.Log != nil {
+				a.Log.Debug("bootstrap token refused", "err", err)
+			}
 		}
 		if a.ServiceAccounts != nil && looksLikeJWT(tok) {
 			u, err := a.ServiceAccounts.Authenticate(r.Context(), tok)

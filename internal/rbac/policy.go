@@ -161,10 +161,56 @@ func DefaultClusterRoles(viewer []rbacv1.PolicyRule) []*rbacv1.ClusterRole {
 			// and the Gateway API conditions of its GatewayClasses, Gateways and HTTPRoutes
 			Rule([]string{"update", "patch"}, g("gateway.networking.k8s.io"), "gatewayclasses/status", "gateways/status", "httproutes/status")}},
 	}
+	roles = append(roles, joinRoles()...)
 	for _, r := range roles {
 		defaultMeta(&r.ObjectMeta)
 	}
 	return roles
+}
+
+// Roles of nodes joining with a bootstrap token (svcnet join) and of the
+// load-balancer IP announcements of every node.
+const (
+	NodeBootstrapperRole  = "system:node-bootstrapper"
+	NodeClientRole        = "system:certificates.k8s.io:certificatesigningrequests:nodeclient"
+	SelfNodeClientRole    = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"
+	L2AnnouncerRole       = "svcnet:l2-announcer"
+	GroupBootstrappers    = "system:bootstrappers"
+	certificatesAPIGroup  = "certificates.k8s.io"
+	csrResource           = "certificatesigningrequests"
+	coordinationAPIGroup  = "coordination.k8s.io"
+	loadBalancerPoolGroup = "svcnet.io"
+)
+
+// joinRoles are kubeadm's roles for TLS bootstrapping: bootstrappers create and
+// read CSRs, and the CSR approver checks nodeclient (a new node's first
+// certificate) and selfnodeclient (a node renewing its own) by
+// SubjectAccessReview; nodes hold Leases that elect the announcer of each
+// load-balancer IP.
+func joinRoles() []*rbacv1.ClusterRole {
+	return []*rbacv1.ClusterRole{
+		{ObjectMeta: metav1.ObjectMeta{Name: NodeBootstrapperRole}, Rules: []rbacv1.PolicyRule{
+			Rule([]string{"create", "get", "list", "watch"}, g(certificatesAPIGroup), csrResource)}},
+		{ObjectMeta: metav1.ObjectMeta{Name: NodeClientRole}, Rules: []rbacv1.PolicyRule{
+			Rule([]string{"create"}, g(certificatesAPIGroup), csrResource+"/nodeclient")}},
+		{ObjectMeta: metav1.ObjectMeta{Name: SelfNodeClientRole}, Rules: []rbacv1.PolicyRule{
+			Rule([]string{"create"}, g(certificatesAPIGroup), csrResource+"/selfnodeclient")}},
+		{ObjectMeta: metav1.ObjectMeta{Name: L2AnnouncerRole}, Rules: []rbacv1.PolicyRule{
+			Rule([]string{"get", "list", "watch", "create", "update", "patch"}, g(coordinationAPIGroup), "leases"),
+			Rule(read, g(loadBalancerPoolGroup), "loadbalancerpools")}},
+	}
+}
+
+// joinBindings grant joinRoles: bootstrappers may ask for a node certificate
+// and have it approved; nodes may renew theirs and announce IPs.
+func joinBindings(bind func(name, role string, subjects ...rbacv1.Subject) *rbacv1.ClusterRoleBinding, group func(string) rbacv1.Subject) []*rbacv1.ClusterRoleBinding {
+	return []*rbacv1.ClusterRoleBinding{
+		bind("kubeadm:kubelet-bootstrap", NodeBootstrapperRole, group(GroupBootstrappers)),
+		bind("kubeadm:node-autoapprove-bootstrap", NodeClientRole, group(GroupBootstrappers)),
+		bind("kubeadm:node-autoapprove-certificate-rotation", SelfNodeClientRole, group("system:nodes")),
+		bind("svcnet:node-csr", NodeBootstrapperRole, group("system:nodes")),
+		bind(L2AnnouncerRole, L2AnnouncerRole, group("system:nodes")),
+	}
 }
 
 // DefaultClusterRoleBindings returns the ClusterRoleBindings an API server
@@ -185,7 +231,7 @@ func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 	}
 	viewers := bind("view", group(GroupViewers))
 	viewers.Name = "svcnet:viewers"
-	return []*rbacv1.ClusterRoleBinding{
+	return append([]*rbacv1.ClusterRoleBinding{
 		bind("cluster-admin", group(GroupMasters)),
 		bind("system:monitoring", group("system:monitoring")),
 		bind("system:discovery", group(GroupAuthenticated)),
@@ -197,7 +243,11 @@ func DefaultClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		viewers,
 		bind(ViewerRole, group(GroupViewers)),
 		bind(IngressRole, group("system:nodes")),
-	}
+	}, joinBindings(func(name, role string, subjects ...rbacv1.Subject) *rbacv1.ClusterRoleBinding {
+		b := bind(role, subjects...)
+		b.Name = name
+		return b
+	}, group)...)
 }
 
 func defaultMeta(m *metav1.ObjectMeta) {

@@ -292,6 +292,8 @@ func TestDefaultPolicy(t *testing.T) {
 	viewer := User{Name: "viewer", Groups: []string{GroupViewers, GroupAuthenticated}}
 	jane := User{Name: "jane", Groups: []string{GroupAuthenticated}}
 	admin := User{Name: "admin", Groups: []string{GroupMasters, GroupAuthenticated}}
+	bootstrapper := User{Name: "system:bootstrap:abcdef", Groups: []string{"system:bootstrappers", "system:bootstrappers:svcnet:default-node-token", GroupAuthenticated}}
+	node := User{Name: "system:node:n1", Groups: []string{"system:nodes", GroupAuthenticated}}
 	tests := []struct {
 		name string
 		a    Attributes
@@ -307,6 +309,16 @@ func TestDefaultPolicy(t *testing.T) {
 		{"authenticated reads nothing else", Attributes{User: jane, Verb: "list", Resource: "pods", Namespace: "default"}, false},
 		{"authenticated cannot read metrics", Attributes{User: jane, Verb: "get", Path: "/metrics"}, false},
 		{"nodes write ingress status", Attributes{User: User{Name: "system:node:n1", Groups: []string{"system:nodes", GroupAuthenticated}}, Verb: "update", APIGroup: "networking.k8s.io", Resource: "ingresses", Subresource: "status", Namespace: "x", Name: "i"}, true},
+		{"bootstrapper creates CSRs", Attributes{User: bootstrapper, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests"}, true},
+		{"bootstrapper reads its CSR", Attributes{User: bootstrapper, Verb: "get", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Name: "node-csr-x"}, true},
+		{"bootstrapper may be auto-approved", Attributes{User: bootstrapper, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "nodeclient"}, true},
+		{"bootstrapper cannot renew a node's", Attributes{User: bootstrapper, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "selfnodeclient"}, false},
+		{"bootstrapper cannot approve", Attributes{User: bootstrapper, Verb: "update", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "approval", Name: "x"}, false},
+		{"bootstrapper reads nothing else", Attributes{User: bootstrapper, Verb: "list", Resource: "secrets", Namespace: "kube-system"}, false},
+		{"node renews its certificate", Attributes{User: node, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "selfnodeclient"}, true},
+		{"node creates CSRs", Attributes{User: node, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests"}, true},
+		{"node holds announcement leases", Attributes{User: node, Verb: "update", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "svcnet-l2-default-web"}, true},
+		{"jane holds no leases", Attributes{User: jane, Verb: "update", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "x"}, false},
 		{"admin edits roles", Attributes{User: admin, Verb: "create", APIGroup: "rbac.authorization.k8s.io", Resource: "clusterroles"}, true},
 	}
 	for _, tt := range tests {
