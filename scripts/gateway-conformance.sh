@@ -12,7 +12,8 @@
 # tests and `N passed, N failed, N skipped`, removes everything it made (also on Ctrl-C or
 # failure) and exits non-zero when a test failed.
 #
-# Usage (root): scripts/gateway-conformance.sh [--run-test NAME] [--timeout 60m] [-- SUITE-FLAGS...]
+# Usage (root): scripts/gateway-conformance.sh [--extended] [--run-test NAME] [--timeout 60m] [-- SUITE-FLAGS...]
+#   --extended  also claim the extended features svcnet implements (list below)
 #   --run-test  one test (e.g. HTTPRouteSimpleSameNamespace) while fixing it
 # Environment: SVCNET_GW_CACHE (default /var/cache/svcnet-gateway-conformance: test binary,
 # images), KEEP=1 keeps the temp dir (svcnet.log, suite.log).
@@ -22,16 +23,18 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 
 timeout=60m runtest="" extra=()
+features=Gateway,HTTPRoute,ReferenceGrant
+extended=HTTPRouteQueryParamMatching,HTTPRouteMethodMatching,HTTPRouteResponseHeaderModification,HTTPRoutePathRewrite,HTTPRouteHostRewrite,HTTPRoutePathRedirect,HTTPRouteSchemeRedirect,HTTPRoutePortRedirect,HTTPRoute303RedirectStatusCode,HTTPRoute307RedirectStatusCode,HTTPRoute308RedirectStatusCode,HTTPRouteRequestTimeout,HTTPRouteBackendProtocolWebSocket,HTTPRouteParentRefPort,GatewayPort8080,GatewayHTTPListenerIsolation
 while [ $# -gt 0 ]; do
   case $1 in
+    --extended) features=$features,$extended ;;
     --run-test) runtest=$2; shift ;;
     --timeout) timeout=$2; shift ;;
     --) shift; extra=("$@"); break ;;
-    *) echo "usage: scripts/gateway-conformance.sh [--run-test NAME] [--timeout 60m] [-- SUITE-FLAGS...]" >&2; exit 2 ;;
+    *) echo "usage: scripts/gateway-conformance.sh [--extended] [--run-test NAME] [--timeout 60m] [-- SUITE-FLAGS...]" >&2; exit 2 ;;
   esac
   shift
 done
-features=Gateway,HTTPRoute,ReferenceGrant
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "gateway-conformance: run as root (network namespace, containerd)" >&2
