@@ -109,7 +109,7 @@ func propagation(kubeconfig string, n int, o options) error {
 			}
 		})
 	}
-	var took []time.Duration
+	var took, acked []time.Duration
 	timeouts := 0
 	for i := 1; i <= o.edits; i++ {
 		h := fmt.Sprintf("probe-%d.test", i)
@@ -125,6 +125,7 @@ func propagation(kubeconfig string, n int, o options) error {
 			wg.Wait()
 			return err
 		}
+		acked = append(acked, time.Since(t0))
 		if err := routed(probeClient, h, 5*time.Second); err != nil {
 			timeouts++
 			continue
@@ -139,6 +140,8 @@ func propagation(kubeconfig string, n int, o options) error {
 	fmt.Printf("  %d edits: p50 %v, p99 %v, max %v; not routed within 5 s: %d\n", len(took),
 		harness.Percentile(took, 50, 10*time.Microsecond), harness.Percentile(took, 99, 10*time.Microsecond),
 		harness.Percentile(took, 100, 10*time.Microsecond), timeouts)
+	fmt.Printf("  of which the API write (patch sent -> answered): p50 %v, p99 %v\n",
+		harness.Percentile(acked, 50, 10*time.Microsecond), harness.Percentile(acked, 99, 10*time.Microsecond))
 	fmt.Printf("  requests to bench.test during the edits (about %d/s): %d, failed: %d", o.editLoad, total.Load(), failed.Load())
 	if e := firstErr.Load(); e != nil {
 		fmt.Printf(" (first: %v)", e)

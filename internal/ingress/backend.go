@@ -25,6 +25,8 @@ type State struct {
 	Secrets        []*corev1.Secret // kubernetes.io/tls only
 	// Certs caches parsed certificates across builds (nil: parse every time).
 	Certs *CertCache
+	// Translations caches translated Ingresses across builds (nil: translate all).
+	Translations *IngressCache
 }
 
 // Index looks up Services, their endpoints and TLS Secrets by name; both the
@@ -34,6 +36,7 @@ type Index struct {
 	slices   map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	secrets  map[types.NamespacedName]*corev1.Secret
 	certs    *CertCache
+	fps      map[types.NamespacedName]string // fingerprints computed so far
 }
 
 // NewIndex indexes s's Services, EndpointSlices and Secrets.

@@ -48,6 +48,7 @@ type Controller struct {
 	factory informers.SharedInformerFactory
 	poked   chan struct{}
 	certs   CertCache
+	ings    IngressCache
 	events  map[Event]bool // recorded at the last sync, not recorded again
 	rec     record.EventRecorder
 }
@@ -130,7 +131,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // state reads the informers' caches.
 func (c *Controller) state() (*State, error) {
-	s := &State{Certs: &c.certs}
+	s := &State{Certs: &c.certs, Translations: &c.ings}
 	var err error
 	nw, core := c.factory.Networking().V1(), c.factory.Core().V1()
 	if s.Ingresses, err = nw.Ingresses().Lister().List(labels.Everything()); err != nil {

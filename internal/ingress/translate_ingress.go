@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -82,8 +83,8 @@ func OurIngresses(s *State, controller string) []*networkingv1.Ingress {
 type entry struct {
 	host     string
 	route    *Route
-	redirect bool // the Ingress asks for HTTP->HTTPS
-	fallback bool // a defaultBackend: after every rule
+	redirect *Route // on the HTTP port instead of route: the Ingress asks for HTTP->HTTPS
+	fallback bool   // a defaultBackend: after every rule
 	seq      int
 }
 
@@ -99,79 +100,38 @@ func FromIngresses(s *State, opts IngressOptions) (*Table, []Event) {
 	var events []Event
 	var entries []entry
 	var certs []Cert
+	s.Translations.begin(opts)
 	for _, ing := range OurIngresses(s, opts.Controller) {
-		warn := func(reason, format string, args ...any) {
-			events = append(events, Event{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name, UID: ing.UID,
-				Reason: reason, Message: fmt.Sprintf(format, args...)})
+		tr := s.Translations.lookup(ing, ix)
+		if tr == nil {
+			tr = translateIngress(ix, ing, opts)
+			s.Translations.store(ing, ix, tr)
 		}
-		redirect := sslRedirect(ing.Annotations)
-		src := "ingress " + ing.Namespace + "/" + ing.Name
-		for i, t := range ing.Spec.TLS {
-			if t.SecretName == "" {
-				continue
-			}
-			c, err := ix.Certificate(types.NamespacedName{Namespace: ing.Namespace, Name: t.SecretName})
-			if err != nil {
-				warn("BadTLSSecret", "spec.tls[%d].secretName: %v", i, err)
-				continue
-			}
-			hosts := make([]string, len(t.Hosts))
-			for j, h := range t.Hosts {
-				hosts[j] = strings.ToLower(h)
-			}
-			certs = append(certs, Cert{Hosts: hosts, Cert: c, Source: "secret " + ing.Namespace + "/" + t.SecretName})
-		}
-		backend := func(b networkingv1.IngressBackend, field string) []*Backend {
-			if b.Service == nil {
-				warn("ResourceBackend", "%s.resource: resource backends are not supported by %s", field, opts.Controller)
-				return []*Backend{{Problem: "resource backends are not supported", Status: 503, Weight: 1}}
-			}
-			be, err := ix.Backend(types.NamespacedName{Namespace: ing.Namespace, Name: b.Service.Name},
-				b.Service.Port.Name, b.Service.Port.Number, 1)
-			if err != nil {
-				warn("BackendNotFound", "%s.service: %v", field, err)
-			}
-			return []*Backend{be}
-		}
-		for i, rule := range ing.Spec.Rules {
-			if rule.HTTP == nil {
-				continue
-			}
-			for j, p := range rule.HTTP.Paths {
-				field := fmt.Sprintf("spec.rules[%d].http.paths[%d].backend", i, j)
-				rt := &Route{Source: fmt.Sprintf("%s rule %d path %d", src, i, j), Path: PathPrefix, Value: p.Path,
-					Backends: backend(p.Backend, field)}
-				if p.PathType != nil && *p.PathType == networkingv1.PathTypeExact {
-					rt.Path = PathExact
-				} else {
-					rt.Value = strings.TrimRight(rt.Value, "/")
-				}
-				if rt.Value == "" {
-					rt.Value = "/"
-				}
-				entries = append(entries, entry{host: strings.ToLower(rule.Host), route: rt, redirect: redirect,
-					seq: len(entries)})
-			}
-		}
-		if ing.Spec.DefaultBackend != nil {
-			rt := &Route{Source: src + " defaultBackend", Path: PathPrefix, Value: "/",
-				Backends: backend(*ing.Spec.DefaultBackend, "spec.defaultBackend")}
-			entries = append(entries, entry{route: rt, redirect: redirect, fallback: true, seq: len(entries)})
+		events = append(events, tr.events...)
+		certs = append(certs, tr.certs...)
+		for _, e := range tr.entries {
+			e.seq = len(entries)
+			entries = append(entries, e)
 		}
 	}
+	s.Translations.prune()
 	slices.SortStableFunc(entries, comparePrecedence)
 	t := &Table{Ports: map[int]*Port{}}
+	routes := hostsOf(entries, func(e entry) *Route { return e.route })
 	if opts.HTTPPort > 0 {
-		t.Ports[opts.HTTPPort] = &Port{Hosts: hostsOf(entries, func(e entry) *Route {
-			if e.redirect && opts.HTTPSPort > 0 {
-				return &Route{Source: e.route.Source, Path: e.route.Path, Value: e.route.Value,
-					Redirect: &Redirect{Scheme: "https", Port: opts.HTTPSPort, Code: 308}}
-			}
-			return e.route
-		})}
+		plain := routes // shared (Tables are immutable) unless some Ingress redirects
+		if slices.ContainsFunc(entries, func(e entry) bool { return e.redirect != nil }) {
+			plain = hostsOf(entries, func(e entry) *Route {
+				if e.redirect != nil {
+					return e.redirect
+				}
+				return e.route
+			})
+		}
+		t.Ports[opts.HTTPPort] = &Port{Hosts: plain}
 	}
 	if opts.HTTPSPort > 0 {
-		t.Ports[opts.HTTPSPort] = &Port{TLS: true, Certs: certs, Hosts: hostsOf(entries, func(e entry) *Route { return e.route })}
+		t.Ports[opts.HTTPSPort] = &Port{TLS: true, Certs: certs, Hosts: routes}
 	}
 	return t, events
 }
@@ -198,7 +158,7 @@ func comparePrecedence(a, b entry) int {
 
 // hostsOf groups sorted entries by host, mapping each through f.
 func hostsOf(entries []entry, f func(entry) *Route) map[string]*Host {
-	hosts := map[string]*Host{}
+	hosts := make(map[string]*Host, len(entries))
 	for _, e := range entries {
 		h := hosts[e.host]
 		if h == nil {
@@ -216,4 +176,85 @@ func sslRedirect(a map[string]string) bool {
 		return v == "true"
 	}
 	return a[AnnotationNginxSSLRedirect] == "true"
+}
+
+// translated is one Ingress' share of a Table: its routes (seq unset), its
+// certificates and the problems found, and what it read to build them.
+type translated struct {
+	entries []entry
+	certs   []Cert
+	events  []Event
+	deps    []dep
+}
+
+// translateIngress translates one Ingress; ix records what it reads.
+func translateIngress(ix *Index, ing *networkingv1.Ingress, opts IngressOptions) *translated {
+	tr := &translated{}
+	warn := func(reason, format string, args ...any) {
+		tr.events = append(tr.events, Event{Kind: "Ingress", Namespace: ing.Namespace, Name: ing.Name, UID: ing.UID,
+			Reason: reason, Message: fmt.Sprintf(format, args...)})
+	}
+	toHTTPS := sslRedirect(ing.Annotations) && opts.HTTPSPort > 0
+	redirect := func(rt *Route) *Route {
+		if !toHTTPS {
+			return nil
+		}
+		return &Route{Source: rt.Source, Path: rt.Path, Value: rt.Value, Redirect: &Redirect{Scheme: "https", Port: opts.HTTPSPort, Code: 308}}
+	}
+	src := "ingress " + ing.Namespace + "/" + ing.Name
+	for i, t := range ing.Spec.TLS {
+		if t.SecretName == "" {
+			continue
+		}
+		name := types.NamespacedName{Namespace: ing.Namespace, Name: t.SecretName}
+		tr.deps = append(tr.deps, dep{secret: true, name: name})
+		c, err := ix.Certificate(name)
+		if err != nil {
+			warn("BadTLSSecret", "spec.tls[%d].secretName: %v", i, err)
+			continue
+		}
+		hosts := make([]string, len(t.Hosts))
+		for j, h := range t.Hosts {
+			hosts[j] = strings.ToLower(h)
+		}
+		tr.certs = append(tr.certs, Cert{Hosts: hosts, Cert: c, Source: "secret " + ing.Namespace + "/" + t.SecretName})
+	}
+	backend := func(b networkingv1.IngressBackend, field string) []*Backend {
+		if b.Service == nil {
+			warn("ResourceBackend", "%s.resource: resource backends are not supported by %s", field, opts.Controller)
+			return []*Backend{{Problem: "resource backends are not supported", Status: 503, Weight: 1}}
+		}
+		name := types.NamespacedName{Namespace: ing.Namespace, Name: b.Service.Name}
+		tr.deps = append(tr.deps, dep{name: name})
+		be, err := ix.Backend(name, b.Service.Port.Name, b.Service.Port.Number, 1)
+		if err != nil {
+			warn("BackendNotFound", "%s.service: %v", field, err)
+		}
+		return []*Backend{be}
+	}
+	for i, rule := range ing.Spec.Rules {
+		if rule.HTTP == nil {
+			continue
+		}
+		for j, p := range rule.HTTP.Paths {
+			field := "spec.rules[" + strconv.Itoa(i) + "].http.paths[" + strconv.Itoa(j) + "].backend"
+			rt := &Route{Source: src + " rule " + strconv.Itoa(i) + " path " + strconv.Itoa(j), Path: PathPrefix, Value: p.Path,
+				Backends: backend(p.Backend, field)}
+			if p.PathType != nil && *p.PathType == networkingv1.PathTypeExact {
+				rt.Path = PathExact
+			} else {
+				rt.Value = strings.TrimRight(rt.Value, "/")
+			}
+			if rt.Value == "" {
+				rt.Value = "/"
+			}
+			tr.entries = append(tr.entries, entry{host: strings.ToLower(rule.Host), route: rt, redirect: redirect(rt)})
+		}
+	}
+	if ing.Spec.DefaultBackend != nil {
+		rt := &Route{Source: src + " defaultBackend", Path: PathPrefix, Value: "/",
+			Backends: backend(*ing.Spec.DefaultBackend, "spec.defaultBackend")}
+		tr.entries = append(tr.entries, entry{route: rt, redirect: redirect(rt), fallback: true})
+	}
+	return tr
 }
