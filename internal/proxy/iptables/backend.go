@@ -1,0 +1,164 @@
+package iptables
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/svcnet/svcnet/internal/kubeproxy"
+	"github.com/svcnet/svcnet/internal/proxy"
+)
+
+// Runner runs the iptables tools: the real one execs them (the Debian
+// iptables package, nft backend); tests may fake it.
+type Runner interface {
+	Save() (string, error)      // iptables-save
+	Restore(input string) error // iptables-restore --noflush
+}
+
+// Exec runs iptables-save and iptables-restore from PATH.
+type Exec struct{}
+
+// Save runs iptables-save.
+func (Exec) Save() (string, error) {
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		return "", fmt.Errorf("iptables-save: %w", err)
+	}
+	return string(out), nil
+}
+
+// Restore feeds input to iptables-restore --noflush (-w: wait for the xtables lock).
+func (Exec) Restore(input string) error {
+	cmd := exec.Command("iptables-restore", "--noflush", "-w", "5")
+	cmd.Stdin = strings.NewReader(input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("iptables-restore: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// Backend keeps kube-proxy's chains in step with the state: a partial sync
+// writes only the chains that changed, a full sync (start, after an error)
+// reads the kernel's chains once and rewrites all of ours.
+type Backend struct {
+	c   Config
+	run Runner
+	// LocalnetLink is the pod bridge: route_localnet is on there while our
+	// guard on 127.0.0.0/8 is (see the nftables backend). Empty: left alone.
+	LocalnetLink string
+	// Log reports warnings that do not fail a sync.
+	Log        func(msg string, err error)
+	cur        *Written
+	localnetOn bool
+}
+
+var _ proxy.Backend = (*Backend)(nil)
+
+// New returns a backend that runs the tools through r (nil: Exec).
+func New(c Config, r Runner) (*Backend, error) {
+	if r == nil {
+		if _, err := exec.LookPath("iptables-restore"); err != nil {
+			return nil, fmt.Errorf("iptables-restore not found (apt-get install iptables): %w", err)
+		}
+		r = Exec{}
+	}
+	return &Backend{c: c, run: r}, nil
+}
+
+// Name is the --proxy-mode value of this backend.
+func (b *Backend) Name() string { return "iptables" }
+
+// Sync writes the changed chains (all of them when full).
+func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
+	prev := b.cur
+	var ex *Existing
+	if full || prev == nil {
+		prev = nil
+		save, err := b.run.Save()
+		if err != nil {
+			return err
+		}
+		e := ParseExisting(save)
+		ex = &e
+	}
+	p := MakePlan(b.c, prev, st, changed, ex)
+	if p.Restore != "" {
+		if err := b.run.Restore(p.Restore); err != nil {
+			b.cur = nil
+			return err
+		}
+	}
+	b.cur = p.Next
+	if full && b.localnetOn {
+		b.localnetOn = false // set again: the bridge may have been recreated
+	}
+	b.localnet()
+	return nil
+}
+
+// Rules prints what was last written, as iptables-save would.
+func (b *Backend) Rules() string {
+	if b.cur == nil {
+		return ""
+	}
+	return Build(b.c, b.cur.Frags).Save()
+}
+
+// Cleanup removes every KUBE-* chain but the kubelet's and the jumps to them
+// (svcnet agent --cleanup, a switch to another mode), as kube-proxy --cleanup.
+func (b *Backend) Cleanup() error {
+	b.cur = nil
+	b.localnetOff()
+	save, err := b.run.Save()
+	if err != nil {
+		return err
+	}
+	if script := kubeproxy.RestoreScript(save); script != "" {
+		return b.run.Restore(script)
+	}
+	return nil
+}
+
+func (b *Backend) log(msg string, err error) {
+	if b.Log != nil {
+		b.Log(msg, err)
+	}
+}
+
+func (b *Backend) localnet() {
+	if b.LocalnetLink == "" || b.localnetOn {
+		return
+	}
+	if err := setRouteLocalnet(b.LocalnetLink, true); err == nil {
+		b.localnetOn = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		b.log("iptables: turning on route_localnet on the pod bridge failed", err)
+	}
+}
+
+func (b *Backend) localnetOff() {
+	b.localnetOn = false
+	if b.LocalnetLink == "" {
+		return
+	}
+	if err := setRouteLocalnet(b.LocalnetLink, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.log("iptables: turning off route_localnet on the pod bridge failed", err)
+	}
+}
+
+// setRouteLocalnet sets net.ipv4.conf.<link>.route_localnet.
+func setRouteLocalnet(link string, on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", link, "route_localnet"), []byte(v), 0o644)
+}
