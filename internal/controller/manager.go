@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/cronjob"
+	"github.com/svcnet/svcnet/internal/controller/csr"
 	"github.com/svcnet/svcnet/internal/controller/daemonset"
 	"github.com/svcnet/svcnet/internal/controller/disruption"
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
@@ -51,7 +52,9 @@ type Options struct {
 	// RootCA is the PEM of the CA the API server's certificate chains to,
 	// published as the ConfigMap kube-root-ca.crt in every namespace (nil: none).
 	RootCA []byte
-	Log    *slog.Logger
+	// CSRSigner approves and signs node client certificates (nil: off).
+	CSRSigner *csr.Signer
+	Log       *slog.Logger
 }
 
 // Run starts the controllers and blocks until ctx ends.
@@ -87,6 +90,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		budgets := disruption.New(client, factory, o.Log)
 		if o.PodCIDRs != nil {
 			go nodeipam.New(client, factory, o.PodCIDRs, o.Log).Run(ctx, 1)
+		}
+		if o.CSRSigner != nil {
+			go csr.New(client, factory, *o.CSRSigner, o.Log).Run(ctx, 1)
 		}
 		if len(o.RootCA) > 0 {
 			go rootca.New(client, factory, o.RootCA, o.Log).Run(ctx, 1)

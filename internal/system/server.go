@@ -22,6 +22,7 @@ import (
 	"github.com/svcnet/svcnet/internal/apiserver"
 	"github.com/svcnet/svcnet/internal/auth"
 	"github.com/svcnet/svcnet/internal/controller"
+	"github.com/svcnet/svcnet/internal/controller/csr"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/ipalloc"
 	"github.com/svcnet/svcnet/internal/storage"
@@ -204,6 +205,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 	if err != nil {
 		return nil, err
 	}
+	cert.Certificate = append(cert.Certificate, cp.CA.Cert.Raw) // joining nodes pin the CA by its hash
 	addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort))
 	cp.listener, err = net.Listen("tcp", addr)
 	if err != nil {
@@ -252,7 +254,8 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		cp.stopControllers = stop
 		go func() {
 			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
-				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, RootCA: cp.CA.CertPEM, Log: o.Log}); err != nil {
+				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, RootCA: cp.CA.CertPEM, Log: o.Log,
+				CSRSigner: &csr.Signer{Cert: cp.CA.Cert, Key: cp.CA.Key}}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()
