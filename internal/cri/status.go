@@ -55,7 +55,11 @@ func (w *worker) status() corev1.PodStatus {
 		}
 		in.Containers = append(in.Containers, cs)
 	}
-	return pod.BuildStatus(in)
+	st := pod.BuildStatus(in)
+	if w.evicted != "" {
+		evictedStatus(&st, w.evicted)
+	}
+	return st
 }
 
 // statusFacts is what one container's status is computed from.

@@ -36,23 +36,25 @@ type worker struct {
 	name      string
 	dir       string
 
-	mu         sync.Mutex
-	pod        *corev1.Pod
-	obs        observed
-	observedOK bool
-	sandboxMsg string
-	startTime  time.Time
-	removed    bool
-	statuses   map[string]instance // instance id -> last ContainerStatus read (by state)
-	ips        map[string]string   // sandbox id -> pod IP
-	waiting    map[string]waitReason
-	ready      map[string]bool // instance id -> readiness probe result
-	started    map[string]bool // instance id -> startup probe passed
-	unhealthy  map[string]bool
-	probes     map[string]context.CancelFunc
-	backoff    map[string]*pod.Backoff
-	backedOff  map[string]bool      // instance ids whose back-off was computed
-	notBefore  map[string]time.Time // container name -> restart allowed from
+	mu             sync.Mutex
+	pod            *corev1.Pod
+	obs            observed
+	observedOK     bool
+	sandboxMsg     string
+	startTime      time.Time
+	removed        bool
+	statuses       map[string]instance // instance id -> last ContainerStatus read (by state)
+	ips            map[string]string   // sandbox id -> pod IP
+	waiting        map[string]waitReason
+	ready          map[string]bool // instance id -> readiness probe result
+	started        map[string]bool // instance id -> startup probe passed
+	evicted        string          // the eviction message once over a storage limit (storage.go)
+	storageChecked time.Time       // when storage use was last measured
+	unhealthy      map[string]bool
+	probes         map[string]context.CancelFunc
+	backoff        map[string]*pod.Backoff
+	backedOff      map[string]bool      // instance ids whose back-off was computed
+	notBefore      map[string]time.Time // container name -> restart allowed from
 
 	refreshed time.Time // last refresh of the pod's volume files
 
@@ -164,6 +166,10 @@ func (w *worker) sync(ctx context.Context) (time.Duration, bool) {
 			return time.Second, false // a sandbox could not be removed: again, the API keeps the pod meanwhile
 		}
 		return 0, true
+	}
+	if w.checkStorage(ctx, p, obs) { // evicted: it has finished, nothing runs again
+		p = p.DeepCopy()
+		p.Status.Phase = corev1.PodFailed
 	}
 	now := w.r.o.Now()
 	w.mu.Lock()
