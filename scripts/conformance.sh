@@ -155,8 +155,10 @@ ip -n "$ns" link set eth0 up
 ip -n "$ns" link set eth0-peer up
 
 echo "conformance: svcnet up (cri, images from $images), log in $work/svcnet.log"
+# --ingress=false: the ingress edge holds ports 80 and 443 on the node's address, which
+# hostNetwork pods of the suite bind (a plain Kubernetes node has nothing there)
 nsenter --net="/var/run/netns/$ns" "$work/svcnet" up --data-dir "$data" --container-runtime cri --images "$images" \
-  --bind-address 0.0.0.0 --node-name conformance-node >"$work/svcnet.log" 2>&1 &
+  --bind-address 0.0.0.0 --node-name conformance-node --ingress=false >"$work/svcnet.log" 2>&1 &
 svcnet_pid=$!
 kc=$data/kubeconfig
 for i in $(seq 1 180); do
