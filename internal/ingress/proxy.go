@@ -252,7 +252,11 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		u2.Host = ep.String()
 		out.URL = &u2
 		var resp *http.Response
-		resp, err = u.s.transport.RoundTrip(&out)
+		if lean(&out) {
+			resp, err = u.s.h1.roundTrip(&out, ep)
+		} else {
+			resp, err = u.s.transport.RoundTrip(&out)
+		}
 		if err == nil {
 			st.upstream = ep.String()
 			return resp, nil

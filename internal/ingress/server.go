@@ -38,6 +38,10 @@ const (
 	// Streaming responses (no Content-Length, or text/event-stream) are flushed
 	// on every write regardless.
 	flushInterval = 20 * time.Millisecond
+	// maxIdlePerEndpoint is how many idle connections to one endpoint are kept.
+	maxIdlePerEndpoint = 64
+	// idleConnTimeout closes connections to endpoints idle that long.
+	idleConnTimeout = 90 * time.Second
 	// copyBufferSize is the size of the pooled buffers that copy response bodies.
 	copyBufferSize = 32 << 10
 )
@@ -63,6 +67,7 @@ type Server struct {
 	table     atomic.Pointer[Table]
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
+	h1        *h1Pool // the lean path of bodiless idempotent requests
 	health    *health
 
 	mu        sync.Mutex
@@ -86,10 +91,12 @@ func NewServer(o ServerOptions) *Server {
 	}
 	s := &Server{o: o, listeners: map[listenKey]*http.Server{}, health: newHealth(o.Now), started: make(chan struct{})}
 	s.table.Store(&Table{})
+	dial := (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	s.h1 = newH1Pool(dial, maxIdlePerEndpoint, idleConnTimeout, o.Now)
 	s.transport = &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
+		DialContext:           dial,
+		MaxIdleConnsPerHost:   maxIdlePerEndpoint,
+		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: ResponseHeaderTimeout,
 		DisableCompression:    true,
 	}
@@ -122,6 +129,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ctx = ctx
 	s.reconcileLocked()
 	s.mu.Unlock()
+	go s.h1.sweep(ctx, idleConnTimeout/3)
 	close(s.started)
 	<-ctx.Done()
 	s.mu.Lock()
@@ -133,6 +141,7 @@ func (s *Server) Run(ctx context.Context) error {
 		delete(s.listeners, k)
 	}
 	s.transport.CloseIdleConnections()
+	s.h1.closeAll()
 	return nil
 }
 
