@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,19 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
 	syncs          prometheus.Histogram
+	// children caches the per-request series by their labels (the label
+	// lookup hashes every value under the vector's lock on each request).
+	children sync.Map // requestLabels -> *requestSeries
+}
+
+type requestLabels struct {
+	port, host, route string
+	code              int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -38,8 +52,15 @@ func (m *Metrics) observe(port, host, route string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(port, host, route, strconv.Itoa(code)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	k := requestLabels{port: port, host: host, route: route, code: code}
+	v, ok := m.children.Load(k)
+	if !ok {
+		v, _ = m.children.LoadOrStore(k, &requestSeries{count: m.requests.WithLabelValues(port, host, route, strconv.Itoa(code)),
+			duration: m.duration.WithLabelValues(route)})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 func (m *Metrics) upstreamError(route, reason string) {
