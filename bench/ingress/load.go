@@ -17,6 +17,7 @@ type loadCase struct {
 	name      string
 	tls       bool
 	keepAlive bool
+	resume    bool // TLS: new connections resume the client's session (tickets)
 }
 
 var cases = []loadCase{
@@ -24,17 +25,21 @@ var cases = []loadCase{
 	{name: "http new connection each", keepAlive: false},
 	{name: "https keep-alive", tls: true, keepAlive: true},
 	{name: "https new handshake each", tls: true, keepAlive: false},
+	{name: "https resumed session each", tls: true, keepAlive: false, resume: true},
 }
 
 // client sends every request to addr whatever the URL's host says (as curl
-// --resolve), over HTTP/1.1; TLS sessions are not resumed.
+// --resolve), over HTTP/1.1; TLS sessions are resumed only when c.resume.
 func client(addr string, c loadCase, workers int) *http.Client {
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, addr)
 	}
+	tc := &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"http/1.1"}}
+	if c.resume {
+		tc.ClientSessionCache = tls.NewLRUClientSessionCache(workers)
+	}
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dial,
-		DisableKeepAlives: !c.keepAlive, MaxIdleConnsPerHost: workers, DisableCompression: true,
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"http/1.1"}}}}
+		DisableKeepAlives: !c.keepAlive, MaxIdleConnsPerHost: workers, DisableCompression: true, TLSClientConfig: tc}}
 }
 
 func url(c loadCase, h string) string {

@@ -8,7 +8,7 @@
 // a network namespace of its own with only loopback (`svcnet up` with pods on
 // its bridge, nginx on 127.0.0.1).
 //
-//	go run ./bench/ingress [-duration 3s -rounds 3 -workers 8 -routes 10,3000 -edits 50 -edit-load 1000]
+//	go run ./bench/ingress [-duration 3s -rounds 3 -workers 8 -routes 10,3000 -edits 50 -edit-load 1000 -key rsa|ecdsa]
 //
 // The machines are shared: each round measures svcnet and nginx back to back
 // (alternating which goes first); requests/s is the median of the rounds, p99
@@ -17,8 +17,15 @@ package main
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +56,7 @@ type options struct {
 	pods           int
 	editLoad       int
 	skipThroughput bool
+	key            string
 }
 
 func main() {
@@ -61,6 +69,7 @@ func main() {
 	flag.IntVar(&o.pods, "pods", 3, "backend pods")
 	flag.IntVar(&o.editLoad, "edit-load", 1000, "requests/s sent during the route edits (0: as fast as the clients go)")
 	flag.BoolVar(&o.skipThroughput, "skip-throughput", false, "measure only propagation")
+	flag.StringVar(&o.key, "key", "rsa", "the TLS certificate's key (both proxies): rsa (2048) or ecdsa (P-256)")
 	flag.Parse()
 	for _, s := range strings.Split(*routes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -149,7 +158,7 @@ func inside(in *harness.Inside, nginxBin string, o options) error {
 		b, err := c.CombinedOutput()
 		return strings.TrimSpace(string(b)), err
 	}
-	crt, key, err := certutil.GenerateSelfSignedCertKey(host, nil, nil)
+	crt, key, err := selfSigned(o.key)
 	if err != nil {
 		return err
 	}
@@ -193,8 +202,8 @@ func inside(in *harness.Inside, nginxBin string, o options) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	fmt.Printf("\nbackend: %d pods (svcnet agnhost serve-hostname) at %s; %d clients; %d rounds of %v; %s\n",
-		o.pods, strings.Join(endpoints, ", "), o.workers, o.rounds, o.duration, ng.version)
+	fmt.Printf("\nbackend: %d pods (svcnet agnhost serve-hostname) at %s; %d clients; %d rounds of %v; %s; %s certificate\n",
+		o.pods, strings.Join(endpoints, ", "), o.workers, o.rounds, o.duration, ng.version, strings.ToUpper(o.key))
 	if !o.skipThroughput {
 		fmt.Printf("%-28s %12s %10s %12s %10s %10s %10s\n", "case", "svcnet r/s", "p99", "nginx r/s", "p99", "r/s ratio", "p99 ratio")
 		for _, c := range cases {
@@ -239,6 +248,33 @@ func compare(c loadCase, targets map[string][2]string, o options) error {
 		fmt.Printf("  errors: svcnet %d, nginx %d\n", errs["svcnet"], errs["nginx"])
 	}
 	return nil
+}
+
+// selfSigned is a certificate for host with an RSA 2048 or ECDSA P-256 key, PEM.
+func selfSigned(kind string) (crt, key []byte, err error) {
+	switch kind {
+	case "rsa":
+		return certutil.GenerateSelfSignedCertKey(host, nil, nil)
+	case "ecdsa":
+	default:
+		return nil, nil, fmt.Errorf("-key %q: want rsa or ecdsa", kind)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: host},
+		DNSNames: []string{host}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), nil
 }
 
 func median(v []float64) float64 {
