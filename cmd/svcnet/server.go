@@ -92,6 +92,7 @@ func newServerCmd() *cobra.Command {
 
 func newUpCmd() *cobra.Command {
 	var af agentFlags
+	var tokenTTL time.Duration
 	var cmd *cobra.Command
 	cmd = controlPlaneCmd("up", "Run everything on this machine: embedded etcd, API server, controllers, a node agent; write an admin kubeconfig", "127.0.0.1",
 		func(cp *system.ControlPlane) (string, func(), error) {
@@ -103,7 +104,9 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				return "", nil, err
 			}
-			af.o.NodeIP = cp.Opts.AdvertiseAddress
+			if af.o.NodeIP == "" {
+				af.o.NodeIP = cp.Opts.AdvertiseAddress
+			}
 			af.o.ClusterCIDR, af.o.ServiceCIDR = cp.Opts.ClusterCIDR, cp.Opts.ServiceCIDR
 			if err := af.resolve(); err != nil {
 				return "", nil, err
@@ -127,9 +130,15 @@ func newUpCmd() *cobra.Command {
 				case <-time.After(20 * time.Second):
 				}
 			}
-			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc", cp.URL, kc), wait, nil
+			jl, err := joinLine(cmd.Context(), cp, tokenTTL) // join.go
+			if err != nil {
+				return "", nil, err
+			}
+			return fmt.Sprintf("svcnet is up at %s. Use it with: export KUBECONFIG=%s; kubectl get svc\n%s", cp.URL, kc, jl), wait, nil
 		})
 	af.ingressDefault = true
 	af.add(cmd.Flags())
+	cmd.Flags().StringVar(&af.o.NodeIP, "node-ip", "", "this node's IP address (default: --advertise-address)")
+	cmd.Flags().DurationVar(&tokenTTL, "token-ttl", 24*time.Hour, "how long the printed join token is valid")
 	return cmd
 }
