@@ -59,7 +59,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
 	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
-	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, userspace, none, or auto (nftables when root on Linux, else userspace)")
+	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, iptables (kube-proxy's rule layout), userspace, none, or auto (nftables when root on Linux, else userspace)")
 	fs.StringVar(&f.o.ProxyScheduler, "proxy-scheduler", "random", "how the proxy picks a new connection's endpoint: random or round-robin (nftables: numgen inc, one counter per endpoint count)")
 	fs.StringVar(&f.o.HealthzAddress, "healthz-bind-address", "0.0.0.0:10256", "the proxy's /healthz (kube-proxy's port; empty: off)")
 	fs.StringVar(&f.o.MetricsAddress, "metrics-bind-address", "127.0.0.1:10249", "the proxy's /metrics with kube-proxy's metric names (empty: off)")
@@ -122,15 +122,15 @@ func (f *agentFlags) resolve() error {
 		}
 	case "userspace":
 		f.o.ProxyMode = "userspace"
-	case "nftables":
+	case "nftables", "iptables":
 		if os.Geteuid() != 0 {
-			return fmt.Errorf("--proxy-mode=nftables: needs root (it programs the kernel's nftables)")
+			return fmt.Errorf("--proxy-mode=%s: needs root (it programs the kernel's %s)", f.proxyMode, f.proxyMode)
 		}
-		f.o.ProxyMode = "nftables"
+		f.o.ProxyMode = f.proxyMode
 	case "none":
 		f.o.ProxyMode = "none"
 	default:
-		return fmt.Errorf("--proxy-mode: %q is not nftables, userspace, none or auto", f.proxyMode)
+		return fmt.Errorf("--proxy-mode: %q is not nftables, iptables, userspace, none or auto", f.proxyMode)
 	}
 	f.o.ClusterDNS = splitList(f.clusterDNS)
 	f.o.CNIPluginDirs = splitList(f.cniDirs)
@@ -187,6 +187,9 @@ func newAgentCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cleanup {
 				if err := agent.Cleanup(f.o.ServiceCIDR); err != nil {
+					return err
+				}
+				if err := agent.CleanupIPTables(); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "svcnet agent: proxy rules and the service CIDR route removed")

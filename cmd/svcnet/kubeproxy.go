@@ -35,7 +35,7 @@ func kubeProxyMode(m string) (string, string) {
 	switch m {
 	case "", "auto":
 		return "auto", ""
-	case "iptables", "ipvs":
+	case "ipvs":
 		return "nftables", fmt.Sprintf("--proxy-mode %s: svcnet programs nftables for it", m)
 	}
 	return m, ""

@@ -42,7 +42,7 @@ nodePortAddresses: [primary]
 		t.Fatal(err)
 	}
 	if kubeconfig != "/var/lib/kube-proxy/kubeconfig.conf" || f.o.NodeName != "node1" || f.o.ClusterCIDR != "10.32.0.0/12" ||
-		f.proxyMode != "nftables" || f.o.MinSyncPeriod != 2*time.Second || f.o.MetricsAddress != "0.0.0.0:10249" ||
+		f.proxyMode != "iptables" || f.o.MinSyncPeriod != 2*time.Second || f.o.MetricsAddress != "0.0.0.0:10249" ||
 		f.o.HealthzAddress != "0.0.0.0:10256" || len(f.o.NodePortAddresses) != 1 {
 		t.Errorf("kubeconfig %s, options %+v, mode %s", kubeconfig, f.o, f.proxyMode)
 	}

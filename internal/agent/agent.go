@@ -70,7 +70,7 @@ type Options struct {
 	// NodeLogDir is listed and served under /logs/ on AgentPort, as the
 	// kubelet serves the node's /var/log (empty: DefaultNodeLogDir).
 	NodeLogDir string
-	// ProxyMode is the service proxy backend: nftables, userspace, or none.
+	// ProxyMode is the service proxy backend: nftables, iptables, userspace, or none.
 	ProxyMode string
 	// ProxyScheduler is how a new connection's endpoint is chosen: random
 	// (the default) or round-robin.
@@ -132,7 +132,7 @@ func (o *Options) Validate() error {
 	switch o.ProxyMode {
 	case "", "none":
 		o.ProxyMode = "none"
-	case "nftables", "userspace":
+	case "nftables", "iptables", "userspace":
 		for flag, v := range map[string]string{"--cluster-cidr": o.ClusterCIDR, "--service-cluster-ip-range": o.ServiceCIDR} {
 			if v == "" {
 				continue
@@ -142,7 +142,7 @@ func (o *Options) Validate() error {
 			}
 		}
 	default:
-		return fmt.Errorf("--proxy-mode: %q is not nftables, userspace or none", o.ProxyMode)
+		return fmt.Errorf("--proxy-mode: %q is not nftables, iptables, userspace or none", o.ProxyMode)
 	}
 	if err := validNodePortAddresses(o.NodePortAddresses); err != nil {
 		return err

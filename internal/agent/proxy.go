@@ -24,6 +24,7 @@ import (
 
 	"github.com/svcnet/svcnet/internal/podnet"
 	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/iptables"
 	"github.com/svcnet/svcnet/internal/proxy/nftables"
 	"github.com/svcnet/svcnet/internal/proxy/userspace"
 )
@@ -99,9 +100,9 @@ func (a *Agent) watchProxyMode(ctx context.Context, modes chan string) {
 		}))
 	send := func(m string) {
 		switch m {
-		case "", "nftables", "userspace":
+		case "", "nftables", "iptables", "userspace":
 		default:
-			a.o.Log.Warn("svcnet-agent ConfigMap: proxyMode is not nftables or userspace; ignored", "proxyMode", m)
+			a.o.Log.Warn("svcnet-agent ConfigMap: proxyMode is not nftables, iptables or userspace; ignored", "proxyMode", m)
 			return
 		}
 		select {
@@ -137,7 +138,20 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	c.Local = local
 	var be proxy.Backend
 	var nb *nftables.Backend
+	var ib *iptables.Backend
 	switch mode {
+	case "iptables":
+		if ib, err = iptables.New(iptables.Config{ClusterCIDR: c.ClusterCIDR}, nil); err != nil {
+			return nil, fmt.Errorf("--proxy-mode iptables: %w", err)
+		}
+		ib.Log = func(msg string, err error) { log.Warn(msg, "err", err) }
+		ib.LocalnetLink = a.podBridge
+		be = ib
+		if c.ServiceCIDR.IsValid() {
+			if err := serviceRoute(c.ServiceCIDR, true, a.o.NodeIP); err != nil {
+				return nil, fmt.Errorf("route for --service-cluster-ip-range: %w", err)
+			}
+		}
 	case "userspace":
 		o := userspace.Options{Log: log, RoundRobin: c.RoundRobin}
 		if len(a.o.NodePortAddresses) > 0 {
@@ -179,6 +193,8 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		switch {
 		case nb != nil && r.retire:
 			err = nb.Retire() // keeps NAT hooks and conntrack: established connections stay translated
+		case ib != nil && !r.retire:
+			// As kube-proxy: its chains outlive the agent (see below).
 		case nb != nil:
 			// As kube-proxy: the kernel rules outlive the agent, so connections
 			// (new ones too) keep working while it restarts; the next start
@@ -294,4 +310,17 @@ func (a *Agent) serveProxyHTTP(ctx context.Context, cur *atomic.Pointer[proxyRun
 		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	return nil
+}
+
+// CleanupIPTables removes the chains the iptables mode wrote (kube-proxy's
+// KUBE-* chains but the kubelet's) and the jumps to them, when the tools are
+// installed (svcnet agent --cleanup; not at start-up, where they may be a
+// running kube-proxy's).
+func CleanupIPTables() error {
+	b, err := iptables.New(iptables.Config{}, nil)
+	if err != nil {
+		return nil // no iptables tools: nothing can have been written with them
+	}
+	b.LocalnetLink = podnet.DefaultBridge
+	return b.Cleanup()
 }
