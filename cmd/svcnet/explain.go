@@ -17,17 +17,25 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/iptables"
 	"github.com/svcnet/svcnet/internal/proxy/nftables"
 )
 
 func newExplainCmd() *cobra.Command {
-	var kubeconfig, node string
+	var kubeconfig, node, netns, output string
 	cmd := &cobra.Command{
-		Use:   "explain service NAMESPACE/NAME",
-		Short: "Show how a Service is implemented on this node: VIP, ports, endpoints and the kernel's nftables rules for it",
-		Args:  cobra.ExactArgs(2),
+		Use:   "explain (service NAMESPACE/NAME | request FROM TO)",
+		Short: "Show how a Service is implemented on this node, or the whole path of a request (DNS, VIP, rules in order, endpoints and their chances, masquerade)",
+		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if args[0] != "service" && args[0] != "svc" {
+			if args[0] == "request" && len(args) == 3 {
+				cs, err := clientsetFor(kubeconfig)
+				if err != nil {
+					return err
+				}
+				return explainRequest(cmd.Context(), cs, args[1], args[2], node, netns, output, cmd.OutOrStdout())
+			}
+			if (args[0] != "service" && args[0] != "svc") || len(args) != 2 {
 				return fmt.Errorf("explain: %q: only `service` can be explained", args[0])
 			}
 			ns, name, ok := strings.Cut(args[1], "/")
@@ -53,6 +61,8 @@ func newExplainCmd() *cobra.Command {
 	host, _ := os.Hostname()
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", def, "kubeconfig of the cluster")
 	cmd.Flags().StringVar(&node, "node-name", strings.ToLower(host), "this node (which endpoints are local)")
+	cmd.Flags().StringVar(&netns, "netns", "", "request: read iptables-save in this named network namespace (ip netns) instead of this one")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "request: json for tools")
 	return cmd
 }
 
@@ -103,6 +113,10 @@ func explainService(cmd *cobra.Command, cs kubernetes.Interface, ns, name, node 
 		for _, ch := range nftables.Compute(nftables.Config{}, sp, list).Chains {
 			chains = append(chains, ch.Name)
 		}
+	}
+	if out, err := exec.CommandContext(cmd.Context(), "iptables-save", "-t", "nat").Output(); err == nil && strings.Contains(string(out), ":KUBE-SERVICES") {
+		printIPTablesRules(w, string(out), ports) // iptables mode
+		return nil
 	}
 	fmt.Fprintln(w, "\nkernel rules (nft list, table ip svcnet):")
 	out, err := exec.CommandContext(cmd.Context(), "nft", "list", "table", "ip", nftables.Table).CombinedOutput()
@@ -189,5 +203,29 @@ func printServiceRules(w io.Writer, table string, ports []*proxy.ServicePort, ch
 	}
 	if last != "" {
 		fmt.Fprintln(w, "  }")
+	}
+}
+
+// clientsetFor builds a client from a kubeconfig file.
+func clientsetFor(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// printIPTablesRules prints the nat rules of the service's ports: its lines
+// in KUBE-SERVICES and KUBE-NODEPORTS and its own chains (iptables mode).
+func printIPTablesRules(w io.Writer, save string, ports []*proxy.ServicePort) {
+	fmt.Fprintln(w, "\nkernel rules (iptables-save -t nat):")
+	for _, line := range strings.Split(save, "\n") {
+		for _, sp := range ports {
+			if strings.Contains(line, `"`+sp.Key.String()+" ") || strings.Contains(line, " "+sp.Key.String()+" ") ||
+				strings.Contains(line, `"`+sp.Key.String()+`"`) || strings.Contains(line, iptables.ServiceChain(sp)) {
+				fmt.Fprintf(w, "  %s\n", line)
+				break
+			}
+		}
 	}
 }
