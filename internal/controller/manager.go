@@ -29,6 +29,7 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/endpoints"
 	"github.com/svcnet/svcnet/internal/controller/gc"
 	"github.com/svcnet/svcnet/internal/controller/job"
+	"github.com/svcnet/svcnet/internal/controller/lbipam"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/controller/nodelifecycle"
 	"github.com/svcnet/svcnet/internal/controller/rootca"
@@ -54,6 +55,8 @@ type Options struct {
 	RootCA []byte
 	// CSRSigner approves and signs node client certificates (nil: off).
 	CSRSigner *csr.Signer
+	// LoadBalancerPool is written as the LoadBalancerPool "default" (nil: left alone).
+	LoadBalancerPool []string
 	Log       *slog.Logger
 }
 
@@ -90,6 +93,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		budgets := disruption.New(client, factory, o.Log)
 		if o.PodCIDRs != nil {
 			go nodeipam.New(client, factory, o.PodCIDRs, o.Log).Run(ctx, 1)
+		}
+		if lb, err := lbipam.New(cfg, client, factory, recorder, o.LoadBalancerPool, o.Log); err == nil {
+			go lb.Run(ctx, 1)
+		} else {
+			o.Log.Error("lbipam", "err", err)
 		}
 		if o.CSRSigner != nil {
 			go csr.New(client, factory, *o.CSRSigner, o.Log).Run(ctx, 1)

@@ -23,6 +23,7 @@ import (
 	"github.com/svcnet/svcnet/internal/auth"
 	"github.com/svcnet/svcnet/internal/controller"
 	"github.com/svcnet/svcnet/internal/controller/csr"
+	"github.com/svcnet/svcnet/internal/controller/lbipam"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/ipalloc"
 	"github.com/svcnet/svcnet/internal/storage"
@@ -46,6 +47,7 @@ type ServerOptions struct {
 	NodeMonitorGracePeriod time.Duration
 	ClusterCIDR            string // pod network; nodes get /NodeCIDRMaskSize pieces ("" = off)
 	NodeCIDRMaskSize       int
+	LoadBalancerPool       []string // addresses of the LoadBalancerPool "default" (--load-balancer-pool)
 	Log                    *slog.Logger
 }
 
@@ -94,6 +96,11 @@ func (o *ServerOptions) Validate() error {
 	if o.ClusterCIDR != "" {
 		if _, err := nodeipam.NewBlocks(o.ClusterCIDR, o.NodeCIDRMaskSize); err != nil {
 			return err
+		}
+	}
+	if len(o.LoadBalancerPool) > 0 {
+		if _, err := lbipam.ParseAddresses(o.LoadBalancerPool); err != nil {
+			return fmt.Errorf("--load-balancer-pool: %w", err)
 		}
 	}
 	if o.NodeMonitorGracePeriod < 0 {
@@ -255,7 +262,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		go func() {
 			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
 				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, RootCA: cp.CA.CertPEM, Log: o.Log,
-				CSRSigner: &csr.Signer{Cert: cp.CA.Cert, Key: cp.CA.Key}}); err != nil {
+				CSRSigner: &csr.Signer{Cert: cp.CA.Cert, Key: cp.CA.Key}, LoadBalancerPool: o.LoadBalancerPool}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()
