@@ -57,7 +57,7 @@ type Options struct {
 	CSRSigner *csr.Signer
 	// LoadBalancerPool is written as the LoadBalancerPool "default" (nil: left alone).
 	LoadBalancerPool []string
-	Log       *slog.Logger
+	Log              *slog.Logger
 }
 
 // Run starts the controllers and blocks until ctx ends.

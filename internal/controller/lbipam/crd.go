@@ -26,7 +26,7 @@ func selectorSchema(desc string) apiextensionsv1.JSONSchemaProps {
 				Type: "object", Required: []string{"key", "operator"},
 				Properties: map[string]apiextensionsv1.JSONSchemaProps{
 					"key": str, "operator": {Type: "string", Enum: []apiextensionsv1.JSON{{Raw: []byte(`"In"`)}, {Raw: []byte(`"NotIn"`)}, {Raw: []byte(`"Exists"`)}, {Raw: []byte(`"DoesNotExist"`)}}},
-					"values":   {Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &str}},
+					"values": {Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{Schema: &str}},
 				}}}},
 		}}
 }
