@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -180,6 +181,11 @@ func (s *Server) create(ctx context.Context, res *registry.Resource, ns string, 
 	}
 	if pod, ok := obj.(*corev1.Pod); ok && res.Resource == "pods" {
 		if err := s.admitPodServiceAccount(ctx, pod); err != nil {
+			return nil, err
+		}
+	}
+	if ing, ok := obj.(*networkingv1.Ingress); ok {
+		if err := s.admitIngressClass(ctx, ing); err != nil {
 			return nil, err
 		}
 	}
