@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -52,6 +53,9 @@ func explainRequest(ctx context.Context, cs kubernetes.Interface, from, to, node
 			}
 		}
 	}
+	if in.Node == node && netns == "" {
+		in.NodeIPs = append(in.NodeIPs, localAddrs(in.NodeIPs)...) // KUBE-NODEPORTS matches any local address (addrtype LOCAL)
+	}
 	if dns, err := cs.CoreV1().Services("kube-system").Get(ctx, "kube-dns", metav1.GetOptions{}); err == nil && dns.Spec.ClusterIP != "" {
 		in.ClusterDNS = []string{dns.Spec.ClusterIP}
 	}
@@ -94,4 +98,26 @@ func explainRequest(ctx context.Context, cs kubernetes.Interface, from, to, node
 	}
 	ex.Text(w)
 	return nil
+}
+
+// localAddrs returns this host's interface addresses not in have: a node port
+// answers on each of them, not only on the Node's InternalIP.
+func localAddrs(have []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil || p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		ip := p.Addr().Unmap()
+		known := false
+		for _, h := range append(have, out...) {
+			known = known || h == ip
+		}
+		if !known {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
