@@ -371,6 +371,9 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if a.o.Ingress {
 		a.startIngress(ctx, log)
 	}
+	if a.o.ProxyMode == "nftables" || a.o.ProxyMode == "iptables" {
+		a.startAnnouncer(ctx, log) // announce.go: load-balancer IPs on the LAN
+	}
 	if a.proxyDone != nil {
 		defer func() { <-a.proxyDone }() // the proxy removes its rules when ctx ends
 	}
