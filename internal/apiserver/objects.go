@@ -634,7 +634,8 @@ func (s *Server) admitNode(_ context.Context, res *registry.Resource, obj, old r
 	}
 	switch res.Resource {
 	case "nodes", "leases":
-		if obj != nil && accessor(obj).GetName() != node {
+		// as NodeRestriction: Leases only in kube-node-lease (announcement Leases elsewhere are RBAC's)
+		if obj != nil && accessor(obj).GetName() != node && (res.Resource == "nodes" || accessor(obj).GetNamespace() == "kube-node-lease") {
 			return deny("may only write its own " + res.Kind)
 		}
 	case "pods":
