@@ -113,7 +113,7 @@ func BootstrapUser(s *corev1.Secret, tok BootstrapToken, now time.Time) (*User, 
 	for _, g := range strings.Split(get(bootstrapExtraGroups), ",") {
 		if g = strings.TrimSpace(g); g != "" {
 			if !strings.HasPrefix(g, BootstrapGroup+":") {
-				return nil, fmt.Errorf("bootstrap token %s: extra group %q does not start with %s:", tok.ID, g, BootstrapGroup)
+				return nil, fmt.Errorf("bootstrap token %s: extra group %q is not in %s:*", tok.ID, g, BootstrapGroup)
 			}
 			groups = append(groups, g)
 		}

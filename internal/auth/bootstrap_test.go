@@ -53,7 +53,7 @@ func TestBootstrapToken(t *testing.T) {
 			s := stored(BootstrapSecret(tok, time.Hour, now, ""))
 			s.Data["auth-extra-groups"] = []byte("system:masters")
 			return s
-		}, tok, now, "does not start with system:bootstrappers:"},
+		}, tok, now, "is not in system:bootstrappers:*"},
 	}
 	for _, tt := range tests {
 		u, err := BootstrapUser(tt.secret(), tt.tok, tt.at)

@@ -167,11 +167,7 @@ func validateSignerName(p *field.Path, name string) field.ErrorList {
 	if !ok || path == "" {
 		return field.ErrorList{field.Invalid(p, name, "must be a fully qualified domain and path of the form 'example.com/signer-name'")}
 	}
-	var errs field.ErrorList
-	for _, msg := range utilvalidation.IsFullyQualifiedDomainName(p, domain) {
-		errs = append(errs, msg)
-	}
-	return errs
+	return utilvalidation.IsFullyQualifiedDomainName(p, domain)
 }
 
 func validPEMCertificates(data []byte) error {
