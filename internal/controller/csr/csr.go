@@ -118,6 +118,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if len(csr.Status.Certificate) > 0 {
 		return nil
 	}
+	if _, ok := NodeClientRequest(req, csr.Spec.Usages); !ok { // approved by hand, but not what this signer issues
+		csr = csr.DeepCopy()
+		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+			Type: certificatesv1.CertificateFailed, Status: corev1.ConditionTrue, Reason: "SignerValidationFailure",
+			Message: "subject must be system:node:<name> in system:nodes with client auth usages only", LastUpdateTime: metav1.Now()})
+		_, err = c.client.CertificatesV1().CertificateSigningRequests().UpdateStatus(ctx, csr, metav1.UpdateOptions{})
+		return err
+	}
 	certPEM, err := c.signer.Sign(req, csr.Spec.Usages, csr.Spec.ExpirationSeconds, c.now())
 	if err != nil {
 		return err

@@ -130,7 +130,11 @@ func TestApproveAndSign(t *testing.T) {
 			Spec: certificatesv1.CertificateSigningRequestSpec{Request: reqPEM, SignerName: certificatesv1.KubeAPIServerClientKubeletSignerName,
 				Usages: client, Username: user, Groups: []string{"system:bootstrappers"}}}
 	}
-	cs := fake.NewClientset(mk("ok", "system:bootstrap:abcdef"), mk("refused", "jane"))
+	_, janePEM := request(t, x509.CertificateRequest{Subject: pkix.Name{CommonName: "jane"}})
+	byHand := mk("by-hand", "jane")
+	byHand.Spec.Request = janePEM
+	byHand.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: "True"}}
+	cs := fake.NewClientset(mk("ok", "system:bootstrap:abcdef"), mk("refused", "jane"), byHand)
 	var asked []string
 	cs.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		sar := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
@@ -144,7 +148,7 @@ func TestApproveAndSign(t *testing.T) {
 	defer cancel()
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
-	for _, name := range []string{"ok", "refused"} {
+	for _, name := range []string{"ok", "refused", "by-hand"} {
 		if err := c.sync(ctx, name); err != nil {
 			t.Fatalf("sync %s: %v", name, err)
 		}
@@ -156,6 +160,10 @@ func TestApproveAndSign(t *testing.T) {
 	got, _ = cs.CertificatesV1().CertificateSigningRequests().Get(ctx, "refused", metav1.GetOptions{})
 	if approved(got) || len(got.Status.Certificate) > 0 {
 		t.Errorf("refused: approved %v", approved(got))
+	}
+	got, _ = cs.CertificatesV1().CertificateSigningRequests().Get(ctx, "by-hand", metav1.GetOptions{})
+	if len(got.Status.Certificate) > 0 || len(got.Status.Conditions) != 2 || got.Status.Conditions[1].Type != certificatesv1.CertificateFailed {
+		t.Errorf("approved by hand for another subject: conditions %v, certificate %d bytes", got.Status.Conditions, len(got.Status.Certificate))
 	}
 	if len(asked) != 2 || asked[0] != "system:bootstrap:abcdef nodeclient" || asked[1] != "jane nodeclient" {
 		t.Errorf("reviews asked: %v", asked)
