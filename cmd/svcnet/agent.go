@@ -141,7 +141,9 @@ func (f *agentFlags) resolve() error {
 // start runs an agent with client config cfg until the command's context ends.
 func (f *agentFlags) run(cmd *cobra.Command, cfg *rest.Config, ready chan<- struct{}) error {
 	o := f.o
-	o.ClientCA = cfg.TLSClientConfig.CAData
+	if len(o.ClientCA) == 0 { // svcnet join sets it: its client config carries the CA in its transport
+		o.ClientCA = cfg.TLSClientConfig.CAData
+	}
 	if len(o.ClientCA) == 0 && cfg.TLSClientConfig.CAFile != "" {
 		data, err := os.ReadFile(cfg.TLSClientConfig.CAFile)
 		if err != nil {

@@ -52,10 +52,11 @@ func newJoinCmd() *cobra.Command {
 				return err
 			}
 			c.Server, c.NodeName, c.Dir, c.Log = args[0], f.o.NodeName, dataDir, slog.Default()
-			cfg, err := join.Start(cmd.Context(), c)
+			cfg, ca, err := join.Start(cmd.Context(), c)
 			if err != nil {
 				return err
 			}
+			f.o.ClientCA = ca // the agent's port trusts the API server's client certificate by it
 			ready := make(chan struct{})
 			go func() {
 				select {

@@ -40,6 +40,7 @@ func serverFlags(fs *pflag.FlagSet, o *system.ServerOptions, bind string) *strin
 	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network: every node gets a piece of it as spec.podCIDR (empty: off)")
 	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod CIDR")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 5*time.Second, "how long a node may miss heartbeats before it and its pods are marked not ready")
+	fs.DurationVar(&o.ClusterSigningDuration, "cluster-signing-duration", 365*24*time.Hour, "lifetime of the node client certificates the control plane signs (nodes renew them at 70-90% of it)")
 	fs.StringSliceVar(&o.LoadBalancerPool, "load-balancer-pool", nil, "addresses LoadBalancer Services get (ranges a-b or CIDRs, comma separated), kept as the LoadBalancerPool \"default\"")
 	return &etcd
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,10 +27,12 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/certificate"
+	"k8s.io/client-go/util/connrotation"
 )
 
 // CAHash is kubeadm's CA pin: sha256 of the certificate's SubjectPublicKeyInfo.
@@ -105,29 +108,30 @@ type Config struct {
 }
 
 // Start gets the node's certificate (from Dir, or through a CSR) and returns a
-// client config that reloads it whenever the manager renews it; the manager
-// runs until ctx ends.
-func Start(ctx context.Context, c Config) (*rest.Config, error) {
+// client config presenting whatever certificate the manager holds now, and the
+// cluster CA (PEM). The manager runs until ctx ends; when it renews the
+// certificate, open connections are closed so that new ones present it.
+func Start(ctx context.Context, c Config) (*rest.Config, []byte, error) {
 	if c.Timeout <= 0 {
 		c.Timeout = 2 * time.Minute
 	}
 	caPEM, err := DiscoverCA(ctx, c.Server, c.CAHash)
 	if err != nil {
-		return nil, fmt.Errorf("cluster CA of %s: %w", c.Server, err)
+		return nil, nil, fmt.Errorf("cluster CA of %s: %w", c.Server, err)
 	}
 	if c.CAHash == "" {
 		c.Log.Warn("join: trusting the CA the server sent without --ca-cert-hash")
 	}
 	pki := filepath.Join(c.Dir, "pki")
 	if err := os.MkdirAll(pki, 0o700); err != nil {
-		return nil, fmt.Errorf("--data-dir: %w", err)
+		return nil, nil, fmt.Errorf("--data-dir: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(pki, "ca.crt"), caPEM, 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	store, err := certificate.NewFileStore("node-client", pki, pki, "", "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	base := rest.Config{Host: c.Server, TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "svcnet-join/" + c.NodeName}
 	clients := func(current *tls.Certificate) (kubernetes.Interface, error) {
@@ -151,7 +155,7 @@ func Start(ctx context.Context, c Config) (*rest.Config, error) {
 		Name:             "node-client",
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m.Start()
 	go func() { <-ctx.Done(); m.Stop() }()
@@ -159,12 +163,50 @@ func Start(ctx context.Context, c Config) (*rest.Config, error) {
 		return m.Current() != nil, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("no node certificate after %v (is the token valid? kubectl get csr): %w", c.Timeout, err)
+		return nil, nil, fmt.Errorf("no node certificate after %v (is the token valid? kubectl get csr): %w", c.Timeout, err)
 	}
 	cert := m.Current().Leaf
 	c.Log.Info("join: node certificate", "subject", cert.Subject.CommonName, "expires", cert.NotAfter, "file", store.CurrentPath())
-	cfg := base
-	cfg.CertFile, cfg.KeyFile = store.CurrentPath(), store.CurrentPath()
-	cfg.QPS, cfg.Burst = 50, 100
-	return &cfg, nil
+	cfg, err := rotatingConfig(ctx, c, caPEM, m)
+	return cfg, caPEM, err
+}
+
+// rotatingConfig is a client config whose TLS handshakes present m's current
+// certificate, as the kubelet's: connections are closed when it changes.
+func rotatingConfig(ctx context.Context, c Config, caPEM []byte, m certificate.Manager) (*rest.Config, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("cluster CA: no certificate")
+	}
+	u, _ := url.Parse(c.Server)
+	host, _, _ := net.SplitHostPort(u.Host)
+	dialer := connrotation.NewDialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+	tr := utilnet.SetTransportDefaults(&http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second, MaxIdleConnsPerHost: 25, DialContext: dialer.DialContext,
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if cur := m.Current(); cur != nil {
+					return cur, nil
+				}
+				return &tls.Certificate{}, nil
+			}},
+	})
+	go func() {
+		last := m.Current()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if cur := m.Current(); cur != last && cur != nil {
+				last = cur
+				c.Log.Info("join: node certificate renewed, reconnecting", "expires", cur.Leaf.NotAfter)
+				dialer.CloseAll()
+			}
+		}
+	}()
+	return &rest.Config{Host: c.Server, Transport: tr, UserAgent: "svcnet-agent/" + c.NodeName, QPS: 50, Burst: 100}, nil
 }

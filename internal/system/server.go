@@ -47,7 +47,8 @@ type ServerOptions struct {
 	NodeMonitorGracePeriod time.Duration
 	ClusterCIDR            string // pod network; nodes get /NodeCIDRMaskSize pieces ("" = off)
 	NodeCIDRMaskSize       int
-	LoadBalancerPool       []string // addresses of the LoadBalancerPool "default" (--load-balancer-pool)
+	LoadBalancerPool       []string      // addresses of the LoadBalancerPool "default" (--load-balancer-pool)
+	ClusterSigningDuration time.Duration // lifetime of node client certificates (--cluster-signing-duration)
 	Log                    *slog.Logger
 }
 
@@ -262,7 +263,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		go func() {
 			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
 				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, RootCA: cp.CA.CertPEM, Log: o.Log,
-				CSRSigner: &csr.Signer{Cert: cp.CA.Cert, Key: cp.CA.Key}, LoadBalancerPool: o.LoadBalancerPool}); err != nil {
+				CSRSigner: &csr.Signer{Cert: cp.CA.Cert, Key: cp.CA.Key, Duration: o.ClusterSigningDuration}, LoadBalancerPool: o.LoadBalancerPool}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()

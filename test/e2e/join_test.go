@@ -133,3 +133,29 @@ func TestJoin(t *testing.T) {
 		break
 	}
 }
+
+// TestJoinRotation: with 20s node certificates (--cluster-signing-duration),
+// a joined node renews its own (a second CSR, by system:node:<name>,
+// auto-approved as selfnodeclient) and stays Ready after the first one expired.
+func TestJoinRotation(t *testing.T) {
+	dir := t.TempDir()
+	b := newBridge(t, "svce2ejrbr", "192.168.81.")
+	cp, jl := startJoinable(t, b, filepath.Join(dir, "cp"), "--cluster-signing-duration", "20s")
+	ns := b.node("joinr", 1)
+	nodeDir := filepath.Join(dir, "node-r")
+	startCommand(t, nodeDir, cp.port, "", "svcnet agent: node node-r registered", []string{"ip", "netns", "exec", ns, svcnetBin,
+		"join", jl[0], "--token", jl[1], "--ca-cert-hash", jl[2], "--node-name", "node-r", "--data-dir", nodeDir,
+		"--pod-runtime=off", "--container-runtime=process", "--proxy-mode=none", "--ingress=false", "--dns-resolv-conf", "",
+		"--healthz-bind-address", "", "--metrics-bind-address", ""})
+	firstExpiry := time.Now().Add(22 * time.Second) // 20s from its issue, just before the agent said registered
+	waitKubectl(t, cp, "a renewal CSR by the node, issued", 60*time.Second, func(s string) bool {
+		return strings.Contains(s, "system:node:node-r Approved LS0t") // a PEM certificate
+	}, "get", "csr", "-o", `jsonpath={range .items[*]}{.spec.username} {.status.conditions[0].type} {.status.certificate}{"\n"}{end}`)
+	waitKubectl(t, cp, "the node's lease renewed after its first certificate expired", 60*time.Second, func(s string) bool {
+		r, err := time.Parse(time.RFC3339Nano, s)
+		return err == nil && r.After(firstExpiry)
+	}, "get", "lease", "-n", "kube-node-lease", "node-r", "-o", "jsonpath={.spec.renewTime}")
+	if got := cp.must("get", "node", "node-r", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); got != "True" {
+		t.Errorf("node-r Ready = %s after its first certificate expired", got)
+	}
+}

@@ -193,8 +193,8 @@ func NodeClientRequest(req *x509.CertificateRequest, usages []certificatesv1.Key
 	return node, true
 }
 
-// Sign issues the certificate of req, valid from now (less 5 minutes of clock
-// skew) for expirationSeconds or the signer's duration, whichever is shorter,
+// Sign issues the certificate of req, valid from now (less 5 minutes, or a
+// tenth of the lifetime, of clock skew) for expirationSeconds or the signer's duration, whichever is shorter,
 // and never past the CA's own expiry.
 func (s Signer) Sign(req *x509.CertificateRequest, usages []certificatesv1.KeyUsage, expirationSeconds *int32, now time.Time) ([]byte, error) {
 	d := s.Duration
@@ -211,7 +211,8 @@ func (s Signer) Sign(req *x509.CertificateRequest, usages []certificatesv1.KeyUs
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: req.Subject, NotBefore: now.Add(-5 * time.Minute), NotAfter: notAfter,
+	backdate := min(5*time.Minute, d/10) // clock skew; a short-lived certificate's renewal point must stay ahead
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: req.Subject, NotBefore: now.Add(-backdate), NotAfter: notAfter,
 		BasicConstraintsValid: true}
 	for _, u := range usages {
 		switch u {
