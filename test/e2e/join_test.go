@@ -47,6 +47,9 @@ func (b *bridgeNet) node(short string, host int) string {
 	b.ip("-n", ns, "link", "set", "lo", "up")
 	veth := "v" + short
 	b.ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	// Deleted from this side first: a namespace outlives `ip netns del` while sockets of a
+	// killed process still retransmit in it (TestLoadBalancer unplugs a node).
+	b.t.Cleanup(func() { _ = exec.Command("ip", "link", "del", veth).Run() })
 	b.ip("link", "set", veth, "master", b.name, "up")
 	b.ip("-n", ns, "addr", "add", fmt.Sprintf("%s%d/24", b.prefix, host), "dev", "eth0")
 	b.ip("-n", ns, "link", "set", "eth0", "up")
