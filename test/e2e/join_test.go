@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -117,6 +122,25 @@ func TestJoin(t *testing.T) {
 	}
 	if out := cp.must("get", "csr"); !strings.Contains(out, "Approved,Issued") || !strings.Contains(out, "kubernetes.io/kube-apiserver-client-kubelet") {
 		t.Errorf("kubectl get csr:\n%s", out)
+	}
+	// Requests for anything else wait for an admin: kubectl certificate approve writes /approval.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "jane"}}, key)
+	req := base64.StdEncoding.EncodeToString(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "jane-csr.yaml"), `apiVersion: certificates.k8s.io/v1
+kind: CertificateSigningRequest
+metadata: {name: jane}
+spec:
+  request: `+req+`
+  signerName: kubernetes.io/kube-apiserver-client
+  usages: [client auth]
+`, 0o644))
+	if got := cp.must("get", "csr", "jane", "-o", "jsonpath={.spec.username} {.status.conditions}"); got != "admin " {
+		t.Errorf("csr jane before approval: %q", got)
+	}
+	cp.must("certificate", "approve", "jane")
+	if got := cp.must("get", "csr", "jane", "-o", `jsonpath={.status.conditions[0].type} {.status.conditions[0].reason}`); got != "Approved KubectlApprove" {
+		t.Errorf("csr jane after kubectl certificate approve: %q", got)
 	}
 	data, err := os.ReadFile(filepath.Join(nodeDir, "pki", "node-client-current.pem"))
 	if err != nil {
