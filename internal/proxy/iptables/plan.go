@@ -8,18 +8,18 @@ import (
 	"github.com/svcnet/svcnet/internal/proxy"
 )
 
-// Written is what the backend last wrote: the fragments and the text of each
-// shared chain. Plan never changes it; the backend keeps the returned one
-// once iptables-restore succeeded.
+// Written is what the backend last wrote: the fragment of each service port.
+// Plan never changes it; the backend keeps the returned one once
+// iptables-restore succeeded.
 type Written struct {
 	Frags map[proxy.Key]*Fragment
-	Base  map[string]map[string][]string // table -> shared chain -> rule lines
 }
 
 // Plan is one sync's iptables-restore --noflush input and the state it leads to.
 type Plan struct {
 	Restore string   // empty: nothing to write
 	Chains  []string // table/chain written (declared, hence flushed, and refilled)
+	Edited  []string // table/shared chain whose rules of a changed service port were deleted (-D) and inserted (-I)
 	Deleted []string // table/chain deleted
 	Next    *Written
 }
@@ -51,17 +51,23 @@ func ParseExisting(save string) Existing {
 }
 
 // MakePlan computes the restore input that takes the kernel from prev to the
-// rules of st: the own chains of the changed service ports (declared, so
-// flushed, then refilled; deleted when they go) and the shared chains whose
-// rules differ. A full sync (prev nil) writes everything, deletes the service
-// chains of ex that are not ours any more, and inserts the missing jumps.
+// rules of st. A partial sync writes the own chains of the changed service
+// ports (declared, so flushed, then refilled; deleted when they go) and edits
+// the shared chains in place: the old rules of a changed port are deleted by
+// their text and the new ones inserted first, so the thousands of rules of
+// KUBE-SERVICES are neither rendered nor written again (the rules of different
+// ports never match the same packet, and the rules that must stay last, such
+// as the jump to KUBE-NODEPORTS, stay last). A full sync (prev nil) writes
+// everything, deletes the service chains of ex that are not ours any more,
+// and inserts the missing jumps.
 func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex *Existing) Plan {
 	full := prev == nil
-	next := &Written{Base: map[string]map[string][]string{}}
+	next := &Written{}
 	if full {
 		next.Frags = ComputeAll(c, st)
-		prev = &Written{Frags: map[proxy.Key]*Fragment{}, Base: map[string]map[string][]string{}}
+		prev = &Written{Frags: map[proxy.Key]*Fragment{}}
 	} else {
+		changed = uniqueKeys(changed)
 		next.Frags = maps.Clone(prev.Frags)
 		for _, k := range changed {
 			if sp, ok := st.Services[k]; ok {
@@ -71,31 +77,22 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 			}
 		}
 	}
-	rs := Build(c, next.Frags)
 	type tableOut struct{ decl, rules, tail []string }
 	out := map[string]*tableOut{"filter": {}, "nat": {}}
 	var plan Plan
-	write := func(t, ch string, lines []string) {
+	write := func(t, ch string, rules []Rule) {
 		o := out[t]
 		o.decl = append(o.decl, ":"+ch+" - [0:0]")
-		o.rules = append(o.rules, lines...)
+		for _, r := range rules {
+			o.rules = append(o.rules, r.text(ch, false))
+		}
 		plan.Chains = append(plan.Chains, t+"/"+ch)
 	}
-	lines := func(t, ch string) []string {
-		rules := rs[t][ch]
-		l := make([]string, len(rules))
-		for i, r := range rules {
-			l[i] = r.text(ch, false)
-		}
-		return l
-	}
-	for _, t := range Tables {
-		next.Base[t] = map[string][]string{}
-		for _, ch := range baseChains[t] {
-			l := lines(t, ch)
-			next.Base[t][ch] = l
-			if old, ok := prev.Base[t][ch]; full || !ok || !slices.Equal(old, l) {
-				write(t, ch, l)
+	if full {
+		rs := Build(c, next.Frags)
+		for _, t := range Tables {
+			for _, ch := range baseChains[t] {
+				write(t, ch, rs[t][ch])
 			}
 		}
 	}
@@ -118,7 +115,7 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 		if cur != nil {
 			for _, ch := range cur.Own {
 				if old == nil || !sameRules(old.NAT[ch], cur.NAT[ch]) || !slices.Contains(old.Own, ch) {
-					write("nat", ch, lines("nat", ch))
+					write("nat", ch, cur.NAT[ch])
 				}
 			}
 		}
@@ -130,9 +127,32 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 			}
 		}
 	}
+	if !full {
+		for _, k := range keys {
+			old, cur := prev.Frags[k], next.Frags[k]
+			for _, t := range Tables {
+				for _, ch := range baseChains[t] {
+					var a, b []Rule
+					if old != nil {
+						a = old.shared(t, ch)
+					}
+					if cur != nil {
+						b = cur.shared(t, ch)
+					}
+					if sameRules(a, b) {
+						continue
+					}
+					out[t].rules = edits(out[t].rules, ch, a, b)
+					if e := t + "/" + ch; !slices.Contains(plan.Edited, e) {
+						plan.Edited = append(plan.Edited, e)
+					}
+				}
+			}
+		}
+	}
 	if full && ex != nil {
 		for _, ch := range ex.Chains["nat"] {
-			if IsServiceChain(ch) && rs["nat"][ch] == nil && !slices.Contains(gone, ch) {
+			if IsServiceChain(ch) && !have[ch] && !slices.Contains(gone, ch) {
 				gone = append(gone, ch)
 			}
 		}
@@ -155,7 +175,7 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 	var b strings.Builder
 	for _, t := range Tables {
 		o := out[t]
-		if len(o.decl)+len(o.tail) == 0 {
+		if len(o.decl)+len(o.rules)+len(o.tail) == 0 {
 			continue
 		}
 		b.WriteString("*" + t + "\n")
@@ -168,6 +188,38 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 	}
 	plan.Restore, plan.Next = b.String(), next
 	return plan
+}
+
+// shared returns the fragment's rules in the shared chain ch of table t.
+func (f *Fragment) shared(t, ch string) []Rule {
+	if t == "nat" {
+		return f.NAT[ch]
+	}
+	return f.Filter[ch]
+}
+
+// edits appends the lines that replace rules a by b in the shared chain ch:
+// each old rule deleted by its text, the new ones inserted first in order.
+func edits(lines []string, ch string, a, b []Rule) []string {
+	for _, r := range a {
+		lines = append(lines, "-D "+ch+strings.TrimPrefix(r.text(ch, false), "-A "+ch))
+	}
+	for i := len(b) - 1; i >= 0; i-- {
+		lines = append(lines, "-I "+ch+" 1"+strings.TrimPrefix(b[i].text(ch, false), "-A "+ch))
+	}
+	return lines
+}
+
+func uniqueKeys(keys []proxy.Key) []proxy.Key {
+	seen := make(map[proxy.Key]bool, len(keys))
+	out := keys[:0:0]
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func sameRules(a, b []Rule) bool { return slices.Equal(a, b) }

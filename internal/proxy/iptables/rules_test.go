@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -218,6 +219,20 @@ func applyRestore(t *testing.T, kernel map[string]map[string][]string, in string
 		case strings.HasPrefix(line, "-X "):
 			delete(kernel[table], strings.TrimPrefix(line, "-X "))
 		case strings.HasPrefix(line, "-I "):
+			f := strings.Fields(line)
+			if _, ok := kernel[table][f[1]]; !ok {
+				continue // a jump in a built-in chain
+			}
+			r := "-A " + f[1] + strings.TrimPrefix(line, "-I "+f[1]+" 1")
+			kernel[table][f[1]] = append([]string{r}, kernel[table][f[1]]...)
+		case strings.HasPrefix(line, "-D "):
+			f := strings.Fields(line)
+			r := "-A " + strings.TrimPrefix(line, "-D ")
+			i := slices.Index(kernel[table][f[1]], r)
+			if i < 0 {
+				t.Fatalf("deleting a rule not there: %s", line)
+			}
+			kernel[table][f[1]] = slices.Delete(kernel[table][f[1]], i, i+1)
 		default:
 			t.Fatalf("unexpected restore line %q", line)
 		}
