@@ -26,6 +26,7 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/lbipam"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/ipalloc"
+	"github.com/svcnet/svcnet/internal/nodeaddr"
 	"github.com/svcnet/svcnet/internal/storage"
 )
 
@@ -113,17 +114,14 @@ func (o *ServerOptions) Validate() error {
 	return nil
 }
 
-// defaultAdvertiseAddress picks the bind address, or the first non-loopback IPv4
-// address of this host, or loopback.
+// defaultAdvertiseAddress picks the bind address, or the node address of this
+// host (the default route's interface, internal/nodeaddr), or loopback.
 func defaultAdvertiseAddress(bind string) string {
 	if ip := net.ParseIP(bind); ip != nil && !ip.IsUnspecified() {
 		return bind
 	}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
-			return n.IP.String()
-		}
+	if a, err := nodeaddr.Detect(); err == nil {
+		return a
 	}
 	return "127.0.0.1"
 }
