@@ -109,6 +109,15 @@ func TestServiceProxyIPTables(t *testing.T) {
 		t.Fatal("iptables mode needs iptables-save; run scripts/test-deps.sh")
 	}
 	dir := t.TempDir()
+	t.Cleanup(func() { // after svcnet stops: its KUBE-* chains stay, as kube-proxy's do, unless cleaned up
+		out, err := exec.Command(svcnetBin, "agent", "--cleanup", "--root-dir", filepath.Join(dir, "agent")).CombinedOutput()
+		if err != nil {
+			t.Errorf("svcnet agent --cleanup: %v %s", err, out)
+		}
+		if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), ":KUBE-SVC-") {
+			t.Errorf("KUBE-SVC chains left after svcnet agent --cleanup:\n%s", out)
+		}
+	})
 	c := startCluster(t, dir, freePort(t), "--pod-runtime=on", "--proxy-mode=iptables", "--node-name", "local", "--dns-resolv-conf", "")
 	client := clientNetns(t)
 	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "apps.yaml"), iptablesApps, 0o644))
