@@ -49,6 +49,6 @@ func newRoot() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newUpCmd(), newServerCmd(), newAgentCmd(), newJoinCmd(), newDNSCmd(), newAgnhostCmd(), newKubeconfigCmd(), newExplainCmd(), newImagesCmd(), newVersionCmd())
+	root.AddCommand(newUpCmd(), newServerCmd(), newAgentCmd(), newJoinCmd(), newDNSCmd(), newAgnhostCmd(), newKubeconfigCmd(), newExplainCmd(), newUICmd(), newImagesCmd(), newVersionCmd())
 	return root
 }

@@ -214,6 +214,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveOpenAPI(w, r, path)
 	case s.serveReview(w, r, user, path):
+	case isUIPath(path):
+		s.serveUI(w, r, user)
 	case strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/apis/"):
 		s.serveResource(w, r, user, path)
 	default:
