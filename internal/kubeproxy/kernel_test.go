@@ -3,11 +3,10 @@ package kubeproxy
 import (
 	"os"
 	"os/exec"
-	goruntime "runtime"
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/svcnet/svcnet/internal/netnstest"
 )
 
 // TestKernelCleanup writes what kube-proxy leaves (its nftables tables, and
@@ -22,16 +21,7 @@ func TestKernelCleanup(t *testing.T) {
 			t.Skipf("%s is not installed", tool)
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		goruntime.LockOSThread() // never unlocked: the thread goes away with the namespace
-		ns, err := netns.New()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer ns.Close()
+	netnstest.Run(t, func() {
 		run := func(name string, args ...string) string {
 			out, err := exec.Command(name, args...).CombinedOutput()
 			if err != nil {
@@ -65,6 +55,5 @@ func TestKernelCleanup(t *testing.T) {
 		if again, err := Cleanup(); err != nil || len(again) != 0 {
 			t.Errorf("second cleanup: %v %v, want nothing to do", again, err)
 		}
-	}()
-	<-done
+	})
 }

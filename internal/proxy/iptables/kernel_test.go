@@ -4,15 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	goruntime "runtime"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/svcnet/svcnet/internal/netnstest"
 	"github.com/svcnet/svcnet/internal/proxy"
 )
 
@@ -20,25 +18,7 @@ import (
 // iptables tools it runs inherit the thread's namespace).
 func inFreshNetns(t *testing.T, f func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: this test needs root (iptables in a network namespace)")
-		}
-		t.Skip("needs root (iptables in a network namespace)")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		goruntime.LockOSThread() // never unlocked: the thread goes away with the namespace
-		ns, err := netns.New()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer ns.Close()
-		f()
-	}()
-	<-done
+	netnstest.InFresh(t, "iptables in a network namespace", f)
 }
 
 // ours keeps the lines of an iptables-save dump that are ours (our chains and

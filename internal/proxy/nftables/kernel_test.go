@@ -7,40 +7,21 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	goruntime "runtime"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/svcnet/svcnet/internal/netnstest"
 	"github.com/svcnet/svcnet/internal/proxy"
 )
 
 // inFreshNetns runs f on a locked thread inside a new network namespace.
 func inFreshNetns(t *testing.T, f func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: this test needs root (nftables in a network namespace)")
-		}
-		t.Skip("needs root (nftables in a network namespace)")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		goruntime.LockOSThread() // never unlocked: the thread goes away with the namespace
-		ns, err := netns.New()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer ns.Close()
-		f()
-	}()
-	<-done
+	netnstest.InFresh(t, "nftables in a network namespace", f)
 }
 
 func bigState(n int) *proxy.State {
