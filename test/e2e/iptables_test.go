@@ -163,34 +163,10 @@ func TestServiceProxyIPTables(t *testing.T) {
 	t.Logf("iptables-save -t nat | grep httpd-svc:\n%s", strings.Join(grep, "\n"))
 
 	// From the node: 300 requests spread over the 3 pods (each 20-45%).
-	counts := map[string]int{}
-	for i := 0; i < 300; i++ {
-		body, err := httpGet("http://" + svcIP + ":8080/")
-		if err != nil {
-			t.Fatalf("request %d to %s:8080: %v", i, svcIP, err)
-		}
-		counts[body]++
-	}
-	if len(counts) != 3 {
-		t.Errorf("requests reached %d pods, want 3: %v", len(counts), counts)
-	}
-	for pod, n := range counts {
-		if n < 60 || n > 135 {
-			t.Errorf("pod %s got %d of 300 requests, want 20-45%%: %v", pod, n, counts)
-		}
-	}
-	t.Logf("cluster IP from the node: %v", counts)
+	checkSpreadFromNode(t, "http://"+svcIP+":8080/")
 
 	// From a pod.
-	pod := strings.TrimSpace(c.must("get", "pods", "-l", "app=httpd", "-o", "jsonpath={.items[0].metadata.name}"))
-	out := c.must("exec", pod, "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do svcnet agnhost get http://"+svcIP+":8080/; echo; done")
-	seen := map[string]bool{}
-	for _, l := range strings.Fields(out) {
-		seen[l] = true
-	}
-	if len(seen) < 2 {
-		t.Errorf("12 requests from a pod reached %d pods: %q", len(seen), out)
-	}
+	pod := checkSpreadFromPod(t, c, "http://"+svcIP+":8080/")
 
 	// NodePort 30080 from the outside machine, and Local policy on 30000: the
 	// pod sees the client's own address.
@@ -202,17 +178,7 @@ func TestServiceProxyIPTables(t *testing.T) {
 	}
 
 	// sessionAffinity ClientIP pins the node's requests to one pod.
-	sticky := map[string]int{}
-	for i := 0; i < 30; i++ {
-		body, err := httpGet("http://" + ip("sticky") + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sticky[body]++
-	}
-	if len(sticky) != 1 {
-		t.Errorf("ClientIP affinity: 30 requests reached %v", sticky)
-	}
+	checkAffinity(t, "http://"+ip("sticky")+"/")
 
 	// No endpoints: from a pod, refused at once (filter KUBE-SERVICES REJECT,
 	// icmp-port-unreachable as kube-proxy writes it).

@@ -187,34 +187,10 @@ func testServiceProxy(t *testing.T, mode string) {
 
 	// From the node: 300 requests spread over the 3 pods (each 20-45%).
 	svcIP := ip("httpd-svc")
-	counts := map[string]int{}
-	for i := 0; i < 300; i++ {
-		body, err := httpGet("http://" + svcIP + ":80/")
-		if err != nil {
-			t.Fatalf("request %d to %s: %v", i, svcIP, err)
-		}
-		counts[body]++
-	}
-	if len(counts) != 3 {
-		t.Errorf("requests reached %d pods, want 3: %v", len(counts), counts)
-	}
-	for pod, n := range counts {
-		if n < 60 || n > 135 {
-			t.Errorf("pod %s got %d of 300 requests, want 20-45%%: %v", pod, n, counts)
-		}
-	}
-	t.Logf("cluster IP from the node: %v", counts)
+	checkSpreadFromNode(t, "http://"+svcIP+":80/")
 
 	// From a pod.
-	pod := strings.TrimSpace(c.must("get", "pods", "-l", "app=httpd", "-o", "jsonpath={.items[0].metadata.name}"))
-	out := c.must("exec", pod, "--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do svcnet agnhost get http://"+svcIP+"/; echo; done")
-	seen := map[string]bool{}
-	for _, l := range strings.Fields(out) {
-		seen[l] = true
-	}
-	if len(seen) < 2 {
-		t.Errorf("12 requests from a pod reached %d pods: %q", len(seen), out)
-	}
+	pod := checkSpreadFromPod(t, c, "http://"+svcIP+"/")
 
 	// NodePort 30080 and the fixed nodePort 30000 from the outside machine.
 	if body, err := getPath(client, "192.168.50.1:30080", "/"); err != nil || !strings.HasPrefix(body, "httpd-") {
@@ -230,17 +206,7 @@ func testServiceProxy(t *testing.T, mode string) {
 	}
 
 	// sessionAffinity ClientIP pins the node's requests to one pod.
-	sticky := map[string]int{}
-	for i := 0; i < 30; i++ {
-		body, err := httpGet("http://" + ip("sticky") + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sticky[body]++
-	}
-	if len(sticky) != 1 {
-		t.Errorf("ClientIP affinity: 30 requests reached %v", sticky)
-	}
+	checkAffinity(t, "http://"+ip("sticky")+"/")
 
 	// No endpoints: an immediate failure, not a timeout (the kernel path refuses
 	// the connection; the userspace one resets it).
