@@ -14,16 +14,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/svcnet/svcnet/bench/harness"
@@ -78,33 +75,12 @@ spec:
 func inside(in *harness.Inside, mode string, requests int, bytes int64, rounds int) error {
 	bin, tmp := in.Bin, in.Tmp
 	data := filepath.Join(tmp, mode)
-	up := exec.Command(bin, "up", "--data-dir", data, "--secure-port", "6443", "--container-runtime", "process", "--proxy-mode", mode, "--dns-resolv-conf", "", "--log-level", "error")
-	out, _ := up.StdoutPipe()
-	if err := up.Start(); err != nil {
+	up, err := harness.StartUp(bin, data, nil, "--proxy-mode", mode)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = up.Process.Signal(os.Interrupt); _ = up.Wait() }()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "svcnet is up") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		return fmt.Errorf("svcnet up not ready")
-	}
-	kc := filepath.Join(data, "kubeconfig")
-	kubectl := func(args ...string) (string, error) {
-		c := exec.Command("kubectl", args...)
-		c.Env = append(os.Environ(), "KUBECONFIG="+kc)
-		b, err := c.CombinedOutput()
-		return strings.TrimSpace(string(b)), err
-	}
+	defer up.Stop()
+	kubectl := up.Kubectl
 	manifest := filepath.Join(tmp, "bulk.yaml")
 	if err := os.WriteFile(manifest, []byte(app), 0o644); err != nil {
 		return err

@@ -16,7 +16,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -129,35 +128,12 @@ spec:
 
 func inside(in *harness.Inside, nginxBin string, o options) error {
 	data := filepath.Join(in.Tmp, "data")
-	up := exec.Command(in.Bin, "up", "--data-dir", data, "--secure-port", "6443", "--container-runtime", "process",
-		"--proxy-mode", "none", "--dns-resolv-conf", "", "--log-level", "error")
-	out, _ := up.StdoutPipe()
-	up.Stderr = os.Stderr
-	if err := up.Start(); err != nil {
+	up, err := harness.StartUp(in.Bin, data, os.Stderr, "--proxy-mode", "none")
+	if err != nil {
 		return err
 	}
-	defer func() { _ = up.Process.Signal(os.Interrupt); _ = up.Wait() }()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "svcnet is up") {
-				close(ready)
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		return fmt.Errorf("svcnet up not ready within 60 s")
-	}
-	kc := filepath.Join(data, "kubeconfig")
-	kubectl := func(args ...string) (string, error) {
-		c := exec.Command("kubectl", args...)
-		c.Env = append(os.Environ(), "KUBECONFIG="+kc)
-		b, err := c.CombinedOutput()
-		return strings.TrimSpace(string(b)), err
-	}
+	defer up.Stop()
+	kubectl := up.Kubectl
 	crt, key, err := selfSigned(o.key)
 	if err != nil {
 		return err
@@ -213,7 +189,7 @@ func inside(in *harness.Inside, nginxBin string, o options) error {
 		}
 	}
 	for _, n := range o.routes {
-		if err := propagation(kc, n, o); err != nil {
+		if err := propagation(filepath.Join(data, "kubeconfig"), n, o); err != nil {
 			return err
 		}
 	}
