@@ -33,26 +33,9 @@ var eventsV1 = []Legacy{{
 // coreEvent is e in the core v1 shape: note is message, regarding is
 // involvedObject, and the deprecated* fields are the old core ones.
 func coreEvent(e *eventsv1.Event) *corev1.Event {
-	out := &corev1.Event{
-		ObjectMeta:          *e.ObjectMeta.DeepCopy(),
-		InvolvedObject:      e.Regarding,
-		Reason:              e.Reason,
-		Message:             e.Note,
-		Source:              e.DeprecatedSource,
-		FirstTimestamp:      e.DeprecatedFirstTimestamp,
-		LastTimestamp:       e.DeprecatedLastTimestamp,
-		Count:               e.DeprecatedCount,
-		Type:                e.Type,
-		EventTime:           e.EventTime,
-		Action:              e.Action,
-		ReportingController: e.ReportingController,
-		ReportingInstance:   e.ReportingInstance,
-	}
+	out := &corev1.Event{}
 	out.APIVersion, out.Kind = corev1.SchemeGroupVersion.String(), "Event"
-	if e.Related != nil {
-		r := *e.Related
-		out.Related = &r
-	}
+	mapEventFields(out, e, false)
 	if e.Series != nil {
 		out.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
 	}
@@ -61,28 +44,50 @@ func coreEvent(e *eventsv1.Event) *corev1.Event {
 
 // groupEvent is e in the events.k8s.io/v1 shape.
 func groupEvent(e *corev1.Event) *eventsv1.Event {
-	out := &eventsv1.Event{
-		ObjectMeta:               *e.ObjectMeta.DeepCopy(),
-		EventTime:                e.EventTime,
-		ReportingController:      e.ReportingController,
-		ReportingInstance:        e.ReportingInstance,
-		Action:                   e.Action,
-		Reason:                   e.Reason,
-		Regarding:                e.InvolvedObject,
-		Note:                     e.Message,
-		Type:                     e.Type,
-		DeprecatedSource:         e.Source,
-		DeprecatedFirstTimestamp: e.FirstTimestamp,
-		DeprecatedLastTimestamp:  e.LastTimestamp,
-		DeprecatedCount:          e.Count,
-	}
+	out := &eventsv1.Event{}
 	out.APIVersion, out.Kind = eventsv1.SchemeGroupVersion.String(), "Event"
-	if e.Related != nil {
-		r := *e.Related
-		out.Related = &r
-	}
+	mapEventFields(e, out, true)
 	if e.Series != nil {
 		out.Series = &eventsv1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
 	}
 	return out
+}
+
+// mapEventFields is the one mapping between the two shapes: it copies each
+// field of c into g when toGroup, of g into c otherwise (Series, whose types
+// differ, is left to the callers).
+func mapEventFields(c *corev1.Event, g *eventsv1.Event, toGroup bool) {
+	if toGroup {
+		g.ObjectMeta = *c.ObjectMeta.DeepCopy()
+	} else {
+		c.ObjectMeta = *g.ObjectMeta.DeepCopy()
+	}
+	both(&c.InvolvedObject, &g.Regarding, toGroup)
+	both(&c.Reason, &g.Reason, toGroup)
+	both(&c.Message, &g.Note, toGroup)
+	both(&c.Source, &g.DeprecatedSource, toGroup)
+	both(&c.FirstTimestamp, &g.DeprecatedFirstTimestamp, toGroup)
+	both(&c.LastTimestamp, &g.DeprecatedLastTimestamp, toGroup)
+	both(&c.Count, &g.DeprecatedCount, toGroup)
+	both(&c.Type, &g.Type, toGroup)
+	both(&c.EventTime, &g.EventTime, toGroup)
+	both(&c.Action, &g.Action, toGroup)
+	both(&c.ReportingController, &g.ReportingController, toGroup)
+	both(&c.ReportingInstance, &g.ReportingInstance, toGroup)
+	if toGroup && c.Related != nil {
+		r := *c.Related
+		g.Related = &r
+	} else if !toGroup && g.Related != nil {
+		r := *g.Related
+		c.Related = &r
+	}
+}
+
+// both copies *c to *g when toGroup, *g to *c otherwise.
+func both[T any](c, g *T, toGroup bool) {
+	if toGroup {
+		*g = *c
+	} else {
+		*c = *g
+	}
 }
