@@ -138,6 +138,19 @@ func (f *agentFlags) resolve() error {
 	return nil
 }
 
+// runAnnounced is run, printing "node NAME registered" once the node is.
+func (f *agentFlags) runAnnounced(cmd *cobra.Command, cfg *rest.Config) error {
+	ready := make(chan struct{})
+	go func() {
+		select {
+		case <-ready:
+			fmt.Fprintf(cmd.OutOrStdout(), "svcnet agent: node %s registered\n", f.o.NodeName)
+		case <-cmd.Context().Done():
+		}
+	}()
+	return f.run(cmd, cfg, ready)
+}
+
 // start runs an agent with client config cfg until the command's context ends.
 func (f *agentFlags) run(cmd *cobra.Command, cfg *rest.Config, ready chan<- struct{}) error {
 	o := f.o
@@ -215,15 +228,7 @@ func newAgentCmd() *cobra.Command {
 				return fmt.Errorf("--kubeconfig: %w", err)
 			}
 			cfg.QPS, cfg.Burst = 50, 100
-			ready := make(chan struct{})
-			go func() {
-				select {
-				case <-ready:
-					fmt.Fprintf(cmd.OutOrStdout(), "svcnet agent: node %s registered\n", f.o.NodeName)
-				case <-cmd.Context().Done():
-				}
-			}()
-			return f.run(cmd, cfg, ready)
+			return f.runAnnounced(cmd, cfg)
 		},
 	}
 	home, _ := os.UserHomeDir()

@@ -57,15 +57,7 @@ func newJoinCmd() *cobra.Command {
 				return err
 			}
 			f.o.ClientCA = ca // the agent's port trusts the API server's client certificate by it
-			ready := make(chan struct{})
-			go func() {
-				select {
-				case <-ready:
-					fmt.Fprintf(cmd.OutOrStdout(), "svcnet agent: node %s registered\n", f.o.NodeName)
-				case <-cmd.Context().Done():
-				}
-			}()
-			return f.run(cmd, cfg, ready)
+			return f.runAnnounced(cmd, cfg)
 		},
 	}
 	cmd.Flags().StringVar(&c.Token, "token", "", "bootstrap token (printed by svcnet up)")
