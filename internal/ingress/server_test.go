@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
-	certutil "k8s.io/client-go/util/cert"
 )
 
 func freePort(t *testing.T) int {
@@ -160,22 +159,11 @@ func TestServerProxies(t *testing.T) {
 func TestServerTLSRotation(t *testing.T) {
 	b := backendServer(t, "b")
 	port := freePort(t)
-	certFor := func(cn string) *tls.Certificate {
-		crt, key, err := certutil.GenerateSelfSignedCertKey(cn, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := tls.X509KeyPair(crt, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &c
-	}
 	table := func(c *tls.Certificate) *Table {
 		return &Table{Ports: map[int]*Port{port: {TLS: true, Certs: []Cert{{Hosts: []string{"s.test"}, Cert: c}},
 			Hosts: map[string]*Host{"s.test": {Routes: []*Route{{Source: "s", Path: PathPrefix, Value: "/", Backends: []*Backend{{Weight: 1, Endpoints: []netip.AddrPort{b}}}}}}}}}}
 	}
-	first, second := certFor("s.test"), certFor("s.test")
+	first, second := rsaCert(t, "s.test"), rsaCert(t, "s.test")
 	s := startServer(t, table(first))
 	client := func() *http.Client {
 		return &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "s.test"}}}
