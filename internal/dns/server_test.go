@@ -61,11 +61,21 @@ func query(t *testing.T, addr, name string, qtype uint16, net string) *mdns.Msg 
 	return m
 }
 
+// silentAddr is a UDP address that was bound and closed: an upstream that
+// never answers.
+func silentAddr(t *testing.T) string {
+	t.Helper()
+	dead, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	return dead.LocalAddr().String()
+}
+
 func TestServer(t *testing.T) {
 	up := fakeUpstream(t)
-	dead, _ := net.ListenPacket("udp", "127.0.0.1:0") // bound, never answers
-	deadAddr := dead.LocalAddr().String()
-	dead.Close()
+	deadAddr := silentAddr(t)
 	ix := testIndex()
 	var many []Endpoint
 	for i := 0; i < 60; i++ {

@@ -2,7 +2,6 @@ package dns
 
 import (
 	"log/slog"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -79,9 +78,7 @@ func TestForwarderRoutes(t *testing.T) {
 // server; routes set later replace cached answers of the servers before.
 func TestServerStubDomains(t *testing.T) {
 	up := fakeUpstream(t)
-	dead, _ := net.ListenPacket("udp", "127.0.0.1:0") // bound, never answers
-	deadAddr := dead.LocalAddr().String()
-	dead.Close()
+	deadAddr := silentAddr(t)
 	ix := testIndex()
 	ix.SetService(&Service{Name: "ext", Namespace: "default", ExternalName: "db.example.com"})
 	fw := NewForwarder([]string{deadAddr}, 100)
