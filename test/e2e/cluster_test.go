@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -129,19 +128,7 @@ func (c *cluster) logs() string {
 
 // stop ends the process this test started (SIGTERM, then SIGKILL after 15s).
 func (c *cluster) stop() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(15 * time.Second):
-		c.t.Errorf("svcnet did not stop within 15s of SIGTERM; killing pid %d", c.cmd.Process.Pid)
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	terminate(c.t, "svcnet", c.cmd, c.done, 15*time.Second)
 	if c.t.Failed() {
 		c.t.Logf("svcnet log:\n%s", c.logs())
 	}

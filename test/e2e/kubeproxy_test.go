@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,19 +118,7 @@ func (k *kubeProxy) logs() string {
 
 // stop ends this kube-proxy by its pid: SIGTERM, then SIGKILL when it lingers.
 func (k *kubeProxy) stop(t *testing.T) {
-	select {
-	case <-k.done:
-		return
-	default:
-	}
-	_ = k.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-k.done:
-	case <-time.After(kubeProxyStop):
-		t.Errorf("kube-proxy did not stop within %v of SIGTERM; killing pid %d", kubeProxyStop, k.cmd.Process.Pid)
-		_ = k.cmd.Process.Kill()
-		<-k.done
-	}
+	terminate(t, "kube-proxy", k.cmd, k.done, kubeProxyStop)
 }
 
 // kubeProxyRules returns kube-proxy's nftables tables in this namespace.
