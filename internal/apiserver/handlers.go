@@ -382,11 +382,7 @@ func (s *Server) handleUpdate(q *request) error {
 	if err != nil {
 		return err
 	}
-	code := http.StatusOK
-	if created {
-		code = http.StatusCreated
-	}
-	return s.respond(q, code, out)
+	return s.respondWritten(q, out, created)
 }
 
 func deleteOptions(q *request) (*metav1.DeleteOptions, error) {

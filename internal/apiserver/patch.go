@@ -105,6 +105,12 @@ func (s *Server) handlePatch(q *request) error {
 	if err != nil {
 		return err
 	}
+	return s.respondWritten(q, out, created)
+}
+
+// respondWritten answers an update or patch: 201 when it created the object,
+// 200 otherwise.
+func (s *Server) respondWritten(q *request, out runtime.Object, created bool) error {
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
