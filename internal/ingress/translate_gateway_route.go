@@ -495,35 +495,20 @@ func sortCerts(cs []Cert) {
 
 // sameParent reports whether two parentRefs of a route in ns name the same parent.
 func sameParent(a, b gwv1.ParentReference, ns string) bool {
-	str := func(p *string, def string) string {
-		if p == nil {
-			return def
-		}
-		return *p
-	}
 	key := func(p gwv1.ParentReference) string {
-		var g, k, n, s, port *string
-		if p.Group != nil {
-			v := string(*p.Group)
-			g = &v
-		}
-		if p.Kind != nil {
-			v := string(*p.Kind)
-			k = &v
-		}
-		if p.Namespace != nil {
-			v := string(*p.Namespace)
-			n = &v
-		}
-		if p.SectionName != nil {
-			v := string(*p.SectionName)
-			s = &v
-		}
+		port := ""
 		if p.Port != nil {
-			v := strconv.Itoa(int(*p.Port))
-			port = &v
+			port = strconv.Itoa(int(*p.Port))
 		}
-		return strings.Join([]string{str(g, gatewayGroup), str(k, "Gateway"), str(n, ns), string(p.Name), str(s, ""), str(port, "")}, "/")
+		return strings.Join([]string{strOr(p.Group, gatewayGroup), strOr(p.Kind, "Gateway"), strOr(p.Namespace, ns), string(p.Name), strOr(p.SectionName, ""), port}, "/")
 	}
 	return key(a) == key(b)
+}
+
+// strOr is *p as a string, or def when p is nil.
+func strOr[T ~string](p *T, def string) string {
+	if p == nil {
+		return def
+	}
+	return string(*p)
 }
