@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,17 +19,8 @@ func benchServer(b *testing.B) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Config{Store: storage.NewMemory(), Authn: &auth.Authenticator{Tokens: tokens}, AdvertiseAddress: "192.0.2.1",
+	return startServer(b, Config{Store: storage.NewMemory(), Authn: &auth.Authenticator{Tokens: tokens}, AdvertiseAddress: "192.0.2.1",
 		Port: 6443, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	if err := s.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	return s
 }
 
 func benchDo(b *testing.B, s *Server, method, path, ct, body string, want int) {

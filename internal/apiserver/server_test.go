@@ -32,6 +32,21 @@ type harness struct {
 	http  *httptest.Server
 }
 
+// startServer makes an API server of cfg and starts it until the test ends.
+func startServer(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	if err := s.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 func newHarness(t *testing.T, mut ...func(*Config)) *harness {
 	t.Helper()
 	tokens, err := auth.ParseTokens(adminToken + ",admin,admin,system:masters\n" + viewerToken + ",viewer,viewer,svcnet:viewers\n" +
@@ -45,15 +60,7 @@ func newHarness(t *testing.T, mut ...func(*Config)) *harness {
 	for _, m := range mut {
 		m(&cfg)
 	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := startServer(t, cfg)
 	h := &harness{t: t, srv: s, store: st, http: httptest.NewServer(s)}
 	t.Cleanup(h.http.Close)
 	return h
