@@ -36,9 +36,6 @@ func coreEvent(e *eventsv1.Event) *corev1.Event {
 	out := &corev1.Event{}
 	out.APIVersion, out.Kind = corev1.SchemeGroupVersion.String(), "Event"
 	mapEventFields(out, e, false)
-	if e.Series != nil {
-		out.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
-	}
 	return out
 }
 
@@ -47,15 +44,11 @@ func groupEvent(e *corev1.Event) *eventsv1.Event {
 	out := &eventsv1.Event{}
 	out.APIVersion, out.Kind = eventsv1.SchemeGroupVersion.String(), "Event"
 	mapEventFields(e, out, true)
-	if e.Series != nil {
-		out.Series = &eventsv1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
-	}
 	return out
 }
 
 // mapEventFields is the one mapping between the two shapes: it copies each
-// field of c into g when toGroup, of g into c otherwise (Series, whose types
-// differ, is left to the callers).
+// field of c into g when toGroup, of g into c otherwise.
 func mapEventFields(c *corev1.Event, g *eventsv1.Event, toGroup bool) {
 	if toGroup {
 		g.ObjectMeta = *c.ObjectMeta.DeepCopy()
@@ -80,6 +73,11 @@ func mapEventFields(c *corev1.Event, g *eventsv1.Event, toGroup bool) {
 	} else if !toGroup && g.Related != nil {
 		r := *g.Related
 		c.Related = &r
+	}
+	if toGroup && c.Series != nil {
+		g.Series = &eventsv1.EventSeries{Count: c.Series.Count, LastObservedTime: c.Series.LastObservedTime}
+	} else if !toGroup && g.Series != nil {
+		c.Series = &corev1.EventSeries{Count: g.Series.Count, LastObservedTime: g.Series.LastObservedTime}
 	}
 }
 
