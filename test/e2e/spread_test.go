@@ -12,14 +12,7 @@ import (
 // spread over the 3 httpd pods (each 20-45%).
 func checkSpreadFromNode(t *testing.T, url string) {
 	t.Helper()
-	counts := map[string]int{}
-	for i := 0; i < 300; i++ {
-		body, err := httpGet(url)
-		if err != nil {
-			t.Fatalf("request %d to %s: %v", i, url, err)
-		}
-		counts[body]++
-	}
+	counts := countBodies(t, url, 300)
 	if len(counts) != 3 {
 		t.Errorf("requests reached %d pods, want 3: %v", len(counts), counts)
 	}
@@ -51,15 +44,23 @@ func checkSpreadFromPod(t *testing.T, c *cluster, url string) string {
 // sessionAffinity ClientIP, and wants them all on one pod.
 func checkAffinity(t *testing.T, url string) {
 	t.Helper()
-	sticky := map[string]int{}
-	for i := 0; i < 30; i++ {
-		body, err := httpGet(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sticky[body]++
-	}
+	sticky := countBodies(t, url, 30)
 	if len(sticky) != 1 {
 		t.Errorf("ClientIP affinity: 30 requests reached %v", sticky)
 	}
+}
+
+// countBodies sends n requests from the node to url and counts the bodies
+// (the pods' names) they get back.
+func countBodies(t *testing.T, url string, n int) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for i := 0; i < n; i++ {
+		body, err := httpGet(url)
+		if err != nil {
+			t.Fatalf("request %d to %s: %v", i, url, err)
+		}
+		counts[body]++
+	}
+	return counts
 }
