@@ -52,8 +52,16 @@ func groupEvent(e *corev1.Event) *eventsv1.Event {
 func mapEventFields(c *corev1.Event, g *eventsv1.Event, toGroup bool) {
 	if toGroup {
 		g.ObjectMeta = *c.ObjectMeta.DeepCopy()
+		g.Related = clonePtr(c.Related)
+		if c.Series != nil {
+			g.Series = &eventsv1.EventSeries{Count: c.Series.Count, LastObservedTime: c.Series.LastObservedTime}
+		}
 	} else {
 		c.ObjectMeta = *g.ObjectMeta.DeepCopy()
+		c.Related = clonePtr(g.Related)
+		if g.Series != nil {
+			c.Series = &corev1.EventSeries{Count: g.Series.Count, LastObservedTime: g.Series.LastObservedTime}
+		}
 	}
 	both(&c.InvolvedObject, &g.Regarding, toGroup)
 	both(&c.Reason, &g.Reason, toGroup)
@@ -67,18 +75,6 @@ func mapEventFields(c *corev1.Event, g *eventsv1.Event, toGroup bool) {
 	both(&c.Action, &g.Action, toGroup)
 	both(&c.ReportingController, &g.ReportingController, toGroup)
 	both(&c.ReportingInstance, &g.ReportingInstance, toGroup)
-	if toGroup && c.Related != nil {
-		r := *c.Related
-		g.Related = &r
-	} else if !toGroup && g.Related != nil {
-		r := *g.Related
-		c.Related = &r
-	}
-	if toGroup && c.Series != nil {
-		g.Series = &eventsv1.EventSeries{Count: c.Series.Count, LastObservedTime: c.Series.LastObservedTime}
-	} else if !toGroup && g.Series != nil {
-		c.Series = &corev1.EventSeries{Count: g.Series.Count, LastObservedTime: g.Series.LastObservedTime}
-	}
 }
 
 // both copies *c to *g when toGroup, *g to *c otherwise.
@@ -88,4 +84,13 @@ func both[T any](c, g *T, toGroup bool) {
 	} else {
 		*c = *g
 	}
+}
+
+// clonePtr is a pointer to a copy of *p, or nil.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
