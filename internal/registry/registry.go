@@ -118,9 +118,8 @@ func New(rs ...*Resource) *Registry {
 // resource are ignored (the CRD controller refuses such names first).
 func (reg *Registry) SetCustom(custom []*Resource) {
 	all := append([]*Resource(nil), reg.builtin...)
-	builtin := newSnapshot(reg.builtin)
 	for _, r := range custom {
-		if builtin.byGR[r.GroupResource()] == nil {
+		if !reg.IsBuiltin(r.GroupResource()) {
 			all = append(all, r)
 		}
 	}
