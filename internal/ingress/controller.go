@@ -165,13 +165,11 @@ func (c *Controller) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ing, events := FromIngresses(s, IngressOptions{Controller: IngressController, HTTPPort: c.o.HTTPPort, HTTPSPort: c.o.HTTPSPort})
+	ix := NewIndex(s)
+	ing, events := fromIngresses(s, ix, IngressOptions{Controller: IngressController, HTTPPort: c.o.HTTPPort, HTTPSPort: c.o.HTTPSPort})
 	inputs := []map[int]*Port{ing.Ports}
-	if len(c.o.Sources) > 0 {
-		ix := NewIndex(s)
-		for _, src := range c.o.Sources {
-			inputs = append(inputs, src.Ports(s, ix))
-		}
+	for _, src := range c.o.Sources {
+		inputs = append(inputs, src.Ports(s, ix))
 	}
 	c.server.Swap(Merge(inputs...))
 	c.o.Metrics.synced(time.Since(start))

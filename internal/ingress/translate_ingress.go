@@ -96,7 +96,11 @@ type entry struct {
 // is Prefix. Problems (missing Services or Secrets, resource backends) come
 // back as Events; the route then answers 503.
 func FromIngresses(s *State, opts IngressOptions) (*Table, []Event) {
-	ix := NewIndex(s)
+	return fromIngresses(s, NewIndex(s), opts)
+}
+
+// fromIngresses is FromIngresses resolving Services and Secrets through ix.
+func fromIngresses(s *State, ix *Index, opts IngressOptions) (*Table, []Event) {
 	var events []Event
 	var entries []entry
 	var certs []Cert
