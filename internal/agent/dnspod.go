@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 )
 
 // The agent's cluster DNS server shows in the API as a mirror pod, as a
@@ -47,12 +48,11 @@ func dnsPod(node string, nodeUID types.UID, listen string) *corev1.Pod {
 			port = int32(n)
 		}
 	}
-	yes := true
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: dnsPodName(node), Namespace: metav1.NamespaceSystem,
 			Labels:          map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "svcnet-dns"},
 			Annotations:     map[string]string{mirrorAnnotation: Version, "kubernetes.io/config.source": "svcnet-agent"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: nodeUID, Controller: &yes}}},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: nodeUID, Controller: ptr.To(true)}}},
 		Spec: corev1.PodSpec{NodeName: node, HostNetwork: true, DNSPolicy: corev1.DNSDefault,
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{Name: "dns", Image: dnsPodImage, ImagePullPolicy: corev1.PullIfNotPresent,
@@ -67,7 +67,7 @@ func dnsPodStatus(nodeIP string, started time.Time, prev corev1.PodStatus) corev
 	at := metav1.NewTime(started.Truncate(time.Second))
 	st := corev1.PodStatus{Phase: corev1.PodRunning, HostIP: nodeIP, HostIPs: []corev1.HostIP{{IP: nodeIP}},
 		PodIP: nodeIP, PodIPs: []corev1.PodIP{{IP: nodeIP}}, StartTime: &at, QOSClass: corev1.PodQOSBestEffort,
-		ContainerStatuses: []corev1.ContainerStatus{{Name: "dns", Image: dnsPodImage, ImageID: dnsPodImage, Ready: true, Started: ptrTrue(),
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "dns", Image: dnsPodImage, ImageID: dnsPodImage, Ready: true, Started: ptr.To(true),
 			ContainerID: "svcnet://dns", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at}}}}}
 	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
 		c := corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: at}
@@ -80,8 +80,6 @@ func dnsPodStatus(nodeIP string, started time.Time, prev corev1.PodStatus) corev
 	}
 	return st
 }
-
-func ptrTrue() *bool { b := true; return &b }
 
 // keepDNSPod keeps the node's DNS mirror pod in the API until ctx ends, then
 // deletes it (the DNS server stops with the agent).
