@@ -36,14 +36,19 @@ type kindCache[T rbacObject] struct {
 func (k *kindCache[T]) reset(objs []T) {
 	k.byNS, k.lists = map[string]map[string]T{}, map[string][]T{}
 	for _, o := range objs {
-		if k.byNS[o.GetNamespace()] == nil {
-			k.byNS[o.GetNamespace()] = map[string]T{}
-		}
-		k.byNS[o.GetNamespace()][o.GetName()] = o
+		k.store(o)
 	}
 	for ns := range k.byNS {
 		k.relist(ns)
 	}
+}
+
+// store files o under its namespace and name, leaving the lists as they are.
+func (k *kindCache[T]) store(o T) {
+	if k.byNS[o.GetNamespace()] == nil {
+		k.byNS[o.GetNamespace()] = map[string]T{}
+	}
+	k.byNS[o.GetNamespace()][o.GetName()] = o
 }
 
 func (k *kindCache[T]) relist(ns string) {
@@ -62,10 +67,7 @@ func (k *kindCache[T]) relist(ns string) {
 }
 
 func (k *kindCache[T]) put(o T) {
-	if k.byNS[o.GetNamespace()] == nil {
-		k.byNS[o.GetNamespace()] = map[string]T{}
-	}
-	k.byNS[o.GetNamespace()][o.GetName()] = o
+	k.store(o)
 	k.relist(o.GetNamespace())
 }
 
