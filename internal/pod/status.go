@@ -23,6 +23,11 @@ type StatusInput struct {
 	Now            time.Time
 }
 
+// isSidecar reports whether an init container is a sidecar (restartPolicy Always).
+func isSidecar(c corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
 // initState says how far a pod's init containers are: the names of those
 // not completed (sidecars: not started) yet, and whether one failed for good
 // (restartPolicy Never; sidecars are restarted whatever the policy).
@@ -30,7 +35,7 @@ func initState(p *corev1.Pod, cs []corev1.ContainerStatus) (pending []string, fa
 	policy := p.Spec.RestartPolicy
 	sidecar := map[string]bool{}
 	for _, c := range p.Spec.InitContainers {
-		sidecar[c.Name] = c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		sidecar[c.Name] = isSidecar(c)
 	}
 	for _, c := range cs {
 		if sidecar[c.Name] {
@@ -71,8 +76,7 @@ func BuildStatus(in StatusInput) corev1.PodStatus {
 	}
 	var unready []string
 	for i, c := range in.InitContainers { // sidecars count as the app containers do
-		if i < len(p.Spec.InitContainers) && p.Spec.InitContainers[i].RestartPolicy != nil &&
-			*p.Spec.InitContainers[i].RestartPolicy == corev1.ContainerRestartPolicyAlways && !c.Ready {
+		if i < len(p.Spec.InitContainers) && isSidecar(p.Spec.InitContainers[i]) && !c.Ready {
 			unready = append(unready, c.Name)
 		}
 	}
