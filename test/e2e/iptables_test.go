@@ -10,9 +10,8 @@ import (
 	"time"
 )
 
-// The tutorial's Service (httpd-svc, 8080 -> 80, 3 pods) and the other kinds
-// the iptables mode and `svcnet explain request` are checked with.
-const iptablesApps = `apiVersion: apps/v1
+// httpdApps is the tutorial's Service (httpd-svc, 8080 -> 80, 3 pods).
+const httpdApps = `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: httpd}
 spec:
@@ -34,7 +33,11 @@ metadata: {name: httpd-svc}
 spec:
   selector: {app: httpd}
   ports: [{port: 8080, targetPort: 80}]
----
+`
+
+// iptablesApps is httpdApps and the other kinds the iptables mode and
+// `svcnet explain request` are checked with.
+const iptablesApps = httpdApps + `---
 apiVersion: v1
 kind: Service
 metadata: {name: httpd-nodeport}

@@ -14,30 +14,6 @@ import (
 	"time"
 )
 
-const uiApps = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: httpd}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: httpd}}
-  template:
-    metadata: {labels: {app: httpd}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: svcnet/agnhost
-        command: ["svcnet", "agnhost", "serve-hostname", "--port", "80"]
-        ports: [{containerPort: 80}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: httpd-svc}
-spec:
-  selector: {app: httpd}
-  ports: [{port: 8080, targetPort: 80}]
-`
-
 // readyPodRE matches a ready httpd pod as the page draws it.
 var readyPodRE = regexp.MustCompile(`class="pod ready" data-pod="default/httpd-[^"]+" data-ready="true"`)
 
@@ -77,7 +53,7 @@ func TestTopologyPage(t *testing.T) {
 	requireCNI(t)
 	dir := t.TempDir()
 	c := startCluster(t, dir, freePort(t), "--pod-runtime=on", "--node-name", "local", "--dns-resolv-conf", "")
-	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "apps.yaml"), uiApps, 0o644))
+	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "apps.yaml"), httpdApps, 0o644))
 	waitKubectl(t, c, "3 httpd endpoints", 60*time.Second, func(s string) bool { return strings.Count(s, ":80 ") == 3 },
 		"get", "endpoints", "httpd-svc", "-o", `jsonpath={range .subsets[*].addresses[*]}{.ip}:80 {end}`)
 	url := startUI(t, c.kubeconfig)
