@@ -60,48 +60,42 @@ func describe(s *rbacv1.Subject, ns string) string {
 // visit walks the rules that apply to u in ns: those of ClusterRoleBindings,
 // then those of the RoleBindings of ns (none when ns is "").
 func (a *Authorizer) visit(u User, ns string, fn visitor) {
-	crbs := a.Source.ClusterRoleBindings()
-	for _, b := range crbs {
-		s, ok := firstSubject(u, b.Subjects, "")
-		if !ok {
-			continue
-		}
-		rules, err := a.RoleRules(b.RoleRef, "")
-		if err != nil {
-			if !fn("", nil, err) {
-				return
-			}
-			continue
-		}
-		src := fmt.Sprintf("ClusterRoleBinding %q of %s %q to %s", b.Name, b.RoleRef.Kind, b.RoleRef.Name, describe(s, ""))
-		for i := range rules {
-			if !fn(src, &rules[i], nil) {
-				return
-			}
+	for _, b := range a.Source.ClusterRoleBindings() {
+		if !a.visitBinding(u, "ClusterRoleBinding", b.Name, "", b.Subjects, b.RoleRef, fn) {
+			return
 		}
 	}
 	if ns == "" {
 		return
 	}
 	for _, b := range a.Source.RoleBindings(ns) {
-		s, ok := firstSubject(u, b.Subjects, ns)
-		if !ok {
-			continue
-		}
-		rules, err := a.RoleRules(b.RoleRef, ns)
-		if err != nil {
-			if !fn("", nil, err) {
-				return
-			}
-			continue
-		}
-		src := fmt.Sprintf("RoleBinding %q of %s %q to %s", b.Name+"/"+ns, b.RoleRef.Kind, b.RoleRef.Name, describe(s, ns))
-		for i := range rules {
-			if !fn(src, &rules[i], nil) {
-				return
-			}
+		if !a.visitBinding(u, "RoleBinding", b.Name, ns, b.Subjects, b.RoleRef, fn) {
+			return
 		}
 	}
+}
+
+// visitBinding hands fn the rules of one binding (in ns, "" for a
+// ClusterRoleBinding) when it names u; false when fn stopped.
+func (a *Authorizer) visitBinding(u User, kind, name, ns string, subjects []rbacv1.Subject, ref rbacv1.RoleRef, fn visitor) bool {
+	s, ok := firstSubject(u, subjects, ns)
+	if !ok {
+		return true
+	}
+	rules, err := a.RoleRules(ref, ns)
+	if err != nil {
+		return fn("", nil, err)
+	}
+	if ns != "" {
+		name += "/" + ns
+	}
+	src := fmt.Sprintf("%s %q of %s %q to %s", kind, name, ref.Kind, ref.Name, describe(s, ns))
+	for i := range rules {
+		if !fn(src, &rules[i], nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // Authorize reports whether some binding grants the request, with Kubernetes'
