@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/svcnet/svcnet/internal/kubeproxy"
@@ -137,7 +135,7 @@ func (b *Backend) localnet() {
 	if b.LocalnetLink == "" || b.localnetOn {
 		return
 	}
-	if err := setRouteLocalnet(b.LocalnetLink, true); err == nil {
+	if err := proxy.SetRouteLocalnet(b.LocalnetLink, true); err == nil {
 		b.localnetOn = true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		b.log("iptables: turning on route_localnet on the pod bridge failed", err)
@@ -149,16 +147,7 @@ func (b *Backend) localnetOff() {
 	if b.LocalnetLink == "" {
 		return
 	}
-	if err := setRouteLocalnet(b.LocalnetLink, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := proxy.SetRouteLocalnet(b.LocalnetLink, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		b.log("iptables: turning off route_localnet on the pod bridge failed", err)
 	}
-}
-
-// setRouteLocalnet sets net.ipv4.conf.<link>.route_localnet.
-func setRouteLocalnet(link string, on bool) error {
-	v := "0"
-	if on {
-		v = "1"
-	}
-	return os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", link, "route_localnet"), []byte(v), 0o644)
 }

@@ -3,8 +3,8 @@ package nftables
 import (
 	"errors"
 	"io/fs"
-	"os"
-	"path/filepath"
+
+	"github.com/svcnet/svcnet/internal/proxy"
 )
 
 // route_localnet on the pod bridge: a pod's packet DNATed to a loopback
@@ -19,22 +19,11 @@ func (b *Backend) localnetOnce() {
 	if b.LocalnetLink == "" || b.localnetOn {
 		return
 	}
-	if err := setRouteLocalnet(b.LocalnetLink, true); err == nil {
+	if err := proxy.SetRouteLocalnet(b.LocalnetLink, true); err == nil {
 		b.localnetOn = true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		b.log("nftables: turning on route_localnet on the pod bridge failed", err)
 	}
-}
-
-// setRouteLocalnet sets net.ipv4.conf.<link>.route_localnet: the kernel then
-// routes packets from link to 127.0.0.0/8 (after DNAT) instead of dropping them
-// as martians, and lets the replies out.
-func setRouteLocalnet(link string, on bool) error {
-	v := "0"
-	if on {
-		v = "1"
-	}
-	return os.WriteFile(filepath.Join("/proc/sys/net/ipv4/conf", link, "route_localnet"), []byte(v), 0o644)
 }
 
 // localnetOff turns route_localnet off again when the guard goes (Retire, Cleanup).
@@ -43,7 +32,7 @@ func (b *Backend) localnetOff() {
 	if b.LocalnetLink == "" {
 		return
 	}
-	if err := setRouteLocalnet(b.LocalnetLink, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := proxy.SetRouteLocalnet(b.LocalnetLink, false); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		b.log("nftables: turning off route_localnet on the pod bridge failed", err)
 	}
 }
