@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,7 +117,7 @@ func Request(in Input) (*Explanation, error) {
 		}
 	}
 	ex.VIP = ip.String()
-	sp, svc := findServicePort(in, ip, port)
+	sp := findServicePort(in, ip, port)
 	if sp == nil {
 		ex.Outcome = "not-a-service"
 		ex.Notes = append(ex.Notes, fmt.Sprintf("%s:%d is no Service's cluster IP, external IP, load-balancer IP or node port: not translated", ip, port))
@@ -126,7 +127,7 @@ func Request(in Input) (*Explanation, error) {
 			port = int(sp.Port)
 		}
 	}
-	ex.trace(in, svc, sp, ip, port)
+	ex.trace(in, sp, ip, port)
 	return ex, nil
 }
 
@@ -257,11 +258,8 @@ func nodeOf(in Input, a netip.Addr) string {
 }
 
 // findServicePort finds the service port whose VIP (or node port on a node address) is ip:port.
-func findServicePort(in Input, ip netip.Addr, port int) (*proxy.ServicePort, *corev1.Service) {
-	nodeAddr := false
-	for _, a := range in.NodeIPs {
-		nodeAddr = nodeAddr || a == ip
-	}
+func findServicePort(in Input, ip netip.Addr, port int) *proxy.ServicePort {
+	nodeAddr := slices.Contains(in.NodeIPs, ip)
 	for _, s := range in.Services {
 		for _, sp := range proxy.ServicePorts(s) {
 			if sp.Port == 0 {
@@ -270,20 +268,20 @@ func findServicePort(in Input, ip netip.Addr, port int) (*proxy.ServicePort, *co
 			ips := append(append([]netip.Addr{sp.ClusterIP}, sp.ExternalIPs...), sp.LoadBalancerIPs...)
 			for _, v := range ips {
 				if v == ip && (port == 0 || int(sp.Port) == port) {
-					return sp, s
+					return sp
 				}
 			}
 			if nodeAddr && sp.NodePort != 0 && int(sp.NodePort) == port {
-				return sp, s
+				return sp
 			}
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // trace follows the packet through the dump (iptables mode), or tells the
 // endpoints and their chances from the model when there is no dump.
-func (ex *Explanation) trace(in Input, svc *corev1.Service, sp *proxy.ServicePort, ip netip.Addr, port int) {
+func (ex *Explanation) trace(in Input, sp *proxy.ServicePort, ip netip.Addr, port int) {
 	src, fromNode := netip.Addr{}, false
 	switch {
 	case in.Pod != nil:
@@ -311,18 +309,11 @@ func (ex *Explanation) trace(in Input, svc *corev1.Service, sp *proxy.ServicePor
 		ex.Notes = append(ex.Notes, "cannot read the rules: "+err.Error())
 		return
 	}
-	local := func(a netip.Addr) bool {
-		for _, n := range in.NodeIPs {
-			if n == a {
-				return true
-			}
-		}
-		return a.IsLoopback()
-	}
+	local := func(a netip.Addr) bool { return slices.Contains(in.NodeIPs, a) || a.IsLoopback() }
 	paths := iptables.Trace(d, iptables.Packet{Src: src, Dst: ip, Proto: proto, Port: uint16(port), FromNode: fromNode, Local: local})
 	for _, p := range paths {
 		for _, n := range p.Notes {
-			if !contains(ex.Notes, n) {
+			if !slices.Contains(ex.Notes, n) {
 				ex.Notes = append(ex.Notes, n)
 			}
 		}
@@ -344,7 +335,7 @@ func (ex *Explanation) trace(in Input, svc *corev1.Service, sp *proxy.ServicePor
 			ex.Endpoints = append(ex.Endpoints, Endpoint{Address: fmt.Sprintf("%s:%d", ip, port), Probability: p.Prob, Masquerade: p.Masquerade, Rules: rules})
 		}
 	}
-	ex.why(sp, svc)
+	ex.why(sp)
 }
 
 // fromModel lists the usable endpoints, uniformly, without kernel rules.
@@ -367,11 +358,11 @@ func (ex *Explanation) fromModel(in Input, sp *proxy.ServicePort) {
 	for _, e := range use {
 		ex.Endpoints = append(ex.Endpoints, Endpoint{Address: e.Addr.String(), Probability: 1 / float64(len(use)), Node: e.Node})
 	}
-	ex.why(sp, nil)
+	ex.why(sp)
 }
 
 // why adds the reasons for masquerading or not.
-func (ex *Explanation) why(sp *proxy.ServicePort, _ *corev1.Service) {
+func (ex *Explanation) why(sp *proxy.ServicePort) {
 	if sp == nil {
 		return
 	}
@@ -390,13 +381,4 @@ func (ex *Explanation) why(sp *proxy.ServicePort, _ *corev1.Service) {
 			break
 		}
 	}
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
