@@ -114,7 +114,7 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 		old, cur := prev.Frags[k], next.Frags[k]
 		if cur != nil {
 			for _, ch := range cur.Own {
-				if old == nil || !sameRules(old.NAT[ch], cur.NAT[ch]) || !slices.Contains(old.Own, ch) {
+				if old == nil || !slices.Equal(old.NAT[ch], cur.NAT[ch]) || !slices.Contains(old.Own, ch) {
 					write("nat", ch, cur.NAT[ch])
 				}
 			}
@@ -139,7 +139,7 @@ func MakePlan(c Config, prev *Written, st *proxy.State, changed []proxy.Key, ex 
 					if cur != nil {
 						b = cur.shared(t, ch)
 					}
-					if sameRules(a, b) {
+					if slices.Equal(a, b) {
 						continue
 					}
 					out[t].rules = edits(out[t].rules, ch, a, b)
@@ -221,5 +221,3 @@ func uniqueKeys(keys []proxy.Key) []proxy.Key {
 	}
 	return out
 }
-
-func sameRules(a, b []Rule) bool { return slices.Equal(a, b) }
