@@ -39,6 +39,17 @@ var defaultPrinter = printer{
 	},
 }
 
+// registerCreatedAt gives kinds Kubernetes' default table: NAME, CREATED AT.
+func registerCreatedAt(kinds ...string) {
+	cols := []column{{"Name", "string", false}, {"Created At", "date", false}}
+	for _, kind := range kinds {
+		register(kind, cols, func(obj runtime.Object, _ time.Time) []any {
+			m, _ := meta.Accessor(obj)
+			return []any{m.GetName(), m.GetCreationTimestamp().UTC().Format(time.RFC3339)}
+		})
+	}
+}
+
 func age(t metav1.Time, now time.Time) string {
 	if t.IsZero() {
 		return "<unknown>"

@@ -12,15 +12,7 @@ import (
 // Roles print as Kubernetes' default table (NAME, CREATED AT); bindings with
 // ROLE and AGE, and their subjects with -o wide.
 func init() {
-	created := []column{{"Name", "string", false}, {"Created At", "date", false}}
-	register("Role", created, func(o runtime.Object, _ time.Time) []any {
-		r := o.(*rbacv1.Role)
-		return []any{r.Name, r.CreationTimestamp.UTC().Format(time.RFC3339)}
-	})
-	register("ClusterRole", created, func(o runtime.Object, _ time.Time) []any {
-		r := o.(*rbacv1.ClusterRole)
-		return []any{r.Name, r.CreationTimestamp.UTC().Format(time.RFC3339)}
-	})
+	registerCreatedAt("Role", "ClusterRole")
 	binding := []column{{"Name", "string", false}, {"Role", "string", false}, {"Age", "string", false},
 		{"Users", "string", true}, {"Groups", "string", true}, {"ServiceAccounts", "string", true}}
 	register("RoleBinding", binding, func(o runtime.Object, now time.Time) []any {
