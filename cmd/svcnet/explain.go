@@ -42,11 +42,7 @@ func newExplainCmd() *cobra.Command {
 			if !ok {
 				ns, name = "default", args[1]
 			}
-			cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-			if err != nil {
-				return fmt.Errorf("--kubeconfig: %w", err)
-			}
-			cs, err := kubernetes.NewForConfig(cfg)
+			cs, err := clientsetFor(kubeconfig)
 			if err != nil {
 				return err
 			}
