@@ -46,7 +46,13 @@ func explainRequest(ctx context.Context, cs kubernetes.Interface, from, to, node
 			return fmt.Errorf("FROM %q: want pod/NAMESPACE/NAME, node/NAME or an IP address", from)
 		}
 	}
-	if n, err := cs.CoreV1().Nodes().Get(ctx, in.Node, metav1.GetOptions{}); err == nil {
+	n := in.FromNode // read above for node/NAME; else the Node the request leaves from
+	if n == nil {
+		if got, err := cs.CoreV1().Nodes().Get(ctx, in.Node, metav1.GetOptions{}); err == nil {
+			n = got
+		}
+	}
+	if n != nil {
 		for _, a := range n.Status.Addresses {
 			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
 				in.NodeIPs = append(in.NodeIPs, ip)
