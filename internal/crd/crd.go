@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/util/jsonpath"
+	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/validation/spec"
 
 	"github.com/svcnet/svcnet/internal/registry"
@@ -43,7 +45,8 @@ type version struct {
 	structural *structuralschema.Structural // nil without a schema
 	strategy   registry.Strategy
 	table      func(ctx context.Context, list *unstructured.UnstructuredList) (*metav1.Table, error)
-	openapi    []byte
+	doc        *spec3.OpenAPI // the version's OpenAPI v3 document
+	openapi    []byte         // doc as JSON, as served
 }
 
 // Build makes the served resource of an established CRD. The storage version is
@@ -92,7 +95,7 @@ func Build(crd *apiextensionsv1.CustomResourceDefinition) (*registry.Resource, e
 		},
 		Table:         st.table,
 		OpenAPI:       map[string][]byte{},
-		TypeConverter: typeConverter(crd),
+		TypeConverter: typeConverter(crd, versions),
 	}
 	res := &registry.Resource{
 		Group: crd.Spec.Group, Version: storage, Resource: names.Plural, Singular: singular,
@@ -158,7 +161,7 @@ func buildVersion(crd *apiextensionsv1.CustomResourceDefinition, cv *apiextensio
 	v := &version{name: cv.Name}
 	kind := schema.GroupVersionKind{Group: crd.Spec.Group, Version: cv.Name, Kind: crd.Spec.Names.Kind}
 	var props *apiextensionsinternal.JSONSchemaProps
-	if val := validationFor(crd, cv); val != nil {
+	if val := cv.Schema; val != nil {
 		internal := &apiextensionsinternal.CustomResourceValidation{}
 		if err := apiextensionsv1.Convert_v1_CustomResourceValidation_To_apiextensions_CustomResourceValidation(val, internal, nil); err != nil {
 			return nil, fmt.Errorf("convert schema: %w", err)
@@ -185,7 +188,7 @@ func buildVersion(crd *apiextensionsv1.CustomResourceDefinition, cv *apiextensio
 	var statusSpec *apiextensionsinternal.CustomResourceSubresourceStatus
 	var statusValidator apiservervalidation.SchemaValidator
 	var scaleSpec *apiextensionsinternal.CustomResourceSubresourceScale
-	sub := subresourcesFor(crd, cv)
+	sub := cv.Subresources
 	if sub != nil && sub.Status != nil {
 		statusSpec = &apiextensionsinternal.CustomResourceSubresourceStatus{}
 		if props != nil {
@@ -216,25 +219,13 @@ func buildVersion(crd *apiextensionsv1.CustomResourceDefinition, cv *apiextensio
 	v.table = func(ctx context.Context, list *unstructured.UnstructuredList) (*metav1.Table, error) {
 		return conv.ConvertToTable(ctx, list, nil)
 	}
-	doc, err := builder.BuildOpenAPIV3(crd, cv.Name, builder.Options{})
-	if err != nil {
+	if v.doc, err = builder.BuildOpenAPIV3(crd, cv.Name, builder.Options{}); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
-	if v.openapi, err = json.Marshal(doc); err != nil {
+	if v.openapi, err = json.Marshal(v.doc); err != nil {
 		return nil, err
 	}
 	return v, nil
-}
-
-func validationFor(crd *apiextensionsv1.CustomResourceDefinition, cv *apiextensionsv1.CustomResourceDefinitionVersion) *apiextensionsv1.CustomResourceValidation {
-	if cv.Schema != nil {
-		return cv.Schema
-	}
-	return nil
-}
-
-func subresourcesFor(_ *apiextensionsv1.CustomResourceDefinition, cv *apiextensionsv1.CustomResourceDefinitionVersion) *apiextensionsv1.CustomResourceSubresources {
-	return cv.Subresources
 }
 
 // prune drops unknown fields and coerces metadata as Kubernetes' decoder does,
@@ -294,21 +285,16 @@ func selectableFields(sfs []apiextensionsv1.SelectableField) func(runtime.Object
 
 // typeConverter gives server-side apply the CRD's structure, falling back to one
 // deduced from the objects (every map granular, lists atomic) when the schema
-// cannot be turned into one.
-func typeConverter(crd *apiextensionsv1.CustomResourceDefinition) managedfields.TypeConverter {
-	var specs []*spec.Schema
+// cannot be turned into one. It reads the versions' OpenAPI documents.
+func typeConverter(crd *apiextensionsv1.CustomResourceDefinition, versions map[string]*version) managedfields.TypeConverter {
 	models := map[string]*spec.Schema{}
-	for _, v := range crd.Spec.Versions {
-		doc, err := builder.BuildOpenAPIV3(crd, v.Name, builder.Options{})
-		if err != nil || doc.Components == nil {
+	for _, v := range versions {
+		if v.doc.Components == nil {
 			return managedfields.NewDeducedTypeConverter()
 		}
-		for k, s := range doc.Components.Schemas {
-			models[k] = s
-			specs = append(specs, s)
-		}
+		maps.Copy(models, v.doc.Components.Schemas)
 	}
-	if len(specs) == 0 {
+	if len(models) == 0 {
 		return managedfields.NewDeducedTypeConverter()
 	}
 	tc, err := managedfields.NewTypeConverter(models, crd.Spec.PreserveUnknownFields)
