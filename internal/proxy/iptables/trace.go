@@ -3,6 +3,7 @@ package iptables
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -189,7 +190,7 @@ func (d Dump) from(table, chain string, i int, w walk, depth int) []outcome {
 	for ; i < len(rules); i++ {
 		r := rules[i]
 		ok, prob, note := w.matches(r.tokens)
-		if note != "" && !containsNote(w.notes, note) {
+		if note != "" && !slices.Contains(w.notes, note) {
 			w.notes = append(append([]string(nil), w.notes...), note)
 		}
 		if !ok {
@@ -349,15 +350,6 @@ func (w walk) matches(t []string) (bool, float64, string) {
 		}
 	}
 	return true, prob, note
-}
-
-func containsNote(notes []string, n string) bool {
-	for _, x := range notes {
-		if x == n {
-			return true
-		}
-	}
-	return false
 }
 
 func inPrefix(a netip.Addr, s string) bool {
