@@ -95,7 +95,7 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 		}
 	}
 	b.cur = p.Next
-	if full && b.localnetOn {
+	if full {
 		b.localnetOn = false // set again: the bridge may have been recreated
 	}
 	b.localnet()
