@@ -51,7 +51,9 @@ func sandboxConfig(p *corev1.Pod, attempt uint32, logDir string, dns pod.DNSSett
 		Labels:       labels,
 		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(p)},
+			// privileged when a container is, as the kubelet asks: the runtime
+			// refuses a privileged container in an unprivileged sandbox
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: namespaces(p), Privileged: privileged(p)},
 		},
 	}
 	if p.Spec.HostNetwork {
@@ -74,6 +76,18 @@ func sandboxConfig(p *corev1.Pod, attempt uint32, logDir string, dns pod.DNSSett
 		}
 	}
 	return c
+}
+
+// privileged reports whether a container of p (init containers too) is privileged.
+func privileged(p *corev1.Pod) bool {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // namespaces are the pod's Linux namespace modes.
