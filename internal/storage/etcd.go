@@ -30,8 +30,11 @@ func NewEtcd(c *clientv3.Client) *Etcd { return &Etcd{c: c, ProgressInterval: 30
 func (e *Etcd) Client() *clientv3.Client { return e.c }
 
 func mapErr(err error) error {
-	if errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted) {
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted) || errors.Is(err, rpctypes.ErrGRPCCompacted):
 		return ErrCompacted
+	case errors.Is(err, rpctypes.ErrFutureRev) || errors.Is(err, rpctypes.ErrGRPCFutureRev):
+		return ErrFutureRev
 	}
 	return err
 }
@@ -77,7 +80,11 @@ func (e *Etcd) List(ctx context.Context, prefix string, p Page) ([]KV, int64, bo
 	for i, kv := range resp.Kvs {
 		kvs[i] = toKV(kv)
 	}
-	return kvs, resp.Header.Revision, resp.More, nil
+	rev := resp.Header.Revision // the current revision, also when reading an older one
+	if p.Rev > 0 {
+		rev = p.Rev
+	}
+	return kvs, rev, resp.More, nil
 }
 
 func absent(key string) clientv3.Cmp {

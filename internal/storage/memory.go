@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -54,29 +56,48 @@ func (m *Memory) Get(_ context.Context, key string) (KV, error) {
 	return kv, nil
 }
 
-// List implements Store. Reads at an old revision are not supported.
+// List implements Store. A read at an older revision undoes the history after
+// it, so it sees what etcd would; revisions before the compacted one or after
+// the current one fail as in etcd.
 func (m *Memory) List(_ context.Context, prefix string, p Page) ([]KV, int64, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if p.Rev > 0 && p.Rev < m.compacted {
+	rev := m.rev
+	switch {
+	case p.Rev > m.rev:
+		return nil, 0, false, ErrFutureRev
+	case p.Rev > 0 && p.Rev < m.compacted:
 		return nil, 0, false, ErrCompacted
+	case p.Rev > 0:
+		rev = p.Rev
 	}
-	var keys []string
-	for k := range m.data {
-		if strings.HasPrefix(k, prefix) && k >= p.From {
-			keys = append(keys, k)
+	in := func(k string) bool { return strings.HasPrefix(k, prefix) && k >= p.From }
+	view := map[string]KV{}
+	for k, kv := range m.data {
+		if in(k) {
+			view[k] = kv
 		}
 	}
-	sort.Strings(keys)
+	for i := len(m.history) - 1; i >= 0 && m.history[i].KV.Rev > rev; i-- {
+		ev := m.history[i]
+		switch {
+		case !in(ev.KV.Key):
+		case ev.Prev != nil:
+			view[ev.KV.Key] = *ev.Prev
+		default:
+			delete(view, ev.KV.Key)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(view))
 	more := false
 	if p.Limit > 0 && int64(len(keys)) > p.Limit {
 		keys, more = keys[:p.Limit], true
 	}
 	out := make([]KV, len(keys))
 	for i, k := range keys {
-		out[i] = m.data[k]
+		out[i] = view[k]
 	}
-	return out, m.rev, more, nil
+	return out, rev, more, nil
 }
 
 func (m *Memory) put(key string, value []byte) {

@@ -86,6 +86,9 @@ var ErrConflict = errors.New("storage: revision conflict")
 // ErrCompacted says the requested revision is older than the kept history.
 var ErrCompacted = errors.New("storage: required revision has been compacted")
 
+// ErrFutureRev says the requested revision is newer than the store's current one.
+var ErrFutureRev = errors.New("storage: required revision is a future revision")
+
 // ExistsError says a key that had to be absent exists.
 type ExistsError struct{ Key string }
 
