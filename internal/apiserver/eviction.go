@@ -62,11 +62,42 @@ func (s *Server) handleEviction(q *request) error {
 		}
 		break
 	}
+	if !wo.dryRun {
+		if err := s.markDisruptionTarget(q); err != nil {
+			return err
+		}
+	}
 	if _, _, err := s.deleteObject(ctx, q.res, q.ns, q.name, opts, wo); err != nil {
 		return err
 	}
 	writeEncoded(q.w, http.StatusCreated, q.accept, statusSuccess(nil))
 	return nil
+}
+
+// markDisruptionTarget gives the pod the DisruptionTarget condition before its
+// delete, as Kubernetes' eviction does: a Job's podFailurePolicy can tell an
+// evicted pod's failure from its own.
+func (s *Server) markDisruptionTarget(q *request) error {
+	_, _, err := s.update(q.r.Context(), q.res, q.ns, q.name, func(old runtime.Object) (runtime.Object, error) {
+		p, ok := old.(*corev1.Pod)
+		if !ok {
+			return nil, apierrors.NewInternalError(errNotPod)
+		}
+		c := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
+			Message: "Eviction API: evicting", LastTransitionTime: metav1.Now()}
+		for i := range p.Status.Conditions {
+			if p.Status.Conditions[i].Type == c.Type {
+				if p.Status.Conditions[i].Status == c.Status {
+					c.LastTransitionTime = p.Status.Conditions[i].LastTransitionTime
+				}
+				p.Status.Conditions[i] = c
+				return p, nil
+			}
+		}
+		p.Status.Conditions = append(p.Status.Conditions, c)
+		return p, nil
+	}, writeOptions{sub: "status"})
+	return err
 }
 
 // takeDisruption checks pod against its budget and records the disruption.
@@ -124,6 +155,7 @@ func (s *Server) takeDisruption(q *request, pod *corev1.Pod, wo writeOptions) er
 var (
 	errMultipleBudgets = evictionError("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.")
 	errBudgetChanged   = evictionError("the PodDisruptionBudget changed while the eviction was decided")
+	errNotPod          = evictionError("the eviction's object is not a pod")
 )
 
 type evictionError string
