@@ -2,11 +2,20 @@
 // kube-node-lease, or the Ready condition's heartbeat): a node silent for longer
 // than the grace period gets Ready=Unknown and its pods Ready=False, so endpoints
 // move away within seconds; pods bound to a deleted node are deleted.
+//
+// Silence is measured on the controller's own clock from when it saw a heartbeat
+// change (Kubernetes' probeTimestamp), not from the heartbeat's timestamp: a
+// restarted controller gives every node a full grace period, and clock skew
+// between nodes does not matter. Time the controller could not reach the API does
+// not count either: a node is only marked after a live read of its Lease, and the
+// grace period starts again when the API answers after failing, so an API or etcd
+// outage longer than the grace period does not turn every node NotReady at its end.
 package nodelifecycle
 
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -38,11 +47,21 @@ type Controller struct {
 	recorder record.EventRecorder
 	grace    time.Duration
 	now      func() time.Time
+
+	mu      sync.Mutex
+	seen    map[string]observed // by node name
+	apiDown bool                // the last live read failed
+	contact time.Time           // when the API answered again after failing
+}
+
+// observed is a node's last heartbeat as the controller saw it, and when.
+type observed struct {
+	beat, at time.Time
 }
 
 // New wires the controller; grace is --node-monitor-grace-period.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, grace time.Duration, log *slog.Logger) *Controller {
-	c := &Controller{client: client, recorder: recorder, grace: grace, now: time.Now}
+	c := &Controller{client: client, recorder: recorder, grace: grace, now: time.Now, seen: map[string]observed{}}
 	c.loop = queue.New("node-lifecycle", c.sync, log)
 	nInf, lInf, pInf := factory.Core().V1().Nodes(), factory.Coordination().V1().Leases(), factory.Core().V1().Pods()
 	c.nodes, c.leases, c.pods = nInf.Lister(), lInf.Lister(), pInf.Lister()
@@ -95,9 +114,40 @@ func (c *Controller) podsOn(node string) []*corev1.Pod {
 	return out
 }
 
+// silence is how long the node has been silent as this controller can tell: since
+// it saw a newer beat, or since the API answered again after an outage. An older
+// beat (the cache behind a live read) changes nothing.
+func (c *Controller) silence(name string, beat, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.seen[name]
+	if !ok || beat.After(o.beat) {
+		o = observed{beat: beat, at: now}
+		c.seen[name] = o
+	}
+	since := o.at
+	if c.contact.After(since) {
+		since = c.contact
+	}
+	return now.Sub(since)
+}
+
+// reached records whether a live read of the API worked.
+func (c *Controller) reached(ok bool, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ok && c.apiDown {
+		c.contact = now
+	}
+	c.apiDown = !ok
+}
+
 func (c *Controller) sync(ctx context.Context, name string) error {
 	n, err := c.nodes.Get(name)
 	if apierrors.IsNotFound(err) {
+		c.mu.Lock()
+		delete(c.seen, name)
+		c.mu.Unlock()
 		// The node is gone: its pods cannot run anywhere.
 		for _, p := range c.podsOn(name) {
 			zero := int64(0)
@@ -111,9 +161,20 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		return err
 	}
 	lease, _ := c.leases.Leases(LeaseNamespace).Get(name)
-	silent := c.now().Sub(LastHeartbeat(n, lease))
-	if silent <= c.grace {
-		c.loop.AddAfter(name, c.grace-silent+10*time.Millisecond) // look again when it would expire
+	if c.wait(name, LastHeartbeat(n, lease)) {
+		return nil
+	}
+	// The cache says silent; the cache may be behind (a watch resuming after an
+	// outage), so ask the API itself before marking.
+	live, err := c.client.CoordinationV1().Leases(LeaseNamespace).Get(ctx, name, metav1.GetOptions{})
+	c.reached(err == nil || apierrors.IsNotFound(err), c.now())
+	switch {
+	case err == nil:
+		lease = live
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	if c.wait(name, LastHeartbeat(n, lease)) {
 		return nil
 	}
 	if err := c.markUnknown(ctx, n); err != nil {
@@ -125,6 +186,17 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// wait reports whether the node is still within its grace period, and if so
+// looks at it again when the period would end.
+func (c *Controller) wait(name string, beat time.Time) bool {
+	silent := c.silence(name, beat, c.now())
+	if silent > c.grace {
+		return false
+	}
+	c.loop.AddAfter(name, c.grace-silent+10*time.Millisecond)
+	return true
 }
 
 func (c *Controller) markUnknown(ctx context.Context, n *corev1.Node) error {

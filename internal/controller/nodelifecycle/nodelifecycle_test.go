@@ -2,14 +2,19 @@ package nodelifecycle
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
@@ -89,5 +94,118 @@ func TestSilentNodeTurnsNotReadyWithinGrace(t *testing.T) {
 		return err != nil
 	}) {
 		t.Fatal("pod of a deleted node not deleted")
+	}
+}
+
+// clocked is a controller over one Ready node n1 (Lease renewed at renewed) with a
+// Ready pod, whose clock is *now; sync is called directly, one key at a time.
+func clocked(t *testing.T, renewed time.Time, now *time.Time) (*Controller, *fake.Clientset, *atomic.Bool) {
+	t.Helper()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", CreationTimestamp: metav1.NewTime(renewed.Add(-time.Hour))},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.NewTime(renewed)}}}}
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: LeaseNamespace}, Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: renewed}}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{NodeName: "n1"},
+		Status: corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}}
+	c := fakekube.NewClientset(node, lease, pod)
+	down := &atomic.Bool{}
+	c.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if down.Load() {
+			return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+		}
+		return false, nil, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := informers.NewSharedInformerFactory(c, 0)
+	ctrl := New(c, f, record.NewFakeRecorder(10), 5*time.Second, slog.New(slog.DiscardHandler))
+	ctrl.now = func() time.Time { return *now }
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	return ctrl, c, down
+}
+
+func readiness(t *testing.T, c *fake.Clientset) string {
+	t.Helper()
+	n, err := c.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.CoreV1().Pods("ns").Get(context.Background(), "p", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(n.Status.Conditions[0].Status) + "/" + string(p.Status.Conditions[0].Status)
+}
+
+// A controller starting after a long outage judges nodes from its own first look,
+// not from their old renewTime (Kubernetes' probeTimestamp).
+func TestRestartedControllerGivesGrace(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	ctrl, c, _ := clocked(t, now.Add(-time.Minute), &now)
+	ctx := context.Background()
+	for _, step := range []struct {
+		advance time.Duration
+		want    string
+	}{
+		{0, "True/True"},                   // first look: renewTime a minute old, grace starts now
+		{4 * time.Second, "True/True"},     // still within 5s of the first look
+		{2 * time.Second, "Unknown/False"}, // 6s silent as seen from here
+	} {
+		now = now.Add(step.advance)
+		if err := ctrl.sync(ctx, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := readiness(t, c); got != step.want {
+			t.Fatalf("after +%v: node/pod ready = %s, want %s", step.advance, got, step.want)
+		}
+	}
+}
+
+// Time the API cannot be reached does not count as the node's silence: a node is
+// marked only after a live read, and its grace period restarts when the API answers.
+func TestOutageDoesNotCountAsSilence(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctrl, c, down := clocked(t, now, &now)
+	ctx := context.Background()
+	if err := ctrl.sync(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true) // API and etcd stop for a minute
+	for i := 0; i < 6; i++ {
+		now = now.Add(10 * time.Second)
+		if err := ctrl.sync(ctx, "n1"); err == nil {
+			t.Fatal("sync with the API down succeeded")
+		}
+	}
+	down.Store(false)
+	now = now.Add(time.Second)
+	if err := ctrl.sync(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readiness(t, c); got != "True/True" {
+		t.Fatalf("right after the outage: node/pod ready = %s, want True/True", got)
+	}
+	// The node's agent renews within the new grace period: it stays Ready.
+	now = now.Add(3 * time.Second)
+	l, _ := c.CoordinationV1().Leases(LeaseNamespace).Get(ctx, "n1", metav1.GetOptions{})
+	l.Spec.RenewTime = &metav1.MicroTime{Time: now}
+	if _, err := c.CoordinationV1().Leases(LeaseNamespace).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(4 * time.Second) // 7s after contact, 4s after the renewal
+	if err := ctrl.sync(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readiness(t, c); got != "True/True" {
+		t.Fatalf("renewed after the outage: node/pod ready = %s, want True/True", got)
+	}
+	// Then it falls silent for good: marked once the grace period has passed
+	// since the controller saw that renewal.
+	now = now.Add(6 * time.Second)
+	if err := ctrl.sync(ctx, "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readiness(t, c); got != "Unknown/False" {
+		t.Fatalf("silent 6s after its last renewal was seen: node/pod ready = %s, want Unknown/False", got)
 	}
 }
