@@ -117,7 +117,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if i < len(d.indexes) {
 			index = d.indexes[i]
 		}
-		return newPod(j, index)
+		p := newPod(j, index)
+		if i < len(d.failureCounts) {
+			p.Annotations[batchv1.JobIndexFailureCountAnnotation] = strconv.Itoa(int(d.failureCounts[i][0]))
+			if d.failureCounts[i][1] > 0 {
+				p.Annotations[batchv1.JobIndexIgnoredFailureCountAnnotation] = strconv.Itoa(int(d.failureCounts[i][1]))
+			}
+		}
+		return p
 	}, &c.expect, c.now())
 	for _, p := range d.del {
 		if err := control.Delete(ctx, j, p); err != nil {

@@ -5,7 +5,14 @@
 // ttlSecondsAfterFinished, and reports status and the conditions of v1.31+
 // (SuccessCriteriaMet then Complete; FailureTarget then Failed); Indexed jobs give
 // each pod a completion index (annotation, label, JOB_COMPLETION_INDEX, hostname
-// <job>-<index>) and report completedIndexes. Pods are counted
+// <job>-<index>) and report completedIndexes. podFailurePolicy rules (exit
+// codes, pod conditions such as an eviction's DisruptionTarget) fail the Job,
+// ignore a failure, count it or fail its index; backoffLimitPerIndex retries
+// each index on its own (failures carried in the pods' failure-count
+// annotation) and reports failedIndexes, failing the Job past maxFailedIndexes
+// or once every index finished; a successPolicy rule (succeededIndexes,
+// succeededCount) completes it early; podReplacementPolicy Failed keeps a
+// terminating pod's place until it has failed. Pods are counted
 // from the cache (no job-tracking finalizers); the counts never go down. The plan
 // is a pure function; the controller applies it.
 package job
@@ -42,12 +49,14 @@ const (
 
 // decision is what one sync does.
 type decision struct {
-	create    int
-	indexes   []int // Indexed jobs: the completion index of each pod to create
-	del       []*corev1.Pod
-	status    batchv1.JobStatus
-	requeue   time.Duration // sync again after this (back-off, deadline, TTL)
-	deleteJob bool          // ttlSecondsAfterFinished has passed
+	create  int
+	indexes []int // Indexed jobs: the completion index of each pod to create
+	// backoffLimitPerIndex: the failures and ignored failures of each index so far
+	failureCounts [][2]int32
+	del           []*corev1.Pod
+	status        batchv1.JobStatus
+	requeue       time.Duration // sync again after this (back-off, deadline, TTL)
+	deleteJob     bool          // ttlSecondsAfterFinished has passed
 }
 
 func condition(st *batchv1.JobStatus, t batchv1.JobConditionType) *batchv1.JobCondition {
@@ -140,17 +149,55 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 		}
 		return d
 	}
-	var active, failedPods []*corev1.Pod
+	indexed := j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion && j.Spec.Completions != nil
+	perIndex := indexed && j.Spec.BackoffLimitPerIndex != nil
+	completions := 0
+	if indexed {
+		completions = int(*j.Spec.Completions)
+	}
+	var active, failedPods, terminatingPods []*corev1.Pod
 	var succeeded, failed, terminating, ready int32
+	var failJob string                                    // the podFailurePolicy's FailJob message
+	failures, ignored := map[int]int32{}, map[int]int32{} // per index, counting the earlier pods' (annotations)
+	failedIdx := map[int]bool{}                           // indexes failed for good (backoffLimitPerIndex)
+	lastFailure := map[int]time.Time{}
 	for _, p := range pods {
+		idx, hasIdx := -1, false
+		if indexed {
+			idx, hasIdx = podIndex(p, completions)
+		}
+		if hasIdx {
+			failures[idx] = max(failures[idx], annotationCount(p, batchv1.JobIndexFailureCountAnnotation))
+			ignored[idx] = max(ignored[idx], annotationCount(p, batchv1.JobIndexIgnoredFailureCountAnnotation))
+		}
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded:
 			succeeded++
 		case p.Status.Phase == corev1.PodFailed:
+			action, msg := failureAction(j.Spec.PodFailurePolicy, p)
+			if action == batchv1.PodFailurePolicyActionIgnore {
+				if hasIdx {
+					ignored[idx] = max(ignored[idx], annotationCount(p, batchv1.JobIndexIgnoredFailureCountAnnotation)+1)
+				}
+				continue // neither counted nor backed off
+			}
+			if action == batchv1.PodFailurePolicyActionFailJob && failJob == "" {
+				failJob = msg
+			}
 			failed++
 			failedPods = append(failedPods, p)
+			if hasIdx {
+				failures[idx] = max(failures[idx], annotationCount(p, batchv1.JobIndexFailureCountAnnotation)+1)
+				if t := finishedAt(p); t.After(lastFailure[idx]) {
+					lastFailure[idx] = t
+				}
+				if perIndex && action == batchv1.PodFailurePolicyActionFailIndex {
+					failedIdx[idx] = true
+				}
+			}
 		case p.DeletionTimestamp != nil:
 			terminating++
+			terminatingPods = append(terminatingPods, p)
 		default:
 			active = append(active, p)
 			if pod.Ready(p.Status) {
@@ -159,18 +206,31 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 		}
 	}
 	st.Succeeded, st.Failed = max(st.Succeeded, succeeded), max(st.Failed, failed)
-	indexed := j.Spec.CompletionMode != nil && *j.Spec.CompletionMode == batchv1.IndexedCompletion && j.Spec.Completions != nil
 	done := map[int]bool{}
 	if indexed {
-		for _, i := range parseIndexes(st.CompletedIndexes, int(*j.Spec.Completions)) {
+		for _, i := range parseIndexes(st.CompletedIndexes, completions) {
 			done[i] = true
 		}
 		for _, p := range pods {
-			if i, ok := podIndex(p, int(*j.Spec.Completions)); ok && p.Status.Phase == corev1.PodSucceeded {
+			if i, ok := podIndex(p, completions); ok && p.Status.Phase == corev1.PodSucceeded {
 				done[i] = true
 			}
 		}
 		st.CompletedIndexes, st.Succeeded = formatIndexes(done), int32(len(done))
+	}
+	if perIndex {
+		if st.FailedIndexes != nil {
+			for _, i := range parseIndexes(*st.FailedIndexes, completions) {
+				failedIdx[i] = true
+			}
+		}
+		for i, n := range failures {
+			if n > *j.Spec.BackoffLimitPerIndex && !done[i] {
+				failedIdx[i] = true
+			}
+		}
+		f := formatIndexes(failedIdx)
+		st.FailedIndexes = &f
 	}
 	st.Active, st.Ready, st.Terminating = int32(len(active)), &ready, &terminating
 	stopAll := func() {
@@ -202,9 +262,16 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 		}
 		onFailure := j.Spec.Template.Spec.RestartPolicy == corev1.RestartPolicyOnFailure
 		r := restarts(active)
+		maxFailed := j.Spec.MaxFailedIndexes
 		switch {
+		case failJob != "":
+			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonPodFailurePolicy, failJob, mnow)
 		case st.Failed > limit || onFailure && (limit == 0 && r > 0 || limit > 0 && r >= limit):
 			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonBackoff, messageBackoff, mnow)
+		case perIndex && maxFailed != nil && int32(len(failedIdx)) > *maxFailed:
+			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonMaxFailedIndexes, messageMaxFailed, mnow)
+		case perIndex && len(failedIdx) > 0 && len(failedIdx)+len(done) >= completions:
+			setCondition(st, batchv1.JobFailureTarget, corev1.ConditionTrue, reasonFailedIndexes, messageFailedIndexes, mnow)
 		case j.Spec.ActiveDeadlineSeconds != nil:
 			deadline := st.StartTime.Add(time.Duration(*j.Spec.ActiveDeadlineSeconds) * time.Second)
 			if !now.Before(deadline) {
@@ -222,20 +289,25 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 		return d
 	}
 
-	// Success: completions pods succeeded, or (a work queue) one did and none run.
-	var complete bool
-	if j.Spec.Completions != nil {
-		complete = st.Succeeded >= *j.Spec.Completions
-	} else {
-		complete = st.Succeeded > 0 && len(active) == 0
-	}
-	if complete || isTrue(st, batchv1.JobSuccessCriteriaMet) {
-		if !isTrue(st, batchv1.JobSuccessCriteriaMet) {
+	// Success: a successPolicy rule is met, completions pods succeeded, or (a
+	// work queue) one did and none run.
+	if !isTrue(st, batchv1.JobSuccessCriteriaMet) {
+		var complete bool
+		if j.Spec.Completions != nil {
+			complete = st.Succeeded >= *j.Spec.Completions
+		} else {
+			complete = st.Succeeded > 0 && len(active) == 0
+		}
+		if msg, met := successPolicyMet(j.Spec.SuccessPolicy, completions, done); indexed && met {
+			setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reasonSuccessPolicy, msg, mnow)
+		} else if complete {
 			setCondition(st, batchv1.JobSuccessCriteriaMet, corev1.ConditionTrue, reasonCompletions, messageCompletions, mnow)
 		}
+	}
+	if c := condition(st, batchv1.JobSuccessCriteriaMet); c != nil && c.Status == corev1.ConditionTrue {
 		stopAll()
 		if terminating == 0 {
-			setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, reasonCompletions, messageCompletions, mnow)
+			setCondition(st, batchv1.JobComplete, corev1.ConditionTrue, c.Reason, c.Message, mnow)
 			st.CompletionTime = &mnow
 		}
 		return d
@@ -251,6 +323,11 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 	} else if st.Succeeded > 0 {
 		want = int32(len(active)) // some succeeded: let the rest finish, start none
 	}
+	// podReplacementPolicy Failed: a terminating pod is replaced only once it has failed
+	occupying := active
+	if j.Spec.PodReplacementPolicy != nil && *j.Spec.PodReplacementPolicy == batchv1.Failed {
+		occupying = append(append([]*corev1.Pod(nil), active...), terminatingPods...)
+	}
 	switch n := int32(len(active)); {
 	case n > want:
 		sort.SliceStable(active, func(a, b int) bool { // not ready and younger go first
@@ -261,36 +338,61 @@ func plan(j *batchv1.Job, pods []*corev1.Pod, now time.Time, base time.Duration)
 			return active[b].CreationTimestamp.Before(&active[a].CreationTimestamp)
 		})
 		d.del = active[:n-want]
-	case n < want:
-		var last time.Time
-		for _, p := range failedPods {
-			if t := finishedAt(p); t.After(last) {
-				last = t
-			}
-		}
-		if wait := last.Add(backoff(base, st.Failed)).Sub(now); len(failedPods) > 0 && wait > 0 {
+	case int32(len(occupying)) < want:
+		n = int32(len(occupying))
+		later := func(wait time.Duration) {
 			if d.requeue == 0 || wait < d.requeue {
 				d.requeue = wait
 			}
-			return d
+		}
+		if !perIndex { // one back-off for the whole Job
+			var last time.Time
+			for _, p := range failedPods {
+				if t := finishedAt(p); t.After(last) {
+					last = t
+				}
+			}
+			if wait := last.Add(backoff(base, st.Failed)).Sub(now); len(failedPods) > 0 && wait > 0 {
+				later(wait)
+				return d
+			}
 		}
 		d.create = int(want - n)
 		if indexed {
 			running := map[int]bool{}
-			for _, p := range active {
-				if i, ok := podIndex(p, int(*j.Spec.Completions)); ok {
+			for _, p := range occupying {
+				if i, ok := podIndex(p, completions); ok {
 					running[i] = true
 				}
 			}
-			for i := 0; i < int(*j.Spec.Completions) && len(d.indexes) < d.create; i++ {
-				if !done[i] && !running[i] {
-					d.indexes = append(d.indexes, i)
+			for i := 0; i < completions && len(d.indexes) < d.create; i++ {
+				if done[i] || running[i] || failedIdx[i] {
+					continue
+				}
+				if perIndex && failures[i] > 0 { // each index backs off on its own failures
+					if wait := lastFailure[i].Add(backoff(base, failures[i])).Sub(now); wait > 0 {
+						later(wait)
+						continue
+					}
+				}
+				d.indexes = append(d.indexes, i)
+				if perIndex {
+					d.failureCounts = append(d.failureCounts, [2]int32{failures[i], ignored[i]})
 				}
 			}
 			d.create = len(d.indexes)
 		}
 	}
 	return d
+}
+
+// annotationCount reads a pod's count annotation (0 when absent or malformed).
+func annotationCount(p *corev1.Pod, key string) int32 {
+	n, err := strconv.ParseInt(p.Annotations[key], 10, 32)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return int32(n)
 }
 
 // podIndex reads a pod's completion index, if valid for completions.
