@@ -18,6 +18,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	watches  *prometheus.GaugeVec
+	// watchList times the initial events of WatchList watches (sendInitialEvents):
+	// with the list requests, the count of full relists clients made.
+	watchList *prometheus.HistogramVec
 	// websocketStreams counts websocket exec, attach and port-forward requests
 	// by subresource and proxy_type (translated_at_apiserver, proxied_to_kubelet).
 	websocketStreams *prometheus.CounterVec
@@ -34,6 +37,10 @@ func newMetrics(s *Server) *metrics {
 		[]string{"verb", "group", "resource"})
 	m.watches = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "apiserver_longrunning_requests",
 		Help: "Open watch requests by group and resource."}, []string{"group", "resource"})
+	m.watchList = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_watch_list_duration_seconds",
+		Help:    "Response latency distribution in seconds for watch list requests broken by group, version, resource and scope.",
+		Buckets: []float64{0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300}},
+		[]string{"group", "version", "resource", "scope"})
 	m.websocketStreams = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_websocket_streaming_requests_total",
 		Help: "Websocket exec, attach and port-forward requests: translated to SPDY here, or proxied to the node agent as they are."},
 		[]string{"subresource", "proxy_type"})
@@ -49,7 +56,7 @@ func newMetrics(s *Server) *metrics {
 		defer s.alloc.mu.Unlock()
 		return float64(s.alloc.ports.Free())
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.watches, m.websocketStreams, free, freePorts,
+	m.reg.MustRegister(m.requests, m.latency, m.watches, m.watchList, m.websocketStreams, free, freePorts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -103,6 +103,7 @@ func (s *Server) handleWatch(q *request) error {
 			timeout = time.Duration(n) * time.Second
 		}
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(q.r.Context(), timeout)
 	defer cancel()
 
@@ -141,6 +142,11 @@ func (s *Server) handleWatch(q *request) error {
 		if wt.bookmark(from, true) != nil {
 			return nil
 		}
+		scope := "cluster"
+		if q.ns != "" {
+			scope = "namespace"
+		}
+		s.metrics.watchList.WithLabelValues(q.res.Group, q.gv.Version, q.res.Resource, scope).Observe(time.Since(start).Seconds())
 	}
 	for ev := range events {
 		if err := wt.deliver(ev, bookmarks); err != nil {

@@ -122,6 +122,11 @@ func TestWatchListInitialEvents(t *testing.T) {
 	if e := next(); e.Type != "ADDED" || e.meta("name") != "c" {
 		t.Fatalf("after bookmark: %+v", e)
 	}
+	// A WatchList is a full relist: counted apart from watches that resume.
+	want := `apiserver_watch_list_duration_seconds_count{group="",resource="configmaps",scope="namespace",version="v1"} 1`
+	if m := h.must(200, h.do("GET", "/metrics", "")); !strings.Contains(m.body, want) {
+		t.Errorf("metrics lack %q in\n%s", want, grepLines(m.body, "apiserver_watch_list"))
+	}
 }
 
 func TestWatchCompactedIsGone(t *testing.T) {
