@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // readyPodRE matches a ready httpd pod as the page draws it.
@@ -48,7 +51,8 @@ func startUI(t *testing.T, kubeconfig string) string {
 }
 
 // TestTopologyPage loads the topology page through `svcnet ui`: the proxied
-// page carries the Service and its 3 pods, and headless Chromium draws them.
+// page carries the Service and its 3 pods; headless Chromium draws them,
+// shows the Service's details on a click and follows a scale-up live.
 func TestTopologyPage(t *testing.T) {
 	requireCNI(t)
 	dir := t.TempDir()
@@ -71,17 +75,41 @@ func TestTopologyPage(t *testing.T) {
 
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("headless page check needs chromium (scripts/test-deps.sh installs it: apt-get install -y chromium)")
+		}
 		t.Skip("headless page check needs chromium: apt-get install -y chromium")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir="+filepath.Join(dir, "chromium"),
-		"--dump-dom", url).Output() // no --virtual-time-budget: the open event stream would hold virtual time still
-	if err != nil {
-		t.Fatalf("chromium --dump-dom: %v", err)
+	// A real browser on the live page: it draws the 3 pods, a click on the
+	// Service opens its details, and a scale-up reaches the open page through
+	// the event stream without a reload.
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(browser), chromedp.Headless,
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.NoFirstRun)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx, chromedp.Navigate(url)); err != nil { // the first call starts the browser: no timeout on it
+		t.Fatalf("chromium: %v", err)
 	}
-	dom := string(out)
-	if !strings.Contains(dom, `data-service="default/httpd-svc"`) || len(readyPodRE.FindAllString(dom, -1)) != 3 {
-		t.Fatalf("the page lacks httpd-svc and its 3 ready pods:\n%s", dom)
+	ctx, cancel := context.WithTimeout(bctx, 120*time.Second)
+	defer cancel()
+	readyPods := func(n int) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelectorAll('.pod.ready[data-pod^="default/httpd-"]').length === %d`, n),
+			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))
+	}
+	details := chromedp.Text(chromedp.CSS("#details pre"))
+	if err := chromedp.Do(ctx, readyPods(3), chromedp.Click(chromedp.CSS(`[data-service="default/httpd-svc"]`))); err != nil {
+		t.Fatalf("the page did not draw httpd-svc with 3 ready pods: %v", err)
+	}
+	text, err := chromedp.Run(ctx, details)
+	if err != nil || !strings.Contains(text, "Service default/httpd-svc (ClusterIP)") || !strings.Contains(text, "Endpoints (3 ready of 3") {
+		t.Fatalf("details after clicking httpd-svc (%v):\n%s", err, text)
+	}
+	c.must("scale", "deployment/httpd", "--replicas=5")
+	if err := chromedp.Do(ctx, readyPods(5)); err != nil {
+		t.Fatalf("the open page did not show the scale-up to 5 ready pods: %v", err)
+	}
+	if text, err = chromedp.Run(ctx, details); err != nil || !strings.Contains(text, "Endpoints (5 ready of 5") {
+		t.Fatalf("details after the scale-up (the selection must survive redraws; %v):\n%s", err, text)
 	}
 }
