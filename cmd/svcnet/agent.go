@@ -68,6 +68,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.IntVar(&f.o.IngressHTTPPort, "ingress-http-port", 80, "the ingress' plain HTTP (and h2c) port")
 	fs.IntVar(&f.o.IngressHTTPSPort, "ingress-https-port", 443, "the ingress' HTTPS port (certificates from the Ingresses' TLS Secrets)")
 	fs.BoolVar(&f.o.IngressAccessLog, "ingress-access-log", false, "log one line per ingress request")
+	fs.BoolVar(&f.o.NetworkPolicy, "network-policy", true, "enforce NetworkPolicies for this node's pods in nftables (table ip svcnet-policy; root)")
 	fs.IntVar(&f.o.AgentPort, "agent-port", 10250, "HTTPS port the API server reaches for logs, exec and attach (the kubelet's port)")
 }
 
@@ -205,6 +206,9 @@ func newAgentCmd() *cobra.Command {
 					return err
 				}
 				if err := agent.CleanupIPTables(); err != nil {
+					return err
+				}
+				if err := agent.CleanupNetworkPolicy(); err != nil {
 					return err
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), "svcnet agent: proxy rules and the service CIDR route removed")

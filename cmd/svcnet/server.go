@@ -42,6 +42,7 @@ func serverFlags(fs *pflag.FlagSet, o *system.ServerOptions, bind string) *strin
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", 5*time.Second, "how long a node may miss heartbeats before it and its pods are marked not ready")
 	fs.DurationVar(&o.ClusterSigningDuration, "cluster-signing-duration", 365*24*time.Hour, "lifetime of the node client certificates the control plane signs (nodes renew them at 70-90% of it)")
 	fs.StringSliceVar(&o.LoadBalancerPool, "load-balancer-pool", nil, "addresses LoadBalancer Services get (ranges a-b or CIDRs, comma separated), kept as the LoadBalancerPool \"default\"")
+	fs.BoolVar(&o.IsolateNamespaces, "isolate-namespaces", false, "write a NetworkPolicy svcnet-isolate-namespace into every namespace (but kube-*): pods accept traffic only from pods of their own namespace; opt a namespace out with the annotation svcnet.io/isolate-namespace=false")
 	return &etcd
 }
 

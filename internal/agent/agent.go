@@ -91,6 +91,9 @@ type Options struct {
 	IngressSources                    []ingress.Source
 	Log                               *slog.Logger
 	Now                               func() time.Time
+
+	// NetworkPolicy enforces NetworkPolicies for this node's pods (netpol.go).
+	NetworkPolicy bool
 }
 
 // Validate checks options and fills defaults.
@@ -371,6 +374,7 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if a.o.Ingress {
 		a.startIngress(ctx, log)
 	}
+	a.startNetworkPolicy(ctx, log)
 	if a.o.ProxyMode == "nftables" || a.o.ProxyMode == "iptables" {
 		a.startAnnouncer(ctx, log) // announce.go: load-balancer IPs on the LAN
 	}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/svcnet/svcnet/internal/apiserver"
@@ -26,6 +27,7 @@ import (
 	"github.com/svcnet/svcnet/internal/controller/lbipam"
 	"github.com/svcnet/svcnet/internal/controller/nodeipam"
 	"github.com/svcnet/svcnet/internal/ipalloc"
+	"github.com/svcnet/svcnet/internal/netpol"
 	"github.com/svcnet/svcnet/internal/nodeaddr"
 	"github.com/svcnet/svcnet/internal/storage"
 )
@@ -50,6 +52,7 @@ type ServerOptions struct {
 	NodeCIDRMaskSize       int
 	LoadBalancerPool       []string      // addresses of the LoadBalancerPool "default" (--load-balancer-pool)
 	ClusterSigningDuration time.Duration // lifetime of node client certificates (--cluster-signing-duration)
+	IsolateNamespaces      bool          // --isolate-namespaces: one NetworkPolicy per namespace admits only its own pods
 	Log                    *slog.Logger
 }
 
@@ -265,6 +268,17 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 				o.Log.Error("controllers stopped", "err", err)
 			}
 		}()
+		if o.IsolateNamespaces {
+			go func() {
+				cs, err := kubernetes.NewForConfig(cfg)
+				if err == nil {
+					err = netpol.IsolateNamespaces(ctrlCtx, cs, o.Log.With("component", "isolate-namespaces"))
+				}
+				if err != nil {
+					o.Log.Error("namespace isolation stopped", "err", err)
+				}
+			}()
+		}
 	}
 	ok = true
 	return cp, nil
