@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -218,38 +217,8 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	}
 }
 
-// serviceRouteProtocol marks the agent's route for the service CIDR.
-const serviceRouteProtocol = netlink.RouteProtocol(0x54)
-
-// serviceRoute adds (or removes) a route for the service CIDR through the
-// loopback device: the node's own connections to cluster IPs then reach the
-// output hook (where they are DNATed) even on a node without a default route,
-// and a cluster IP packet that is not DNATed can never leave the node. Its
-// source is the node IP where that is a local, non-loopback address;
-// otherwise the kernel would take an address of lo, which can be a cluster IP
-// made local (the cluster DNS's).
-func serviceRoute(cidr netip.Prefix, add bool, nodeIP string) error {
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		return err
-	}
-	dst := &net.IPNet{IP: cidr.Addr().AsSlice(), Mask: net.CIDRMask(cidr.Bits(), 32)}
-	r := &netlink.Route{LinkIndex: lo.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK, Protocol: serviceRouteProtocol}
-	if !add {
-		return netlink.RouteDel(r)
-	}
-	if ip, err := netip.ParseAddr(nodeIP); err == nil && ip.Is4() && !ip.IsLoopback() {
-		withSrc := *r
-		withSrc.Src = ip.AsSlice()
-		if err := netlink.RouteReplace(&withSrc); err == nil {
-			return nil
-		} // not a local address here: no source hint
-	}
-	return netlink.RouteReplace(r)
-}
-
 // Cleanup removes what a proxy left (svcnet agent --cleanup): the nftables
-// table and the service CIDR route. What is already gone is not an error.
+// table, the service CIDR route and its link. What is already gone is not an error.
 func Cleanup(serviceCIDR string) error {
 	be, err := nftables.New(nftables.Config{})
 	if err != nil {
