@@ -15,12 +15,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// Embedded is an etcd member running inside this process.
+// Embedded is a single-member etcd running inside this process.
 type Embedded struct {
 	etcd   *embed.Etcd
 	Client *clientv3.Client
-	// ClientURL is where other processes can reach this etcd (loopback unless
-	// Member.ClientURL said otherwise).
+	// ClientURL is where other processes can reach this etcd (loopback only).
 	ClientURL string
 }
 
@@ -42,13 +41,6 @@ func freeLoopbackURLs(n int) ([]url.URL, error) {
 // StartEmbedded starts etcd with its data in dir, listening on loopback only, and
 // waits until it serves.
 func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded, error) {
-	return StartMember(ctx, dir, Member{}, log)
-}
-
-// StartMember starts etcd with its data in dir as the member m describes (the
-// zero Member: a cluster of one on loopback) and waits until it serves: for a
-// cluster of several, until a quorum of members has met.
-func StartMember(ctx context.Context, dir string, m Member, log *slog.Logger) (*Embedded, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "svcnet"
 	cfg.Dir = filepath.Join(dir, "etcd")
@@ -59,44 +51,29 @@ func StartMember(ctx context.Context, dir string, m Member, log *slog.Logger) (*
 		return nil, fmt.Errorf("etcd ports: %w", err)
 	}
 	cu, pu := urls[0], urls[1]
-	if err := m.configure(cfg, &cu, &pu); err != nil {
-		return nil, err
-	}
 	cfg.ListenClientUrls = []url.URL{cu}
 	cfg.AdvertiseClientUrls = []url.URL{cu}
 	cfg.ListenPeerUrls = []url.URL{pu}
 	cfg.AdvertisePeerUrls = []url.URL{pu}
-	if cfg.InitialCluster == "" {
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"
 	cfg.QuotaBackendBytes = 8 << 30
-	log.Info("starting embedded etcd", "dir", cfg.Dir, "member", cfg.Name, "cluster", cfg.InitialCluster)
+	log.Info("starting embedded etcd", "dir", cfg.Dir)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
 	}
-	limit := time.After(60 * time.Second) // one member: it serves at once
-	if m.InitialCluster != "" {
-		limit = nil // the other members start when their machines do
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s did not become ready within 60s", cfg.Dir)
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
 	}
-	tick := time.NewTicker(10 * time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-e.Server.ReadyNotify():
-			return &Embedded{etcd: e, Client: v3client.New(e.Server), ClientURL: cu.String()}, nil
-		case <-tick.C:
-			log.Info("waiting for a quorum of etcd members", "member", cfg.Name, "cluster", cfg.InitialCluster)
-		case <-limit:
-			e.Close()
-			return nil, fmt.Errorf("embedded etcd in %s did not become ready within 60s", cfg.Dir)
-		case <-ctx.Done():
-			e.Close()
-			return nil, ctx.Err()
-		}
-	}
+	return &Embedded{etcd: e, Client: v3client.New(e.Server), ClientURL: cu.String()}, nil
 }
 
 // Close stops etcd.
