@@ -21,6 +21,7 @@ import (
 	"github.com/svcnet/svcnet/internal/dns"
 	"github.com/svcnet/svcnet/internal/ingress"
 	"github.com/svcnet/svcnet/internal/podnet"
+	"github.com/svcnet/svcnet/internal/proxy"
 )
 
 // agentFlags are the node agent's flags, shared by `svcnet agent` and `svcnet up`.
@@ -63,7 +64,9 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.ProxyScheduler, "proxy-scheduler", "random", "how the proxy picks a new connection's endpoint: random or round-robin (nftables: numgen inc, one counter per endpoint count)")
 	fs.StringVar(&f.o.HealthzAddress, "healthz-bind-address", "0.0.0.0:10256", "the proxy's /healthz (kube-proxy's port; empty: off)")
 	fs.StringVar(&f.o.MetricsAddress, "metrics-bind-address", "127.0.0.1:10249", "the proxy's /metrics with kube-proxy's metric names (empty: off)")
-	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 100*time.Millisecond, "the proxy writes rules at most once per period (changes in between are batched)")
+	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 0, "a floor between two proxy rule syncs (kube-proxy's); 0: changes are written at once, paced only by --sync-cpu-share")
+	fs.Float64Var(&f.o.SyncShare, "sync-cpu-share", proxy.DefaultSyncShare, "the share of one core the proxy may spend writing rules under continuous churn (0 < share <= 1): after a sync that cost c it waits c*(1/share-1) once a small burst allowance is used")
+	fs.DurationVar(&f.o.SyncPeriod, "sync-period", proxy.DefaultSyncPeriod, "how often the proxy checks that the kernel still holds its rules and repairs them (kube-proxy's syncPeriod)")
 	fs.BoolVar(&f.o.Ingress, "ingress", f.ingressDefault, "run the ingress edge (Ingresses of class svcnet) on this node's address")
 	fs.IntVar(&f.o.IngressHTTPPort, "ingress-http-port", 80, "the ingress' plain HTTP (and h2c) port")
 	fs.IntVar(&f.o.IngressHTTPSPort, "ingress-https-port", 443, "the ingress' HTTPS port (certificates from the Ingresses' TLS Secrets)")
@@ -74,6 +77,14 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 
 // resolve checks the flags that need more than parsing.
 func (f *agentFlags) resolve() error {
+	switch {
+	case f.o.SyncShare <= 0 || f.o.SyncShare > 1:
+		return fmt.Errorf("--sync-cpu-share: %v is not a share of one core (0 < share <= 1)", f.o.SyncShare)
+	case f.o.SyncPeriod <= 0:
+		return fmt.Errorf("--sync-period: %v is not a positive duration", f.o.SyncPeriod)
+	case f.o.MinSyncPeriod < 0:
+		return fmt.Errorf("--min-sync-period: %v is negative", f.o.MinSyncPeriod)
+	}
 	switch f.podRuntime {
 	case "on":
 		if os.Geteuid() != 0 || goruntime.GOOS != "linux" {

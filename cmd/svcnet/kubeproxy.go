@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -21,7 +20,7 @@ type kubeProxyFlags struct {
 }
 
 func (k *kubeProxyFlags) add(fs *pflag.FlagSet, f *agentFlags) {
-	fs.StringVar(&k.config, "config", "", "kube-proxy's KubeProxyConfiguration file (kubeproxy.config.k8s.io/v1alpha1): clientConnection.kubeconfig, hostnameOverride, clusterCIDR, mode, nodePortAddresses, metricsBindAddress, healthzBindAddress and the mode's minSyncPeriod are honoured (flags given on the command line win); other set fields are named in a warning")
+	fs.StringVar(&k.config, "config", "", "kube-proxy's KubeProxyConfiguration file (kubeproxy.config.k8s.io/v1alpha1): clientConnection.kubeconfig, hostnameOverride, clusterCIDR, mode, nodePortAddresses, metricsBindAddress, healthzBindAddress and the mode's minSyncPeriod and syncPeriod are honoured (flags given on the command line win); other set fields are named in a warning")
 	fs.Func("hostname-override", "kube-proxy's name for --node-name: the Node this agent serves", func(s string) error {
 		f.o.NodeName = strings.ToLower(strings.TrimSpace(s))
 		return nil
@@ -69,6 +68,9 @@ func (k *kubeProxyFlags) apply(cmd *cobra.Command, f *agentFlags, kubeconfig *st
 		if s.MinSyncPeriod > 0 && !fs.Changed("min-sync-period") {
 			f.o.MinSyncPeriod = s.MinSyncPeriod
 		}
+		if s.SyncPeriod > 0 && !fs.Changed("sync-period") {
+			f.o.SyncPeriod = s.SyncPeriod
+		}
 		if len(s.NodePortAddresses) > 0 && !fs.Changed("nodeport-addresses") {
 			k.nodePortAddress = s.NodePortAddresses
 		}
@@ -79,9 +81,6 @@ func (k *kubeProxyFlags) apply(cmd *cobra.Command, f *agentFlags, kubeconfig *st
 	}
 	f.proxyMode = mode
 	f.o.NodePortAddresses = k.nodePortAddress
-	if f.o.MinSyncPeriod <= 0 {
-		f.o.MinSyncPeriod = time.Second // kube-proxy's default
-	}
 	if k.cleanup {
 		removed, err := kubeproxy.Cleanup()
 		if err != nil {

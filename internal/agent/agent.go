@@ -75,9 +75,11 @@ type Options struct {
 	// ProxyScheduler is how a new connection's endpoint is chosen: random
 	// (the default) or round-robin.
 	ProxyScheduler string
-	ClusterCIDR    string // pod network (traffic from elsewhere to a cluster IP is masqueraded)
-	ServiceCIDR    string // cluster IPs outside the allocated ones are rejected
-	MinSyncPeriod  time.Duration
+	ClusterCIDR    string        // pod network (traffic from elsewhere to a cluster IP is masqueraded)
+	ServiceCIDR    string        // cluster IPs outside the allocated ones are rejected
+	MinSyncPeriod  time.Duration // a floor between syncs (0: the budget alone)
+	SyncPeriod     time.Duration // drift check and repair period (0: proxy.DefaultSyncPeriod)
+	SyncShare      float64       // share of one core syncs may take (0: proxy.DefaultSyncShare)
 	// NodePortAddresses (kube-proxy's --nodeport-addresses: CIDRs or primary)
 	// limit where node ports listen (userspace); empty: every address.
 	NodePortAddresses []string
@@ -181,8 +183,6 @@ type Agent struct {
 	noRun          string // why pods bound to this node do not run (preflight.go)
 	kubeletNode    bool   // the Node is a kubelet's: read, never written (adopt.go)
 	podBridge      string // svcnet's pod bridge, when pods use svcnet's network
-
-	nodeZone func() string // this node's zone label (zone.go), for topology hints
 
 	proxyDone  chan struct{}
 	ingressReg *prometheus.Registry // served with the proxy's metrics

@@ -26,11 +26,13 @@ type Settings struct {
 	MetricsBindAddress string
 	HealthzBindAddress string
 	MinSyncPeriod      time.Duration // <mode>.minSyncPeriod
+	SyncPeriod         time.Duration // <mode>.syncPeriod
 	// Ignored names the fields the file sets that svcnet does not honour.
 	Ignored []string
 }
 
-// honoured are the field paths Settings takes (minSyncPeriod: of the mode's block).
+// honoured are the field paths Settings takes (minSyncPeriod and syncPeriod:
+// of the mode's block).
 var honoured = map[string]bool{
 	"apiVersion": true, "kind": true,
 	"clientConnection.kubeconfig": true, "hostnameOverride": true, "clusterCIDR": true, "mode": true,
@@ -67,21 +69,21 @@ func Parse(data []byte) (*Settings, error) {
 	s := &Settings{Kubeconfig: c.ClientConnection.Kubeconfig, HostnameOverride: c.HostnameOverride, ClusterCIDR: c.ClusterCIDR,
 		Mode: string(c.Mode), NodePortAddresses: c.NodePortAddresses, MetricsBindAddress: c.MetricsBindAddress,
 		HealthzBindAddress: c.HealthzBindAddress}
-	minSync := "nftables.minSyncPeriod"
+	block := "nftables"
 	switch c.Mode {
 	case "", "iptables": // kube-proxy's default mode on Linux
-		s.MinSyncPeriod, minSync = c.IPTables.MinSyncPeriod.Duration, "iptables.minSyncPeriod"
+		s.MinSyncPeriod, s.SyncPeriod, block = c.IPTables.MinSyncPeriod.Duration, c.IPTables.SyncPeriod.Duration, "iptables"
 	case "ipvs":
-		s.MinSyncPeriod, minSync = c.IPVS.MinSyncPeriod.Duration, "ipvs.minSyncPeriod"
+		s.MinSyncPeriod, s.SyncPeriod, block = c.IPVS.MinSyncPeriod.Duration, c.IPVS.SyncPeriod.Duration, "ipvs"
 	default:
-		s.MinSyncPeriod = c.NFTables.MinSyncPeriod.Duration
+		s.MinSyncPeriod, s.SyncPeriod = c.NFTables.MinSyncPeriod.Duration, c.NFTables.SyncPeriod.Duration
 	}
 	var generic map[string]any
 	if err := yaml.Unmarshal(data, &generic); err != nil {
 		return nil, err
 	}
 	setFields(generic, "", func(path string) {
-		if !honoured[path] && path != minSync {
+		if !honoured[path] && path != block+".minSyncPeriod" && path != block+".syncPeriod" {
 			s.Ignored = append(s.Ignored, path)
 		}
 	})

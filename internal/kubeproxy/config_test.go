@@ -85,11 +85,11 @@ func TestParse(t *testing.T) {
 	}
 	if s.Kubeconfig != "/var/lib/kube-proxy/kubeconfig.conf" || s.ClusterCIDR != "10.244.0.0/16" || s.Mode != "nftables" ||
 		s.MetricsBindAddress != "0.0.0.0:10249" || s.HealthzBindAddress != "" || s.MinSyncPeriod != 2*time.Second ||
-		len(s.NodePortAddresses) != 1 || s.NodePortAddresses[0] != "192.168.1.0/24" {
+		s.SyncPeriod != 30*time.Second || len(s.NodePortAddresses) != 1 || s.NodePortAddresses[0] != "192.168.1.0/24" {
 		t.Errorf("settings %+v", s)
 	}
 	// Only what is set to something else than the default is named.
-	want := "bindAddress, logging.options.json.infoBufferSize, logging.options.text.infoBufferSize, nftables.masqueradeAll, nftables.syncPeriod"
+	want := "bindAddress, logging.options.json.infoBufferSize, logging.options.text.infoBufferSize, nftables.masqueradeAll"
 	if got := strings.Join(s.Ignored, ", "); got != want {
 		t.Errorf("ignored %q, want %q", got, want)
 	}
@@ -113,12 +113,12 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestModeMinSyncPeriod(t *testing.T) {
-	doc := "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  minSyncPeriod: 1s\nnftables:\n  minSyncPeriod: 3s\n"
+	doc := "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  minSyncPeriod: 1s\n  syncPeriod: 10s\nnftables:\n  minSyncPeriod: 3s\n  syncPeriod: 20s\n"
 	s, err := Parse([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.MinSyncPeriod != time.Second || len(s.Ignored) != 1 || s.Ignored[0] != "nftables.minSyncPeriod" {
-		t.Errorf("mode \"\" (iptables): %v, ignored %v", s.MinSyncPeriod, s.Ignored)
+	if s.MinSyncPeriod != time.Second || s.SyncPeriod != 10*time.Second || strings.Join(s.Ignored, ",") != "nftables.minSyncPeriod,nftables.syncPeriod" {
+		t.Errorf("mode \"\" (iptables): %v %v, ignored %v", s.MinSyncPeriod, s.SyncPeriod, s.Ignored)
 	}
 }

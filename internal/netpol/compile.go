@@ -129,8 +129,7 @@ func Compile(s *State, node string) Rules {
 			if len(pols) == 0 {
 				continue
 			}
-			ip := u(pod.IP)
-			sd := side{ports: map[uint8][]rect{}, any: []span{{ip, ip}}} // the pod itself, through a Service (hairpin)
+			sd := side{ports: map[uint8][]rect{}}
 			for _, p := range pols {
 				rules := p.EgressRules
 				if ingress {

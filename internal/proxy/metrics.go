@@ -12,6 +12,7 @@ type Metrics struct {
 	lastSync                                                 prometheus.Gauge
 	endpointPending, servicePending                          prometheus.Gauge
 	endpointChanges, serviceChanges                          prometheus.Counter
+	drift                                                    prometheus.Counter
 }
 
 // NewMetrics registers the proxy metrics on reg.
@@ -36,9 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Cumulative proxy rules Endpoint changes"}),
 		serviceChanges: prometheus.NewCounter(prometheus.CounterOpts{Subsystem: "kubeproxy", Name: "sync_proxy_rules_service_changes_total",
 			Help: "Cumulative proxy rules Service changes"}),
+		drift: prometheus.NewCounter(prometheus.CounterOpts{Subsystem: "kubeproxy", Name: "sync_proxy_rules_drift_repairs_total",
+			Help: "Periodic checks that found the kernel's rules changed behind the proxy's back (svcnet's own; each repaired by a full sync)"}),
 	}
 	reg.MustRegister(m.syncDuration, m.fullDuration, m.partialDuration, m.programming, m.lastSync,
-		m.endpointPending, m.servicePending, m.endpointChanges, m.serviceChanges)
+		m.endpointPending, m.servicePending, m.endpointChanges, m.serviceChanges, m.drift)
 	return m
 }
 

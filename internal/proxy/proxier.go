@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 )
 
 // Backend turns the state into working rules. Sync gets the keys whose service
@@ -24,13 +28,43 @@ type Backend interface {
 	Cleanup() error
 }
 
+// Verifier is a Backend that can tell, without rewriting anything, whether
+// the kernel still holds what its last sync wrote (nil) or what differs. The
+// loop asks every SyncPeriod and answers drift with a full sync; a Backend
+// without it gets a full sync every SyncPeriod instead.
+type Verifier interface {
+	Verify() error
+}
+
+// Drift is the error a Verify returns for the differences it found (nil for
+// none): sorted, at most five named.
+func Drift(diffs []string) error {
+	if len(diffs) == 0 {
+		return nil
+	}
+	slices.Sort(diffs)
+	if len(diffs) > 5 {
+		diffs = append(diffs[:5], fmt.Sprintf("and %d more", len(diffs)-5))
+	}
+	return errors.New(strings.Join(diffs, "; "))
+}
+
 // Options configure a Proxier.
 type Options struct {
-	Node          string
-	MinSyncPeriod time.Duration // at most one sync per period (bursts coalesce)
-	Backend       Backend
-	Metrics       *Metrics
-	Log           *slog.Logger
+	Node string
+	// MinSyncPeriod is a floor between two syncs set by the user (kube-proxy's
+	// minSyncPeriod); 0 leaves the pace to the budget alone.
+	MinSyncPeriod time.Duration
+	// SyncShare is the share of one core syncs may take under continuous
+	// churn (0: DefaultSyncShare).
+	SyncShare float64
+	// SyncPeriod is how often the kernel state is verified and repaired
+	// without a change (0: DefaultSyncPeriod).
+	SyncPeriod time.Duration
+	Clock      clock.Clock // nil: the real one
+	Backend    Backend
+	Metrics    *Metrics
+	Log        *slog.Logger
 	// Local are this node's listeners the proxy leaves alone (the cluster DNS).
 	Local []Listener
 }
@@ -50,6 +84,15 @@ type Proxier struct {
 func New(o Options) *Proxier {
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.SyncShare <= 0 || o.SyncShare > 1 {
+		o.SyncShare = DefaultSyncShare
+	}
+	if o.SyncPeriod <= 0 {
+		o.SyncPeriod = DefaultSyncPeriod
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(prometheus.NewRegistry())
@@ -73,7 +116,7 @@ func (p *Proxier) Healthy(limit time.Duration) (bool, time.Time) {
 		return false, p.lastSync
 	}
 	services, endpoints := p.tracker.Pending()
-	return services+endpoints == 0 || time.Since(p.lastSync) < limit, p.lastSync
+	return services+endpoints == 0 || p.o.Clock.Since(p.lastSync) < limit, p.lastSync
 }
 
 // Run watches Services and EndpointSlices and keeps the backend's rules in
@@ -82,7 +125,6 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 	factory := informers.NewSharedInformerFactory(client, 0)
 	svc := factory.Core().V1().Services().Informer()
 	eps := factory.Discovery().V1().EndpointSlices().Informer()
-	m := p.o.Metrics
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { p.onChange(o, false) },
 		UpdateFunc: func(_, o any) { p.onChange(o, false) },
@@ -96,67 +138,7 @@ func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready ch
 	if !cache.WaitForCacheSync(ctx.Done(), svcReg.HasSynced, epsReg.HasSynced) {
 		return
 	}
-	hc := NewHealthChecks(p.o.Log)
-	defer hc.Close()
-	full := true
-	retry := time.Second
-	var timer <-chan time.Time
-	for {
-		start := time.Now()
-		st, changed, triggers := p.tracker.Apply()
-		m.pending(0, 0)
-		gc := 0
-		if full { // a full sync allocates its whole table at once: fewer GC passes over the informer caches meanwhile
-			gc = debug.SetGCPercent(400)
-		}
-		err := p.o.Backend.Sync(st, changed, full)
-		if full {
-			debug.SetGCPercent(gc)
-		}
-		took := time.Since(start)
-		m.observeSync(took, full)
-		if err != nil {
-			p.o.Log.Error("proxy rules sync failed; retrying with a full sync", "backend", p.o.Backend.Name(), "err", err)
-			full = true
-			timer = time.After(retry)
-			retry = min(retry*2, 30*time.Second)
-		} else {
-			now := time.Now()
-			for _, t := range triggers {
-				m.programming.Observe(now.Sub(t).Seconds())
-			}
-			if !full {
-				p.o.Log.Debug("proxy rules synced (partial)", "changed", len(changed), "took", took)
-			}
-			if full {
-				debug.FreeOSMemory() // a full sync's netlink messages are garbage now: give the memory back
-				p.o.Log.Info("proxy rules synced", "backend", p.o.Backend.Name(), "servicePorts", len(st.Services), "took", took)
-				if ready != nil {
-					close(ready)
-					ready = nil
-				}
-			}
-			hc.Sync(st)
-			full, retry, timer = false, time.Second, nil
-			p.mu.Lock()
-			p.lastSync, p.synced = now, true
-			p.mu.Unlock()
-			m.lastSync.SetToCurrentTime()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.kick:
-		case <-timer:
-		}
-		if wait := p.o.MinSyncPeriod - time.Since(start); wait > 0 { // bounded frequency
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-		}
-	}
+	p.loop(ctx, ready)
 }
 
 // onChange records one watch event in the tracker (unwrapping a tombstone)

@@ -56,6 +56,8 @@ type Backend struct {
 	Log        func(msg string, err error)
 	cur        *Written
 	localnetOn bool
+	nft        bool   // the tools are the nf_tables flavour (Verify)
+	gen        uint32 // the nftables generation after our last restore (Verify)
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -66,7 +68,7 @@ func New(c Config, r Runner) (*Backend, error) {
 		if _, err := exec.LookPath("iptables-restore"); err != nil {
 			return nil, fmt.Errorf("iptables-restore not found (apt-get install iptables): %w", err)
 		}
-		r = Exec{}
+		return &Backend{c: c, run: Exec{}, nft: nfTablesTools()}, nil
 	}
 	return &Backend{c: c, run: r}, nil
 }
@@ -95,6 +97,9 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 		}
 	}
 	b.cur = p.Next
+	if p.Restore != "" || b.gen == 0 {
+		b.written()
+	}
 	if full {
 		b.localnetOn = false // set again: the bridge may have been recreated
 	}

@@ -36,6 +36,7 @@ type Backend struct {
 	owner map[string]string        // element key (id) -> the full element the kernel holds
 	count map[string]int           // elements in the kernel per set or map
 	sets  map[string]*nftables.Set // sets and maps in the kernel (or being created)
+	gen   uint32                   // the ruleset generation after our last transaction (Verify)
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -204,6 +205,7 @@ func (b *Backend) fullSync(st *proxy.State) error {
 		return fmt.Errorf("nftables full sync: %w", err)
 	}
 	b.current = frags
+	b.written()
 	return nil
 }
 
@@ -232,6 +234,7 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 		b.current = nil
 		return fmt.Errorf("nftables partial sync: %w", err)
 	}
+	b.written()
 	var filters []netlink.CustomConntrackFilter
 	var fresh []netip.Addr
 	for _, c := range changes {
