@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -66,52 +67,56 @@ func TestCollectsOrphansOnly(t *testing.T) {
 }
 
 func TestCollectsPodsOfDeletedReplicationController(t *testing.T) {
-	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "rc", Namespace: "ns", UID: "rc-uid"}}
-	e := fakekube.NewEnv(t, rc,
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "rc-pod", Namespace: "ns", OwnerReferences: owned("ReplicationController", "rc", "rc-uid")}})
-	c, ctx := e.Client, e.Ctx
-	e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
-	time.Sleep(200 * time.Millisecond)
-	if _, err := c.CoreV1().Pods("ns").Get(ctx, "rc-pod", metav1.GetOptions{}); err != nil {
-		t.Fatalf("pod of a live ReplicationController collected: %v", err)
-	}
-	if err := c.CoreV1().ReplicationControllers("ns").Delete(ctx, "rc", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if !fakekube.Eventually(10*time.Second, podGone(ctx, c, "rc-pod")) {
-		t.Fatal("pods of a deleted ReplicationController not collected")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "rc", Namespace: "ns", UID: "rc-uid"}}
+		e := fakekube.NewEnv(t, rc,
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "rc-pod", Namespace: "ns", OwnerReferences: owned("ReplicationController", "rc", "rc-uid")}})
+		c, ctx := e.Client, e.Ctx
+		e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
+		synctest.Wait() // the controller has seen everything and done all it will
+		if _, err := c.CoreV1().Pods("ns").Get(ctx, "rc-pod", metav1.GetOptions{}); err != nil {
+			t.Fatalf("pod of a live ReplicationController collected: %v", err)
+		}
+		if err := c.CoreV1().ReplicationControllers("ns").Delete(ctx, "rc", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if !fakekube.Eventually(10*time.Second, podGone(ctx, c, "rc-pod")) {
+			t.Fatal("pods of a deleted ReplicationController not collected")
+		}
+	})
 }
 
 func TestCollectsPodsOfDeletedWorkloads(t *testing.T) {
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "sts-uid"}}
-	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "ds-uid"}}
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "ns", UID: "job-uid"}}
-	e := fakekube.NewEnv(t, sts, ds, job,
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "ns", OwnerReferences: owned("StatefulSet", "web", "sts-uid")}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agent-x", Namespace: "ns", OwnerReferences: owned("DaemonSet", "agent", "ds-uid")}},
-		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hello-y", Namespace: "ns", OwnerReferences: owned("Job", "hello", "job-uid")}})
-	c, ctx := e.Client, e.Ctx
-	e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
-	time.Sleep(200 * time.Millisecond)
-	for _, del := range []struct {
-		pod    string
-		delete func() error
-	}{
-		{"web-0", func() error { return c.AppsV1().StatefulSets("ns").Delete(ctx, "web", metav1.DeleteOptions{}) }},
-		{"agent-x", func() error { return c.AppsV1().DaemonSets("ns").Delete(ctx, "agent", metav1.DeleteOptions{}) }},
-		{"hello-y", func() error { return c.BatchV1().Jobs("ns").Delete(ctx, "hello", metav1.DeleteOptions{}) }},
-	} {
-		if _, err := c.CoreV1().Pods("ns").Get(ctx, del.pod, metav1.GetOptions{}); err != nil {
-			t.Fatalf("pod %s of a live owner collected: %v", del.pod, err)
+	synctest.Test(t, func(t *testing.T) {
+		sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "sts-uid"}}
+		ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: "ns", UID: "ds-uid"}}
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "ns", UID: "job-uid"}}
+		e := fakekube.NewEnv(t, sts, ds, job,
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: "ns", OwnerReferences: owned("StatefulSet", "web", "sts-uid")}},
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "agent-x", Namespace: "ns", OwnerReferences: owned("DaemonSet", "agent", "ds-uid")}},
+			&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hello-y", Namespace: "ns", OwnerReferences: owned("Job", "hello", "job-uid")}})
+		c, ctx := e.Client, e.Ctx
+		e.Run(1, New(c, e.Factory, slog.New(slog.DiscardHandler)))
+		synctest.Wait() // the controller has seen everything and done all it will
+		for _, del := range []struct {
+			pod    string
+			delete func() error
+		}{
+			{"web-0", func() error { return c.AppsV1().StatefulSets("ns").Delete(ctx, "web", metav1.DeleteOptions{}) }},
+			{"agent-x", func() error { return c.AppsV1().DaemonSets("ns").Delete(ctx, "agent", metav1.DeleteOptions{}) }},
+			{"hello-y", func() error { return c.BatchV1().Jobs("ns").Delete(ctx, "hello", metav1.DeleteOptions{}) }},
+		} {
+			if _, err := c.CoreV1().Pods("ns").Get(ctx, del.pod, metav1.GetOptions{}); err != nil {
+				t.Fatalf("pod %s of a live owner collected: %v", del.pod, err)
+			}
+			if err := del.delete(); err != nil {
+				t.Fatal(err)
+			}
+			if !fakekube.Eventually(10*time.Second, podGone(ctx, c, del.pod)) {
+				t.Fatalf("pod %s not collected after its owner was deleted", del.pod)
+			}
 		}
-		if err := del.delete(); err != nil {
-			t.Fatal(err)
-		}
-		if !fakekube.Eventually(10*time.Second, podGone(ctx, c, del.pod)) {
-			t.Fatalf("pod %s not collected after its owner was deleted", del.pod)
-		}
-	}
+	})
 }
 
 func TestTypedClientAdapters(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,24 +50,26 @@ func TestPublishes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, ctx := start(t, append([]runtime.Object{tc.ns}, tc.objs...)...)
-			if !tc.want {
-				time.Sleep(300 * time.Millisecond)
-				if _, err := c.CoreV1().ConfigMaps(tc.ns.Name).Get(ctx, ConfigMapName, metav1.GetOptions{}); err == nil {
-					t.Fatal("ConfigMap published in a namespace being deleted")
+			synctest.Test(t, func(t *testing.T) {
+				c, ctx := start(t, append([]runtime.Object{tc.ns}, tc.objs...)...)
+				if !tc.want {
+					synctest.Wait() // the controller has done all it will
+					if _, err := c.CoreV1().ConfigMaps(tc.ns.Name).Get(ctx, ConfigMapName, metav1.GetOptions{}); err == nil {
+						t.Fatal("ConfigMap published in a namespace being deleted")
+					}
+					return
 				}
-				return
-			}
-			if !fakekube.Eventually(5*time.Second, func() bool { return published(ctx, c, tc.ns.Name) }) {
-				cm, err := c.CoreV1().ConfigMaps(tc.ns.Name).Get(ctx, ConfigMapName, metav1.GetOptions{})
-				t.Fatalf("not published: %+v %v", cm, err)
-			}
-			if tc.ns.Name == "stale" {
-				cm, _ := c.CoreV1().ConfigMaps("stale").Get(ctx, ConfigMapName, metav1.GetOptions{})
-				if cm.Labels["keep"] != "me" {
-					t.Errorf("labels lost: %v", cm.Labels)
+				if !fakekube.Eventually(5*time.Second, func() bool { return published(ctx, c, tc.ns.Name) }) {
+					cm, err := c.CoreV1().ConfigMaps(tc.ns.Name).Get(ctx, ConfigMapName, metav1.GetOptions{})
+					t.Fatalf("not published: %+v %v", cm, err)
 				}
-			}
+				if tc.ns.Name == "stale" {
+					cm, _ := c.CoreV1().ConfigMaps("stale").Get(ctx, ConfigMapName, metav1.GetOptions{})
+					if cm.Labels["keep"] != "me" {
+						t.Errorf("labels lost: %v", cm.Labels)
+					}
+				}
+			})
 		})
 	}
 }
