@@ -180,7 +180,7 @@ func (p *h1Pool) exchange(ctx context.Context, req *http.Request, ep netip.AddrP
 		}
 		_ = c.nc.SetReadDeadline(time.Time{})
 		resp.Body = &h1Body{rc: resp.Body, empty: resp.Body == http.NoBody || resp.ContentLength == 0,
-			keep: !resp.Close, p: p, ep: ep, c: c, stop: stop}
+			keep: !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols, p: p, ep: ep, c: c, stop: stop}
 		return resp, nil
 	}
 }
@@ -218,10 +218,13 @@ func (b *h1Body) Close() error {
 }
 
 // release returns the connection to the pool when the whole answer was read
-// and no cancellation touched it, else closes it.
+// and no cancellation touched it, else closes it. Bytes already read past the
+// answer (a body on a HEAD or 204 answer, a second answer) mean the endpoint
+// and the pool disagree on framing: the next request would read them as its
+// answer, so the connection is closed.
 func (b *h1Body) release(complete bool) {
 	b.done = true
-	if b.stop() && complete && b.keep {
+	if b.stop() && complete && b.keep && b.c.br.Buffered() == 0 {
 		b.p.put(b.ep, b.c)
 		return
 	}

@@ -15,11 +15,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// Embedded is a single-member etcd running inside this process.
+// Embedded is an etcd member running inside this process.
 type Embedded struct {
 	etcd   *embed.Etcd
 	Client *clientv3.Client
-	// ClientURL is where other processes can reach this etcd (loopback only).
+	// ClientURL is where other processes can reach this etcd (loopback unless
+	// Member.ClientURL said otherwise).
 	ClientURL string
 }
 
@@ -41,6 +42,13 @@ func freeLoopbackURLs(n int) ([]url.URL, error) {
 // StartEmbedded starts etcd with its data in dir, listening on loopback only, and
 // waits until it serves.
 func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded, error) {
+	return StartMember(ctx, dir, Member{}, log)
+}
+
+// StartMember starts etcd with its data in dir as the member m describes (the
+// zero Member: a cluster of one on loopback) and waits until it serves: for a
+// cluster of several, until a quorum of members has met.
+func StartMember(ctx context.Context, dir string, m Member, log *slog.Logger) (*Embedded, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "svcnet"
 	cfg.Dir = filepath.Join(dir, "etcd")
@@ -51,29 +59,44 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 		return nil, fmt.Errorf("etcd ports: %w", err)
 	}
 	cu, pu := urls[0], urls[1]
+	if err := m.configure(cfg, &cu, &pu); err != nil {
+		return nil, err
+	}
 	cfg.ListenClientUrls = []url.URL{cu}
 	cfg.AdvertiseClientUrls = []url.URL{cu}
 	cfg.ListenPeerUrls = []url.URL{pu}
 	cfg.AdvertisePeerUrls = []url.URL{pu}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if cfg.InitialCluster == "" {
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	}
 	cfg.AutoCompactionMode = "periodic"
 	cfg.AutoCompactionRetention = "5m"
 	cfg.QuotaBackendBytes = 8 << 30
-	log.Info("starting embedded etcd", "dir", cfg.Dir)
+	log.Info("starting embedded etcd", "dir", cfg.Dir, "member", cfg.Name, "cluster", cfg.InitialCluster)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
 	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, fmt.Errorf("embedded etcd in %s did not become ready within 60s", cfg.Dir)
-	case <-ctx.Done():
-		e.Close()
-		return nil, ctx.Err()
+	limit := time.After(60 * time.Second) // one member: it serves at once
+	if m.InitialCluster != "" {
+		limit = nil // the other members start when their machines do
 	}
-	return &Embedded{etcd: e, Client: v3client.New(e.Server), ClientURL: cu.String()}, nil
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.Server.ReadyNotify():
+			return &Embedded{etcd: e, Client: v3client.New(e.Server), ClientURL: cu.String()}, nil
+		case <-tick.C:
+			log.Info("waiting for a quorum of etcd members", "member", cfg.Name, "cluster", cfg.InitialCluster)
+		case <-limit:
+			e.Close()
+			return nil, fmt.Errorf("embedded etcd in %s did not become ready within 60s", cfg.Dir)
+		case <-ctx.Done():
+			e.Close()
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // Close stops etcd.

@@ -2,6 +2,7 @@ package daemonset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/history"
 	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
 	"github.com/svcnet/svcnet/internal/controller/workload"
@@ -36,6 +39,7 @@ type Controller struct {
 	sets     appslisters.DaemonSetLister
 	pods     corelisters.PodLister
 	nodes    corelisters.NodeLister
+	history  history.Store
 	synced   []cache.InformerSynced
 	loop     *queue.Loop
 	recorder record.EventRecorder
@@ -46,11 +50,15 @@ type Controller struct {
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
 	dsInf, podInf, nodeInf := factory.Apps().V1().DaemonSets(), factory.Core().V1().Pods(), factory.Core().V1().Nodes()
+	revInf := factory.Apps().V1().ControllerRevisions()
 	c := &Controller{client: client, sets: dsInf.Lister(), pods: podInf.Lister(), nodes: nodeInf.Lister(), recorder: recorder,
 		now: time.Now, expect: owned.Expectations{Timeout: expectTimeout},
-		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced}}
+		history: history.Store{Client: client, Revisions: revInf.Lister()},
+		synced: []cache.InformerSynced{dsInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced,
+			revInf.Informer().HasSynced}}
 	c.loop = queue.New("daemonset", c.sync, log.With("controller", "daemonset"))
 	_, _ = dsInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = revInf.Informer().AddEventHandler(history.DeleteHandler("DaemonSet", c.loop.Add))
 	_, _ = podInf.Informer().AddEventHandler(owned.Handler("DaemonSet", c.loop.Add, func(key string) { c.expect.Observe(key, 1, 0) }))
 	all := func(any) {
 		sets, _ := c.sets.List(labels.Everything())
@@ -122,6 +130,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	d := daemonOf(ds)
+	if d.hash, err = c.syncHistory(ctx, ds, sel, pods); err != nil {
+		return err
+	}
 	dec := plan(d, nodes, byNode, c.now())
 	if dec.wait > 0 {
 		c.loop.AddAfter(key, dec.wait)
@@ -144,4 +155,51 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	return applyErr
+}
+
+// syncHistory keeps the DaemonSet's ControllerRevisions and returns the hash
+// of the current one, which its up-to-date pods carry.
+func (c *Controller) syncHistory(ctx context.Context, ds *appsv1.DaemonSet, sel labels.Selector, pods []*corev1.Pod) (string, error) {
+	data, err := history.Data(&ds.Spec.Template)
+	if err != nil {
+		return "", err
+	}
+	running := map[string]bool{}
+	for _, p := range pods {
+		running[p.Labels[history.HashLabel]] = true
+	}
+	limit := int32(10)
+	if ds.Spec.RevisionHistoryLimit != nil {
+		limit = *ds.Spec.RevisionHistoryLimit
+	}
+	s := history.Set{Name: ds.Name, Template: &ds.Spec.Template, Data: data, Collisions: ds.Status.CollisionCount, Limit: limit,
+		Live: func(r *appsv1.ControllerRevision) bool { return running[r.Labels[history.HashLabel]] }, Dedupe: true}
+	relabel := func(from, to string) error {
+		for _, p := range pods {
+			if p.Labels[history.HashLabel] != from {
+				continue
+			}
+			patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, history.HashLabel, to)
+			if _, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+		return nil
+	}
+	cur, err := c.history.Sync(ctx, ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"), sel, s, relabel)
+	if errors.Is(err, history.ErrCollision) {
+		cp := ds.DeepCopy()
+		cp.Status.CollisionCount = history.BumpCollisions(cp.Status.CollisionCount)
+		if _, uerr := c.client.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); uerr != nil {
+			return "", uerr
+		}
+		return "", err // synced again with the new count
+	}
+	if err != nil {
+		return "", err
+	}
+	if h := cur.Labels[history.HashLabel]; h != "" {
+		return h, nil
+	}
+	return cur.Name, nil
 }

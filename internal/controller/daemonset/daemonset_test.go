@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
+	"github.com/svcnet/svcnet/internal/controller/history"
 )
 
 func node(name string, mut ...func(*corev1.Node)) *corev1.Node {
@@ -164,15 +165,54 @@ func TestControllerFollowsNodes(t *testing.T) {
 	}
 	waitFor("2/2: a,b")
 	list, _ := c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
+	var podOnB string
 	for _, p := range list.Items {
+		if p.Spec.NodeName == "b" {
+			podOnB = p.Name
+		}
 		if len(p.Spec.Tolerations) < 6 || p.Labels[appsv1.ControllerRevisionHashLabelKey] == "" || metav1.GetControllerOf(&p).Kind != "DaemonSet" {
 			t.Fatalf("daemon pod %s: tolerations %v labels %v", p.Name, p.Spec.Tolerations, p.Labels)
+		}
+	}
+	// The template is a ControllerRevision whose hash the pods carry.
+	revs, _ := c.AppsV1().ControllerRevisions("ns").List(ctx, metav1.ListOptions{})
+	if len(revs.Items) != 1 || revs.Items[0].Revision != 1 || revs.Items[0].Labels[history.HashLabel] != list.Items[0].Labels[history.HashLabel] ||
+		revs.Items[0].Name != "agent-"+revs.Items[0].Labels[history.HashLabel] || metav1.GetControllerOf(&revs.Items[0]).UID != "ds-uid" {
+		t.Fatalf("revisions %+v", revs.Items)
+	}
+	// A second revision of the same template, numbered higher, is kept and the
+	// first deleted, the pods relabelled rather than restarted.
+	dup := revs.Items[0].DeepCopy()
+	dup.Name, dup.ResourceVersion, dup.UID, dup.Revision = "agent-dup", "", "dup-uid", 2
+	dup.Labels = map[string]string{"app": "agent", history.HashLabel: "dup"}
+	if _, err := c.AppsV1().ControllerRevisions("ns").Create(ctx, dup, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) { // until the controller's cache has it
+		if _, err := e.Factory.Apps().V1().ControllerRevisions().Lister().ControllerRevisions("ns").Get("agent-dup"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the duplicate revision never reached the informer")
 		}
 	}
 	if err := c.CoreV1().Nodes().Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("1/1: b")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		revs, _ = c.AppsV1().ControllerRevisions("ns").List(ctx, metav1.ListOptions{})
+		list, _ = c.CoreV1().Pods("ns").List(ctx, metav1.ListOptions{})
+		if len(revs.Items) == 1 && revs.Items[0].Name == "agent-dup" && len(list.Items) == 1 && list.Items[0].Labels[history.HashLabel] == "dup" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a duplicate revision: %d revisions, pods %v", len(revs.Items), list.Items)
+		}
+	}
+	if list.Items[0].Spec.NodeName != "b" || list.Items[0].Name != podOnB {
+		t.Fatalf("the pod on b was replaced: %s", list.Items[0].Name)
+	}
 	cur, _ := c.AppsV1().DaemonSets("ns").Get(ctx, "agent", metav1.GetOptions{})
 	if cur.Status.ObservedGeneration != 1 || cur.Status.UpdatedNumberScheduled != 1 || cur.Status.CurrentNumberScheduled != 1 {
 		t.Errorf("status %+v", cur.Status)

@@ -2,9 +2,9 @@
 // pod template fits (nodeSelector, required node affinity, taints with the
 // tolerations Kubernetes gives daemon pods), bound by setting spec.nodeName,
 // replaced when failed, removed from nodes that stop fitting, and rolled to a new
-// template at most maxUnavailable nodes at a time. Revisions are template hashes
-// (label controller-revision-hash), not ControllerRevision objects; maxSurge is
-// treated as 0. The plan is a pure function; the controller applies it.
+// template at most maxUnavailable nodes at a time. Each template is a
+// ControllerRevision (internal/controller/history) whose hash the pods carry in
+// controller-revision-hash; maxSurge is treated as 0. The plan is a pure function; the controller applies it.
 package daemonset
 
 import (

@@ -5,9 +5,9 @@
 // (Parallel), removed from the highest ordinal down, and rolled to a new template
 // from the highest ordinal down to the partition, one Ready pod at a time.
 //
-// Revisions are template hashes (label controller-revision-hash =
-// <set>-<hash>), not ControllerRevision objects: a pod below the partition that
-// is deleted during a partitioned rollout comes back with the new template.
+// Each template is a ControllerRevision (internal/controller/history); pods
+// carry its name in controller-revision-hash. A pod below the partition that
+// is deleted during a rollout comes back from the current revision's template.
 // The plan is a pure function of the set and its pods; the controller applies it.
 package statefulset
 

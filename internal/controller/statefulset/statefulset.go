@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -20,9 +21,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/svcnet/svcnet/internal/controller/history"
 	"github.com/svcnet/svcnet/internal/controller/owned"
 	"github.com/svcnet/svcnet/internal/controller/queue"
-	"github.com/svcnet/svcnet/internal/controller/workload"
 )
 
 // Controller keeps every StatefulSet's pods.
@@ -30,6 +31,7 @@ type Controller struct {
 	client   kubernetes.Interface
 	sets     appslisters.StatefulSetLister
 	pods     corelisters.PodLister
+	history  history.Store
 	synced   []cache.InformerSynced
 	loop     *queue.Loop
 	recorder record.EventRecorder
@@ -38,11 +40,13 @@ type Controller struct {
 
 // New wires the controller to informers from factory.
 func New(client kubernetes.Interface, factory informers.SharedInformerFactory, recorder record.EventRecorder, log *slog.Logger) *Controller {
-	setInf, podInf := factory.Apps().V1().StatefulSets(), factory.Core().V1().Pods()
+	setInf, podInf, revInf := factory.Apps().V1().StatefulSets(), factory.Core().V1().Pods(), factory.Apps().V1().ControllerRevisions()
 	c := &Controller{client: client, sets: setInf.Lister(), pods: podInf.Lister(), recorder: recorder, now: time.Now,
-		synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced}}
+		history: history.Store{Client: client, Revisions: revInf.Lister()},
+		synced:  []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced, revInf.Informer().HasSynced}}
 	c.loop = queue.New("statefulset", c.sync, log.With("controller", "statefulset"))
 	_, _ = setInf.Informer().AddEventHandler(c.loop.ObjectHandler())
+	_, _ = revInf.Informer().AddEventHandler(history.DeleteHandler("StatefulSet", c.loop.Add))
 	_, _ = podInf.Informer().AddEventHandler(owned.Handler("StatefulSet", c.loop.Add, nil))
 	return c
 }
@@ -50,14 +54,9 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 // Run runs the controller until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
 
-// revision names a template as Kubernetes names ControllerRevisions: <set>-<hash>.
-func revision(ss *appsv1.StatefulSet) string {
-	return ss.Name + "-" + workload.TemplateHash(&ss.Spec.Template, ss.Status.CollisionCount)
-}
-
 func setOf(ss *appsv1.StatefulSet) set {
 	s := set{replicas: 1, rolling: ss.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType,
-		parallel: ss.Spec.PodManagementPolicy == appsv1.ParallelPodManagement, updateRev: revision(ss),
+		parallel: ss.Spec.PodManagementPolicy == appsv1.ParallelPodManagement,
 		minReady: time.Duration(ss.Spec.MinReadySeconds) * time.Second}
 	if ss.Spec.Replicas != nil {
 		s.replicas = int(*ss.Spec.Replicas)
@@ -124,10 +123,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return err
 	}
 	s := setOf(ss)
+	var current string
+	if s.updateRev, current, err = c.syncHistory(ctx, ss, pods); err != nil {
+		return err
+	}
 	var applyErr error
 	for _, st := range plan(s, pods) {
 		if st.del == nil {
-			p, err := c.client.CoreV1().Pods(ns).Create(ctx, newPod(ss, st.create, s.updateRev), metav1.CreateOptions{})
+			p, err := c.client.CoreV1().Pods(ns).Create(ctx, c.versionedPod(ss, s, current, st.create), metav1.CreateOptions{})
 			if err != nil {
 				c.recorder.Eventf(ss, corev1.EventTypeWarning, "FailedCreate", "create Pod %s in StatefulSet %s failed error: %v", podName(ss.Name, st.create), ss.Name, err)
 				applyErr = err
@@ -146,7 +149,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 		c.recorder.Eventf(ss, corev1.EventTypeNormal, "SuccessfulDelete", "delete Pod %s in StatefulSet %s successful", st.del.Name, ss.Name)
 	}
-	if err := c.updateStatus(ctx, ss, s, pods); err != nil {
+	if err := c.updateStatus(ctx, ss, s, current, pods); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
 	return applyErr
@@ -154,11 +157,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 // updateStatus writes the counts; the current revision becomes the update
 // revision once every wanted pod runs it and is Ready.
-func (c *Controller) updateStatus(ctx context.Context, ss *appsv1.StatefulSet, s set, pods map[int]*corev1.Pod) error {
-	current := ss.Status.CurrentRevision
-	if current == "" {
-		current = s.updateRev
-	}
+func (c *Controller) updateStatus(ctx context.Context, ss *appsv1.StatefulSet, s set, current string, pods map[int]*corev1.Pod) error {
 	n := count(s, current, pods, c.now())
 	if n.wait > 0 {
 		c.loop.AddAfter(ss.Namespace+"/"+ss.Name, n.wait)
@@ -179,4 +178,63 @@ func (c *Controller) updateStatus(ctx context.Context, ss *appsv1.StatefulSet, s
 	cp.Status = *st
 	_, err := c.client.AppsV1().StatefulSets(ss.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{})
 	return err
+}
+
+// versionedPod builds the pod of ordinal as Kubernetes does during a
+// rollout: below the partition from the current revision's template, else
+// from the set's own (the update revision).
+func (c *Controller) versionedPod(ss *appsv1.StatefulSet, s set, current string, ord int) *corev1.Pod {
+	if s.rolling && current != s.updateRev && ord < s.start+s.partition {
+		if r, err := c.history.Revisions.ControllerRevisions(ss.Namespace).Get(current); err == nil {
+			if t, err := history.Template(r); err == nil {
+				old := ss.DeepCopy()
+				old.Spec.Template = *t
+				return newPod(old, ord, current)
+			}
+		}
+	}
+	return newPod(ss, ord, s.updateRev)
+}
+
+// syncHistory keeps the StatefulSet's ControllerRevisions and returns the
+// update revision (its template's, which new pods get) and the current one
+// (status.currentRevision while that revision exists, else the update one).
+func (c *Controller) syncHistory(ctx context.Context, ss *appsv1.StatefulSet, pods map[int]*corev1.Pod) (update, current string, err error) {
+	sel, err := metav1.LabelSelectorAsSelector(ss.Spec.Selector)
+	if err != nil {
+		return "", "", err
+	}
+	data, err := history.Data(&ss.Spec.Template)
+	if err != nil {
+		return "", "", err
+	}
+	live := map[string]bool{ss.Status.CurrentRevision: true, ss.Status.UpdateRevision: true}
+	for _, p := range pods {
+		live[p.Labels[LabelRevision]] = true
+	}
+	limit := int32(10)
+	if ss.Spec.RevisionHistoryLimit != nil {
+		limit = *ss.Spec.RevisionHistoryLimit
+	}
+	s := history.Set{Name: ss.Name, Template: &ss.Spec.Template, Data: data, Collisions: ss.Status.CollisionCount, Limit: limit,
+		Live: func(r *appsv1.ControllerRevision) bool { return live[r.Name] }}
+	cur, err := c.history.Sync(ctx, ss, appsv1.SchemeGroupVersion.WithKind("StatefulSet"), sel, s, nil)
+	if errors.Is(err, history.ErrCollision) {
+		cp := ss.DeepCopy()
+		cp.Status.CollisionCount = history.BumpCollisions(cp.Status.CollisionCount)
+		if _, uerr := c.client.AppsV1().StatefulSets(ss.Namespace).UpdateStatus(ctx, cp, metav1.UpdateOptions{}); uerr != nil {
+			return "", "", uerr
+		}
+		return "", "", err // synced again with the new count
+	}
+	if err != nil {
+		return "", "", err
+	}
+	current = cur.Name
+	if name := ss.Status.CurrentRevision; name != "" && name != cur.Name {
+		if _, gerr := c.history.Revisions.ControllerRevisions(ss.Namespace).Get(name); gerr == nil {
+			current = name
+		}
+	}
+	return cur.Name, current, nil
 }

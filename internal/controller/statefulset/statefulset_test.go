@@ -9,10 +9,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/svcnet/svcnet/internal/controller/fakekube"
+	"github.com/svcnet/svcnet/internal/controller/history"
 )
 
 // p builds the pod of ordinal ord at revision rev in a state: "ok" (Running and
@@ -182,6 +186,54 @@ func TestControllerRunsAndRollsAStatefulSet(t *testing.T) {
 		pod, err := c.CoreV1().Pods("ns").Get(ctx, name, metav1.GetOptions{})
 		if err != nil || pod.Spec.Containers[0].Image != "v2" {
 			t.Fatalf("%s after rollout: %v %v", name, err, pod)
+		}
+	}
+	// Each template is a ControllerRevision named as the pods' revision label, numbered in order.
+	cur, _ = c.AppsV1().StatefulSets("ns").Get(ctx, "web", metav1.GetOptions{})
+	revs, _ := c.AppsV1().ControllerRevisions("ns").List(ctx, metav1.ListOptions{})
+	byName := map[string]appsv1.ControllerRevision{}
+	for _, r := range revs.Items {
+		byName[r.Name] = r
+	}
+	oldR, newR := byName[oldRev], byName[cur.Status.UpdateRevision]
+	if len(revs.Items) != 2 || oldR.Revision != 1 || newR.Revision != 2 || metav1.GetControllerOf(&newR).UID != "ss-uid" ||
+		newR.Labels["app"] != "web" || "web-"+newR.Labels[LabelRevision] != newR.Name {
+		t.Fatalf("revisions %+v", revs.Items)
+	}
+
+	// Rolling back to v1 takes its revision again (renumbered), not a new one.
+	cur.Spec.Template.Spec.Containers[0].Image = "v1"
+	cur.Generation = 3
+	if _, err := c.AppsV1().StatefulSets("ns").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("rolled back", func(s *appsv1.StatefulSet, ps []corev1.Pod) bool {
+		return s.Status.UpdateRevision == oldRev && s.Status.CurrentRevision == oldRev && s.Status.UpdatedReplicas == 3 && len(ps) == 3
+	})
+	if r, _ := c.AppsV1().ControllerRevisions("ns").Get(ctx, oldRev, metav1.GetOptions{}); r.Revision != 3 {
+		t.Fatalf("rolled-back revision numbered %d, want 3", r.Revision)
+	}
+}
+
+// During a partitioned rollout a pod below the partition is made from the
+// current revision's template, the others from the set's own.
+func TestVersionedPodBelowPartition(t *testing.T) {
+	oldTmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "v1"}}}}
+	data, err := history.Data(&oldTmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	_ = indexer.Add(&appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "web-old", Namespace: "ns"}, Data: runtime.RawExtension{Raw: data}})
+	c := &Controller{history: history.Store{Revisions: appslisters.NewControllerRevisionLister(indexer)}}
+	ss := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}, Spec: appsv1.StatefulSetSpec{Template: oldTmpl}}
+	ss.Spec.Template.Spec.Containers = []corev1.Container{{Name: "c", Image: "v2"}}
+	s := set{replicas: 3, rolling: true, partition: 2, updateRev: "web-new"}
+	for ord, want := range map[int]string{0: "v1 web-old", 1: "v1 web-old", 2: "v2 web-new"} {
+		p := c.versionedPod(ss, s, "web-old", ord)
+		if got := p.Spec.Containers[0].Image + " " + p.Labels[LabelRevision]; got != want {
+			t.Errorf("ordinal %d: %s, want %s", ord, got, want)
 		}
 	}
 }
