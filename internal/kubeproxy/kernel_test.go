@@ -1,7 +1,6 @@
 package kubeproxy
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,13 +12,10 @@ import (
 // iptables chains next to the kubelet's) in a fresh network namespace and
 // removes it.
 func TestKernelCleanup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (nftables and iptables in a network namespace)")
-	}
+	netnstest.RequireRoot(t, "nftables and iptables in a network namespace")
 	for _, tool := range []string{"nft", "iptables-nft", "iptables-nft-save", "iptables-nft-restore"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
+		_, err := exec.LookPath(tool)
+		netnstest.Require(t, err, tool+" (scripts/test-deps.sh installs it)")
 	}
 	netnstest.Run(t, func() {
 		run := func(name string, args ...string) string {

@@ -23,6 +23,19 @@ func RequireRoot(t testing.TB, need string) {
 	}
 }
 
+// Require skips the test when err says something it needs is missing (what
+// names it and how to install it), and fails it instead when CI=true.
+func Require(t testing.TB, err error, what string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: this test needs %s: %v", what, err)
+	}
+	t.Skipf("needs %s: %v", what, err)
+}
+
 // Run runs f on a locked thread inside a new network namespace and waits for
 // it; tools f starts inherit the thread's namespace.
 func Run(t testing.TB, f func()) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/svcnet/svcnet/internal/netnstest"
 )
 
 // TestFailedSetupLeavesNothing sets up pods with plugin directories that lack
@@ -14,13 +16,10 @@ import (
 // and no network namespace is left. Needs root (it creates namespaces; no
 // traffic leaves them).
 func TestFailedSetupLeavesNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	netnstest.RequireRoot(t, "to create network namespaces")
 	loopback := filepath.Join("/usr/lib/cni", "loopback")
-	if _, err := os.Stat(loopback); err != nil {
-		t.Skipf("no CNI loopback plugin (apt-get install containernetworking-plugins): %v", err)
-	}
+	_, err := os.Stat(loopback)
+	netnstest.Require(t, err, "the CNI loopback plugin (apt-get install containernetworking-plugins)")
 	log := filepath.Join(t.TempDir(), "calls")
 	fakeBridge := fmt.Sprintf("#!/bin/sh\necho \"$CNI_COMMAND\" >> %s\n"+
 		"[ \"$CNI_COMMAND\" = ADD ] || exit 0\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"fake bridge failure\"}'\nexit 1\n", log)
