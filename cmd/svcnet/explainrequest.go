@@ -11,10 +11,12 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/svcnet/svcnet/internal/explain"
+	"github.com/svcnet/svcnet/internal/netpol"
 )
 
 // explainRequest reads the objects and this node's iptables-save dump and
@@ -86,6 +88,9 @@ func explainRequest(ctx context.Context, cs kubernetes.Interface, from, to, node
 	for _, ns := range nss.Items {
 		in.Namespaces = append(in.Namespaces, ns.Name)
 	}
+	if in.Policies, err = policyState(ctx, cs, nss.Items); err != nil {
+		return err
+	}
 	args := []string{"iptables-save"}
 	if netns != "" {
 		args = append([]string{"ip", "netns", "exec", netns}, args...)
@@ -126,4 +131,29 @@ func localAddrs(have []netip.Addr) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// policyState reads the pods and NetworkPolicies for the policy verdicts.
+func policyState(ctx context.Context, cs kubernetes.Interface, namespaces []corev1.Namespace) (*netpol.State, error) {
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pols, err := cs.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var ps []*corev1.Pod
+	for i := range pods.Items {
+		ps = append(ps, &pods.Items[i])
+	}
+	var ns []*corev1.Namespace
+	for i := range namespaces {
+		ns = append(ns, &namespaces[i])
+	}
+	var nps []*networkingv1.NetworkPolicy
+	for i := range pols.Items {
+		nps = append(nps, &pols.Items[i])
+	}
+	return netpol.FromObjects(ps, ns, nps, func(*networkingv1.NetworkPolicy, error) {}), nil
 }

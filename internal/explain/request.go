@@ -20,6 +20,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/svcnet/svcnet/internal/dns"
+	"github.com/svcnet/svcnet/internal/netpol"
 	"github.com/svcnet/svcnet/internal/pod"
 	"github.com/svcnet/svcnet/internal/proxy"
 	"github.com/svcnet/svcnet/internal/proxy/iptables"
@@ -39,6 +40,8 @@ type Input struct {
 	ClusterDNS []string
 	Zone       string
 	Dump       string // iptables-save of Node ("" when not in iptables mode)
+	// Policies are the cluster's NetworkPolicies, pods and namespaces (nil: no policy step).
+	Policies *netpol.State
 }
 
 // DNSStep is one name the resolver asked for, with the answer.
@@ -55,6 +58,7 @@ type Endpoint struct {
 	Node        string   `json:"node,omitempty"`
 	Masquerade  bool     `json:"masquerade"`
 	Rules       []string `json:"rules,omitempty"`
+	Policy      string   `json:"policy,omitempty"` // the NetworkPolicy verdict of the flow to it
 }
 
 // Explanation is the result, printed as text or JSON.
@@ -127,7 +131,8 @@ func Request(in Input) (*Explanation, error) {
 			port = int(sp.Port)
 		}
 	}
-	ex.trace(in, sp, ip, port)
+	src := ex.trace(in, sp, ip, port)
+	ex.policy(in, sp, src, ip, port)
 	return ex, nil
 }
 
@@ -280,8 +285,9 @@ func findServicePort(in Input, ip netip.Addr, port int) *proxy.ServicePort {
 }
 
 // trace follows the packet through the dump (iptables mode), or tells the
-// endpoints and their chances from the model when there is no dump.
-func (ex *Explanation) trace(in Input, sp *proxy.ServicePort, ip netip.Addr, port int) {
+// endpoints and their chances from the model when there is no dump; it
+// returns the packet's source address.
+func (ex *Explanation) trace(in Input, sp *proxy.ServicePort, ip netip.Addr, port int) netip.Addr {
 	src, fromNode := netip.Addr{}, false
 	switch {
 	case in.Pod != nil:
@@ -302,12 +308,12 @@ func (ex *Explanation) trace(in Input, sp *proxy.ServicePort, ip netip.Addr, por
 	if in.Dump == "" || !strings.Contains(in.Dump, "KUBE-SERVICES") {
 		ex.Notes = append(ex.Notes, "no kube-proxy iptables rules on "+in.Node+" (mode nftables or userspace): endpoints from the Service's EndpointSlices; `svcnet explain service` shows the nftables elements")
 		ex.fromModel(in, sp)
-		return
+		return src
 	}
 	d, err := iptables.ParseDump(in.Dump)
 	if err != nil {
 		ex.Notes = append(ex.Notes, "cannot read the rules: "+err.Error())
-		return
+		return src
 	}
 	local := func(a netip.Addr) bool { return slices.Contains(in.NodeIPs, a) || a.IsLoopback() }
 	paths := iptables.Trace(d, iptables.Packet{Src: src, Dst: ip, Proto: proto, Port: uint16(port), FromNode: fromNode, Local: local})
@@ -336,6 +342,7 @@ func (ex *Explanation) trace(in Input, sp *proxy.ServicePort, ip netip.Addr, por
 		}
 	}
 	ex.why(sp)
+	return src
 }
 
 // fromModel lists the usable endpoints, uniformly, without kernel rules.

@@ -34,6 +34,9 @@ func (ex *Explanation) Text(w io.Writer) {
 		for _, r := range e.Rules {
 			fmt.Fprintf(w, "          %s\n", r)
 		}
+		if e.Policy != "" {
+			fmt.Fprintf(w, "          %s\n", e.Policy)
+		}
 	}
 	if len(ex.Notes) > 0 {
 		fmt.Fprintln(w, "\nWhy:")

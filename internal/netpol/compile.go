@@ -129,7 +129,8 @@ func Compile(s *State, node string) Rules {
 			if len(pols) == 0 {
 				continue
 			}
-			sd := side{ports: map[uint8][]rect{}}
+			ip := u(pod.IP)
+			sd := side{ports: map[uint8][]rect{}, any: []span{{ip, ip}}} // the pod itself, through a Service (hairpin)
 			for _, p := range pols {
 				rules := p.EgressRules
 				if ingress {

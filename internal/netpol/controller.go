@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -98,30 +99,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 }
 
-// state converts the caches' objects; a policy that does not parse is skipped
-// with a warning (the API server validates them, so only a foreign one sends such).
+// state converts the caches' objects.
 func (c *Controller) state(pods corelisters.PodLister, nss corelisters.NamespaceLister, pols netlisters.NetworkPolicyLister) *State {
-	var ps []*Pod
 	podList, _ := pods.List(labels.Everything())
-	for _, p := range podList {
-		if sp := FromPod(p); sp != nil {
-			ps = append(ps, sp)
-		}
-	}
-	var ns []*Namespace
 	nsList, _ := nss.List(labels.Everything())
-	for _, n := range nsList {
-		ns = append(ns, FromNamespace(n))
-	}
-	var policies []*Policy
 	polList, _ := pols.List(labels.Everything())
-	for _, np := range polList {
-		p, err := FromPolicy(np)
-		if err != nil {
-			c.log.Warn("network policy ignored", "policy", np.Namespace+"/"+np.Name, "err", err)
-			continue
-		}
-		policies = append(policies, p)
-	}
-	return NewState(ps, ns, policies)
+	return FromObjects(podList, nsList, polList, func(np *networkingv1.NetworkPolicy, err error) {
+		c.log.Warn("network policy ignored", "policy", np.Namespace+"/"+np.Name, "err", err)
+	})
 }

@@ -56,6 +56,9 @@ func (v Verdict) String() string {
 func Decide(s *State, f Flow) Verdict {
 	src, dst := s.podByIP(f.Src), s.podByIP(f.Dst)
 	v := Verdict{Egress: Side{Allowed: true}, Ingress: Side{Allowed: true}}
+	if f.Src == f.Dst { // a pod reaching itself (through its Service): policies cannot block it
+		return v
+	}
 	if src != nil {
 		v.Egress = s.decideSide(src, f.Dst, dst, f, false)
 	}

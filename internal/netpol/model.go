@@ -231,6 +231,32 @@ func fromRule(peers []networkingv1.NetworkPolicyPeer, ports []networkingv1.Netwo
 	return r, nil
 }
 
+// FromObjects converts API objects into a State; a policy that does not parse
+// is skipped and passed to bad (the API server validates them, so only a
+// foreign one sends such).
+func FromObjects(pods []*corev1.Pod, nss []*corev1.Namespace, pols []*networkingv1.NetworkPolicy, bad func(*networkingv1.NetworkPolicy, error)) *State {
+	var ps []*Pod
+	for _, p := range pods {
+		if sp := FromPod(p); sp != nil {
+			ps = append(ps, sp)
+		}
+	}
+	var ns []*Namespace
+	for _, n := range nss {
+		ns = append(ns, FromNamespace(n))
+	}
+	var policies []*Policy
+	for _, np := range pols {
+		p, err := FromPolicy(np)
+		if err != nil {
+			bad(np, err)
+			continue
+		}
+		policies = append(policies, p)
+	}
+	return NewState(ps, ns, policies)
+}
+
 // NewState builds a State; the pods are sorted by IP so results are stable.
 func NewState(pods []*Pod, namespaces []*Namespace, policies []*Policy) *State {
 	s := &State{Pods: pods, Namespaces: map[string]*Namespace{}, Policies: policies}

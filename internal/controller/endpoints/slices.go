@@ -7,6 +7,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/endpointslice/trafficdist"
 
 	podstatus "github.com/svcnet/svcnet/internal/pod"
 )
@@ -155,7 +156,8 @@ func sliceMeta(svc *corev1.Service, managedBy string) metav1.ObjectMeta {
 // every endpoint in the slice that already holds it (so a change touches as few
 // slices as possible), filling existing slices before creating new ones, and
 // keeping one empty placeholder slice when there are no endpoints at all.
-func planSlices(svc *corev1.Service, groups map[string]*group, existing []*discoveryv1.EndpointSlice, maxPer int, managedBy, trigger string) Plan {
+// Topology hints follow trafficDistribution (nil: none), as Kubernetes sets them.
+func planSlices(svc *corev1.Service, groups map[string]*group, existing []*discoveryv1.EndpointSlice, maxPer int, managedBy, trigger string, trafficDistribution *string) Plan {
 	if maxPer <= 0 {
 		maxPer = DefaultMaxPerSlice
 	}
@@ -255,6 +257,10 @@ func planSlices(svc *corev1.Service, groups map[string]*group, existing []*disco
 			plan.Create = append(plan.Create, fresh(nil))
 		}
 	}
+	// With PreferClose / PreferSameZone every ready endpoint is hinted for its
+	// own zone (PreferSameNode: and its node), else hints are removed; set on
+	// the desired slices before comparing, so unchanged hints write nothing.
+	trafficdist.ReconcileHints(trafficDistribution, append(kept[:len(kept):len(kept)], plan.Create...), nil, nil)
 	orig := map[string]*discoveryv1.EndpointSlice{}
 	for _, s := range existing {
 		orig[s.Name] = s
@@ -299,10 +305,10 @@ func sameSlice(a, b *discoveryv1.EndpointSlice) bool {
 
 // PlanServiceSlices plans the slices of a Service with a selector.
 func PlanServiceSlices(svc *corev1.Service, pods []*corev1.Pod, nodes map[string]*corev1.Node, existing []*discoveryv1.EndpointSlice, maxPer int, trigger string) Plan {
-	return planSlices(svc, podGroups(svc, pods, nodes), existing, maxPer, ManagedBy, trigger)
+	return planSlices(svc, podGroups(svc, pods, nodes), existing, maxPer, ManagedBy, trigger, svc.Spec.TrafficDistribution)
 }
 
 // PlanMirrorSlices plans the slices mirroring a selectorless Service's Endpoints.
 func PlanMirrorSlices(svc *corev1.Service, ep *corev1.Endpoints, existing []*discoveryv1.EndpointSlice, maxPer int) Plan {
-	return planSlices(svc, mirrorGroups(svc, ep), existing, maxPer, MirrorManagedBy, "")
+	return planSlices(svc, mirrorGroups(svc, ep), existing, maxPer, MirrorManagedBy, "", nil)
 }
