@@ -204,15 +204,17 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 		return nil, nil, ctx.Err()
 	}
 	exists := map[types.UID]bool{}
+	ports := newPortAdmission() // the kubelet's host port admission (hostports.go)
 	for _, o := range inf.GetStore().List() {
 		exists[o.(*corev1.Pod).UID] = true
+		ports.seed(o.(*corev1.Pod))
 	}
 	if err := rt.Reconcile(ctx, func(uid types.UID) bool { return exists[uid] }); err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("reconcile pods of a previous run: %w", err)
 	}
 	sync := func(o any) {
-		if p, ok := o.(*corev1.Pod); ok && !isMirror(p) { // a mirror pod's server is the agent's own
+		if p, ok := o.(*corev1.Pod); ok && !isMirror(p) && a.admitPorts(ctx, ports, p) { // a mirror pod's server is the agent's own
 			rt.Sync(p)
 		}
 	}
@@ -224,6 +226,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 				o = d.Obj
 			}
 			if p, ok := o.(*corev1.Pod); ok {
+				ports.forget(p.UID)
 				rt.Remove(p.UID)
 			}
 		},
