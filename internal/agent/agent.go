@@ -184,6 +184,7 @@ type Agent struct {
 	kubeletNode    bool   // the Node is a kubelet's: read, never written (adopt.go)
 	podBridge      string // svcnet's pod bridge, when pods use svcnet's network
 
+	nodeZone func() string // this node's zone label (zone.go), for topology hints
 	proxyDone  chan struct{}
 	ingressReg *prometheus.Registry // served with the proxy's metrics
 }

@@ -47,6 +47,7 @@ type proxyRun struct {
 // done, so the node is announced only with working Services.
 func (a *Agent) startProxy(ctx context.Context, log *slog.Logger) error {
 	var cur atomic.Pointer[proxyRun]
+	a.nodeZone = a.watchZone(ctx)
 	r, err := a.runProxy(ctx, a.o.ProxyMode, log)
 	if err != nil {
 		return err
@@ -182,6 +183,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	}
 	ctx, cancel := context.WithCancel(parent)
 	r := &proxyRun{mode: mode, reg: prometheus.NewRegistry(), cancel: cancel, done: make(chan struct{})}
+	be = &proxy.TopologyBackend{Backend: be, Node: a.o.NodeName, Zone: a.nodeZone} // trafficDistribution hints
 	r.p = proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, SyncPeriod: a.o.SyncPeriod, SyncShare: a.o.SyncShare, Backend: be, Log: log.With("proxy", mode),
 		Metrics: proxy.NewMetrics(r.reg), Local: local})
 	ready := make(chan struct{})
