@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/svcnet/svcnet/internal/dns"
+	"github.com/svcnet/svcnet/internal/drain"
 	"github.com/svcnet/svcnet/internal/ingress"
 )
 
@@ -187,6 +188,7 @@ type Agent struct {
 	nodeZone func() string // this node's zone label (zone.go), for topology hints
 	proxyDone  chan struct{}
 	ingressReg *prometheus.Registry // served with the proxy's metrics
+	drain      *drain.Paths         // what this node's proxy and ingress route to (drain.go)
 }
 
 // New builds an agent.
@@ -194,7 +196,7 @@ func New(client kubernetes.Interface, o Options) (*Agent, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Agent{o: o, client: client, ingressReg: prometheus.NewRegistry()}, nil
+	return &Agent{o: o, client: client, ingressReg: prometheus.NewRegistry(), drain: drain.NewPaths()}, nil
 }
 
 func osImage() string {

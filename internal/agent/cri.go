@@ -115,7 +115,7 @@ func (a *Agent) newCRIRuntime(ctx context.Context, svc *criServices, base podRun
 		Zone: a.o.DNSZone, HostResolv: base.host, ServiceEnv: base.serviceEnv,
 		Objects: base.objects,
 		Event:   func(p *corev1.Pod, eventType, reason, msg string) { recorder.Event(p, eventType, reason, msg) },
-		Changed: base.changed, Terminated: base.terminated, Log: a.o.Log, Now: a.o.Now})
+		Changed: base.changed, Terminated: base.terminated, Drain: base.drain, Log: a.o.Log, Now: a.o.Now})
 }
 
 // serveCRIStream proxies an exec, attach or port-forward request to the

@@ -16,7 +16,8 @@ func (a *Agent) startIngress(ctx context.Context, log *slog.Logger) {
 	srv := ingress.NewServer(ingress.ServerOptions{Addrs: []netip.Addr{netip.MustParseAddr(a.o.NodeIP)},
 		AccessLog: a.o.IngressAccessLog, Log: log, Metrics: m, Now: a.o.Now})
 	c := ingress.NewController(a.client, srv, ingress.ControllerOptions{NodeName: a.o.NodeName, Addresses: []string{a.o.NodeIP},
-		HTTPPort: a.o.IngressHTTPPort, HTTPSPort: a.o.IngressHTTPSPort, Sources: a.o.IngressSources, Log: log, Metrics: m})
+		HTTPPort: a.o.IngressHTTPPort, HTTPSPort: a.o.IngressHTTPSPort, Sources: a.o.IngressSources, Log: log, Metrics: m,
+		Programmed: func(ready map[netip.Addr]int) { a.drain.Replace(drainIngress, ready) }})
 	go func() { _ = srv.Run(ctx) }()
 	go func() {
 		if err := c.Run(ctx); err != nil {

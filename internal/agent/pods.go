@@ -127,6 +127,7 @@ type podRuntimeOptions struct {
 	serviceEnv func(ns string, links bool) []corev1.EnvVar
 	changed    func(uid types.UID)
 	terminated func(uid types.UID, ns, name string)
+	drain      func(ctx context.Context, ip string) // SIGTERM waits for it (drain.go)
 }
 
 // startPods runs the pod runtime: pods bound to this node run as containers
@@ -151,6 +152,8 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 	if err != nil {
 		log.Warn("node resolv.conf unreadable; pods with dnsPolicy Default get no resolvers", "err", err)
 	}
+	a.expectDrainPaths()
+	otherNodes := a.watchOtherNodes(ctx)
 	factory, inf := a.podInformer()
 	svcFactory := informers.NewSharedInformerFactory(a.client, 0)
 	services := svcFactory.Core().V1().Services().Lister()
@@ -159,7 +162,8 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 	base := podRuntimeOptions{host: host, objects: apiObjects{a: a, tokens: newTokenCache(a)},
 		serviceEnv: func(ns string, links bool) []corev1.EnvVar { return serviceEnv(services, ns, links) },
 		changed:    status.mark,
-		terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) }}
+		terminated: func(uid types.UID, ns, name string) { a.finishDeletion(ctx, uid, ns, name) },
+		drain:      func(ctx context.Context, ip string) { a.drainPod(ctx, ip, otherNodes) }}
 	var rt podRuntime
 	var stop func()
 	switch a.o.ContainerRuntime {
@@ -188,7 +192,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 			return nil, nil, err
 		}
 		prt, err := runtime.New(runtime.Options{Root: root, Net: net, ClusterDNS: a.o.ClusterDNS, Zone: a.o.DNSZone, HostResolv: host,
-			ServiceEnv: base.serviceEnv, Objects: base.objects, Changed: base.changed, Terminated: base.terminated,
+			ServiceEnv: base.serviceEnv, Objects: base.objects, Changed: base.changed, Terminated: base.terminated, Drain: base.drain,
 			BinDir: binDir, Log: log, Now: a.o.Now})
 		if err != nil {
 			return nil, nil, err

@@ -181,6 +181,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 			}
 		}
 	}
+	be = a.drainedBackend(be, mode) // terminating pods are signalled once it no longer routes to them
 	ctx, cancel := context.WithCancel(parent)
 	r := &proxyRun{mode: mode, reg: prometheus.NewRegistry(), cancel: cancel, done: make(chan struct{})}
 	be = &proxy.TopologyBackend{Backend: be, Node: a.o.NodeName, Zone: a.nodeZone} // trafficDistribution hints
@@ -206,6 +207,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		if err != nil {
 			log.Warn("removing what the proxy set up", "backend", mode, "err", err)
 		}
+		a.drain.Forget(drainProxy + mode)
 	}()
 	select {
 	case <-ready:

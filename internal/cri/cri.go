@@ -54,6 +54,10 @@ type Options struct {
 	Changed func(uid types.UID)
 	// Terminated is called once a deleted pod's containers and sandbox are gone.
 	Terminated func(uid types.UID, namespace, name string)
+	// Drain, when set, blocks until the node routes no new connection to a
+	// deleted pod's IP (internal/drain) or ctx ends; the pod's containers are
+	// stopped only after it (and after their preStop hooks).
+	Drain func(ctx context.Context, ip string)
 	// LogMaxSize is the size at which a container's log is rotated (one rotation kept).
 	LogMaxSize int64
 	Log        *slog.Logger

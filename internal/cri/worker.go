@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/svcnet/svcnet/internal/drain"
 	"github.com/svcnet/svcnet/internal/pod"
 	"github.com/svcnet/svcnet/internal/podvol"
 	"github.com/svcnet/svcnet/internal/probe"
@@ -58,6 +59,9 @@ type worker struct {
 
 	refreshed time.Time // last refresh of the pod's volume files
 
+	drainOnce sync.Once     // starts the wait for the node to stop routing to a deleted pod
+	drained   chan struct{} // closed when that wait is over
+
 	wakeCh chan struct{}
 }
 
@@ -67,7 +71,7 @@ func newWorker(r *Runtime, p *corev1.Pod) *worker {
 		statuses: map[string]instance{}, ips: map[string]string{}, waiting: map[string]waitReason{},
 		ready: map[string]bool{}, started: map[string]bool{}, unhealthy: map[string]bool{}, probes: map[string]context.CancelFunc{},
 		backoff: map[string]*pod.Backoff{}, backedOff: map[string]bool{}, notBefore: map[string]time.Time{},
-		wakeCh: make(chan struct{}, 1)}
+		wakeCh: make(chan struct{}, 1), drained: make(chan struct{})}
 	if p.Status.StartTime != nil {
 		w.startTime = p.Status.StartTime.Time
 	}
@@ -253,7 +257,7 @@ func (w *worker) computeBackoff(obs observed) {
 func (w *worker) act(ctx context.Context, p *corev1.Pod, obs observed, a actions) {
 	rs := w.r.o.Runtime
 	if a.killPod {
-		w.stopContainers(ctx, p, obs, 0)
+		w.stopContainers(ctx, p, obs, 0, nil)
 		for _, sb := range obs.sandboxes {
 			if sb.ready {
 				w.callErr("stop sandbox", rs.StopPodSandbox(ctx, sb.id))
@@ -471,8 +475,9 @@ func (w *worker) observe(ctx context.Context) (observed, error) {
 }
 
 // stopContainers stops every running container of the pod within grace
-// (0: the pod's terminationGracePeriodSeconds), running preStop hooks first.
-func (w *worker) stopContainers(ctx context.Context, p *corev1.Pod, obs observed, grace int64) {
+// (0: the pod's terminationGracePeriodSeconds), running preStop hooks first
+// and then waiting for drained (when not nil, within the grace period).
+func (w *worker) stopContainers(ctx context.Context, p *corev1.Pod, obs observed, grace int64, drained <-chan struct{}) {
 	var wg sync.WaitGroup
 	for _, c := range obs.containers {
 		if c.state != runtimeapi.ContainerState_CONTAINER_RUNNING && c.state != runtimeapi.ContainerState_CONTAINER_CREATED {
@@ -492,6 +497,12 @@ func (w *worker) stopContainers(ctx context.Context, p *corev1.Pod, obs observed
 				ip := w.podIP()
 				_ = probe.Handle(hctx, *spec.Lifecycle.PreStop, ip, *spec, w.execFn(c.id))
 				cancel()
+			}
+			if drained != nil {
+				select {
+				case <-drained:
+				case <-time.After(time.Until(deadline)):
+				}
 			}
 			left := int64(time.Until(deadline).Seconds())
 			if left < 1 {
@@ -524,7 +535,11 @@ func (w *worker) terminate(ctx context.Context, obs observed, p *corev1.Pod) boo
 			w.r.o.Event(p, corev1.EventTypeNormal, "Killing", "Stopping container "+c.name)
 		}
 	}
-	w.stopContainers(ctx, p, obs, grace)
+	var drained <-chan struct{}
+	if !removed {
+		drained = w.startDrain(p, time.Duration(grace)*time.Second)
+	}
+	w.stopContainers(ctx, p, obs, grace, drained)
 	for _, sb := range obs.sandboxes {
 		if err := removeSandbox(ctx, w.r.o.Runtime, sb.id); err != nil {
 			if ctx.Err() == nil {
@@ -537,6 +552,20 @@ func (w *worker) terminate(ctx context.Context, obs observed, p *corev1.Pod) boo
 	_ = os.RemoveAll(w.dir)
 	w.r.o.Terminated(w.uid, w.namespace, w.name)
 	return true
+}
+
+// startDrain begins, once, the wait until the node routes no new connection
+// to the deleted pod's IP, bounded by drain.Limit of its grace period; the
+// channel is closed when it is over.
+func (w *worker) startDrain(p *corev1.Pod, grace time.Duration) <-chan struct{} {
+	w.drainOnce.Do(func() {
+		ip := w.podIP()
+		if p.Spec.HostNetwork { // its IP is the node's
+			ip = ""
+		}
+		drain.Begin(w.r.o.Drain, ip, grace, w.drained)
+	})
+	return w.drained
 }
 
 func (w *worker) podIP() string {

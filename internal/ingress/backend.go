@@ -219,3 +219,22 @@ func (c *CertCache) Prune(secrets []*corev1.Secret) {
 func byName(ans, an, bns, bn string) int {
 	return cmp.Or(cmp.Compare(ans, bns), cmp.Compare(an, bn))
 }
+
+// readyIPs counts the ready endpoints' addresses of slices (ready and not
+// terminating, the ones Backend prefers).
+func readyIPs(slices []*discoveryv1.EndpointSlice) map[netip.Addr]int {
+	out := map[netip.Addr]int{}
+	for _, es := range slices {
+		for _, ep := range es.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready || ep.Conditions.Terminating != nil && *ep.Conditions.Terminating {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					out[ip]++
+				}
+			}
+		}
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,8 +34,13 @@ type ControllerOptions struct {
 	HTTPPort, HTTPSPort int
 	// Sources are further inputs of the Table (Gateway API).
 	Sources []Source
-	Log     *slog.Logger
-	Metrics *Metrics
+	// Programmed, when set, is told after each table swap the IPs of the
+	// ready endpoints of the EndpointSlices that table was built from (a
+	// count per IP), so a terminating pod's runtime knows when the ingress
+	// sends it no new request (internal/drain).
+	Programmed func(ready map[netip.Addr]int)
+	Log        *slog.Logger
+	Metrics    *Metrics
 }
 
 // Controller keeps the Server's Table in step with the cluster: informers'
@@ -172,6 +178,9 @@ func (c *Controller) sync(ctx context.Context) error {
 		inputs = append(inputs, src.Ports(s, ix))
 	}
 	c.server.Swap(Merge(inputs...))
+	if c.o.Programmed != nil {
+		c.o.Programmed(readyIPs(s.EndpointSlices))
+	}
 	c.o.Metrics.synced(time.Since(start))
 	c.o.Log.Debug("ingress: table swapped", "took", time.Since(start), "ingresses", len(s.Ingresses))
 	c.certs.Prune(s.Secrets)

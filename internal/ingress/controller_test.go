@@ -2,11 +2,15 @@ package ingress
 
 import (
 	"context"
+	"maps"
 	"net/http/httptest"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -23,7 +27,10 @@ func TestControllerSyncsTableAndStatus(t *testing.T) {
 		testService("web", corev1.ServicePort{Name: "http", Port: 80}),
 		testSlice("web", "web-1", "http", 8080, testEP{"10.1.0.1", true, true, false}))
 	srv := NewServer(ServerOptions{})
-	c := NewController(client, srv, ControllerOptions{NodeName: "n1", Addresses: []string{"10.0.0.1"}, HTTPPort: 80, HTTPSPort: 443})
+	var mu sync.Mutex
+	var programmed map[netip.Addr]int // the ready endpoints of the table last swapped in
+	c := NewController(client, srv, ControllerOptions{NodeName: "n1", Addresses: []string{"10.0.0.1"}, HTTPPort: 80, HTTPSPort: 443,
+		Programmed: func(ready map[netip.Addr]int) { mu.Lock(); programmed = ready; mu.Unlock() }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -58,6 +65,24 @@ func TestControllerSyncsTableAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll("new endpoint live", func() bool { return endpoint() == "10.1.0.2:8080" })
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[netip.Addr]int{netip.MustParseAddr("10.1.0.2"): 1}; !maps.Equal(programmed, want) {
+		t.Errorf("ready endpoints reported after the swap: %v, want %v", programmed, want)
+	}
+}
+
+func TestReadyIPs(t *testing.T) {
+	got := readyIPs([]*discoveryv1.EndpointSlice{
+		testSlice("web", "web-1", "http", 8080, testEP{"10.1.0.1", true, true, false}, testEP{"10.1.0.2", false, true, true},
+			testEP{"10.1.0.3", false, false, false}),
+		testSlice("api", "api-1", "http", 8080, testEP{"10.1.0.1", true, true, false}),
+		testSlice("pub", "pub-1", "http", 8080, testEP{"10.1.0.4", true, true, true}), // publishNotReadyAddresses: terminating yet ready
+	})
+	want := map[netip.Addr]int{netip.MustParseAddr("10.1.0.1"): 2}
+	if !maps.Equal(got, want) {
+		t.Errorf("readyIPs = %v, want %v", got, want)
+	}
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -255,10 +255,10 @@ func (c *container) runOnce() (code int, reason, msg string, cerr *configError) 
 		w.mu.Lock()
 		grace := w.grace
 		w.mu.Unlock()
-		waitErr = c.terminate(cmd, grace, done)
+		waitErr = c.terminate(cmd, grace, done, true)
 	case why := <-unhealthy:
 		killedBy = why
-		waitErr = c.terminate(cmd, c.graceSeconds(), done)
+		waitErr = c.terminate(cmd, c.graceSeconds(), done, false)
 	}
 	stopProbes()
 	close(exited)
@@ -310,14 +310,18 @@ func (c *container) graceSeconds() time.Duration {
 	return corev1.DefaultTerminationGracePeriodSeconds * time.Second
 }
 
-// terminate runs the preStop hook, sends SIGTERM, and SIGKILL once grace (which
-// the hook counts against) is over.
-func (c *container) terminate(cmd *exec.Cmd, grace time.Duration, done <-chan error) error {
+// terminate runs the preStop hook, waits (for a deleted pod, drained) until the
+// node routes no new connection to the pod, sends SIGTERM, and SIGKILL once
+// grace (which the hook and the wait count against) is over.
+func (c *container) terminate(cmd *exec.Cmd, grace time.Duration, done <-chan error, drained bool) error {
 	deadline := time.Now().Add(grace)
 	if h := c.spec.Lifecycle; h != nil && h.PreStop != nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		c.runHandler(ctx, *h.PreStop)
 		cancel()
+	}
+	if drained {
+		c.w.waitDrained(deadline)
 	}
 	signalGroup(cmd, syscall.SIGTERM)
 	select {

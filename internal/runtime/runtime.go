@@ -44,6 +44,10 @@ type Options struct {
 	Changed func(uid types.UID)
 	// Terminated is called once a deleted pod's containers and network are gone.
 	Terminated func(uid types.UID, namespace, name string)
+	// Drain, when set, blocks until the node routes no new connection to a
+	// deleted pod's IP (internal/drain) or ctx ends; the pod's containers get
+	// SIGTERM only after it (and after their preStop hooks).
+	Drain func(ctx context.Context, ip string)
 	// BinDir is put first on containers' PATH (the agent links svcnet there).
 	BinDir     string
 	LogMaxSize int64

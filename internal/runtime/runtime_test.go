@@ -200,3 +200,75 @@ func TestRuntimeLifecycle(t *testing.T) {
 type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
+
+// TestDeletionWaitsForDrain: a deleted pod's process gets SIGTERM only after
+// Drain returned (the node routes no new connection to the pod's IP).
+func TestDeletionWaitsForDrain(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	termFile := dir + "/term"
+	drainedAt := make(chan time.Time, 1)
+	drainedIP := make(chan string, 1)
+	terminated := make(chan types.UID, 1)
+	started := make(chan struct{}, 10)
+	rt, err := New(Options{Root: t.TempDir(), Net: &fakeNet{torndown: map[string]bool{}}, ClusterDNS: []string{"10.96.0.10"},
+		Changed:    func(types.UID) { started <- struct{}{} },
+		Terminated: func(uid types.UID, _, _ string) { terminated <- uid },
+		Drain: func(ctx context.Context, ip string) {
+			drainedIP <- ip
+			select { // the data paths take 300 ms to drop the pod
+			case <-ctx.Done():
+			case <-time.After(300 * time.Millisecond):
+			}
+			drainedAt <- time.Now()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Shutdown(time.Second) })
+	grace := int64(10)
+	uid := types.UID(fmt.Sprintf("drain-%d", os.Getpid()))
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p2", Namespace: "ns1", UID: uid}, Spec: corev1.PodSpec{
+		TerminationGracePeriodSeconds: &grace,
+		Containers: []corev1.Container{{Name: "main", Image: "busybox",
+			Command: []string{"sh", "-c", "trap 'date +%s%N > " + termFile + "; exit 0' TERM; echo started; while true; do sleep 0.05; done"}}}}}
+	rt.Sync(p)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var out bytes.Buffer
+		_ = rt.Logs(context.Background(), "ns1", "p2", "main", podlogs.Options{}, &out)
+		if strings.Contains(out.String(), "started") { // its trap is set
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not start")
+		}
+		select {
+		case <-started:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	now := metav1.Now()
+	del := p.DeepCopy()
+	del.DeletionTimestamp, del.DeletionGracePeriodSeconds = &now, &grace
+	rt.Sync(del)
+	select {
+	case <-terminated:
+	case <-time.After(10 * time.Second):
+		t.Fatal("pod not terminated")
+	}
+	if ip := <-drainedIP; ip != "127.0.0.1" {
+		t.Errorf("Drain(%q), want the pod's IP 127.0.0.1", ip)
+	}
+	at := <-drainedAt
+	data, err := os.ReadFile(termFile)
+	if err != nil {
+		t.Fatalf("the container never got SIGTERM: %v", err)
+	}
+	var ns int64
+	if _, err := fmt.Sscan(string(data), &ns); err != nil {
+		t.Fatalf("term file %q: %v", data, err)
+	}
+	if term := time.Unix(0, ns); term.Before(at) {
+		t.Errorf("SIGTERM at %v, %v before Drain returned", term, at.Sub(term))
+	}
+}

@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/svcnet/svcnet/internal/drain"
 	"github.com/svcnet/svcnet/internal/pod"
 )
 
@@ -41,14 +42,18 @@ type podWorker struct {
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
-	grace    time.Duration
-	keepLogs bool // agent shutdown: the pod lives on in the API
+	// drainOnce starts the wait for the node to stop routing to the pod (or,
+	// when no deletion started it, just closes drained).
+	drainOnce sync.Once
+	drained   chan struct{}
+	grace     time.Duration
+	keepLogs  bool // agent shutdown: the pod lives on in the API
 }
 
 func newPodWorker(r *Runtime, p *corev1.Pod) *podWorker {
 	w := &podWorker{r: r, uid: p.UID, namespace: p.Namespace, name: p.Name, pod: p.DeepCopy(),
 		dir: filepath.Join(r.o.Root, "pods", string(p.UID)), netns: "svcnet-" + string(p.UID),
-		startTime: r.o.Now(), stopCh: make(chan struct{}), procs: map[string]proc{}}
+		startTime: r.o.Now(), stopCh: make(chan struct{}), drained: make(chan struct{}), procs: map[string]proc{}}
 	waiting := "ContainerCreating"
 	if len(p.Spec.InitContainers) > 0 {
 		waiting = "PodInitializing" // as the kubelet: kubectl prints Init:N/M
@@ -97,7 +102,32 @@ func (w *podWorker) update(p *corev1.Pod) {
 		} else if p.Spec.TerminationGracePeriodSeconds != nil {
 			grace = *p.Spec.TerminationGracePeriodSeconds
 		}
+		w.startDrain(time.Duration(grace) * time.Second)
 		w.stop(time.Duration(grace) * time.Second)
+	}
+}
+
+// startDrain begins, at the pod's deletion, the wait until the node routes no
+// new connection to its IP, bounded by drain.Limit of its grace period.
+func (w *podWorker) startDrain(grace time.Duration) {
+	w.drainOnce.Do(func() {
+		w.mu.Lock()
+		ip := ""
+		if w.ip.IsValid() && !w.pod.Spec.HostNetwork { // a host-network pod's IP is the node's
+			ip = w.ip.String()
+		}
+		w.mu.Unlock()
+		drain.Begin(w.r.o.Drain, ip, grace, w.drained)
+	})
+}
+
+// waitDrained waits (until deadline at most) for the wait startDrain began;
+// without one (an agent shutdown, a pod gone from the API) it returns at once.
+func (w *podWorker) waitDrained(deadline time.Time) {
+	w.drainOnce.Do(func() { close(w.drained) })
+	select {
+	case <-w.drained:
+	case <-time.After(time.Until(deadline)):
 	}
 }
 

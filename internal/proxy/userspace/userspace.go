@@ -68,7 +68,11 @@ func (b *Backend) Name() string { return "userspace" }
 type servicePort struct {
 	sp        *proxy.ServicePort
 	mu        sync.Mutex
-	endpoints []netip.AddrPort
+	endpoints []netip.AddrPort // where new connections go
+	// draining are terminating endpoints no new connection goes to: a UDP
+	// session already on one stays there until the endpoint is gone, as a
+	// TCP connection does.
+	draining  map[netip.AddrPort]bool
 	affinity  map[netip.Addr]affinityEntry
 	remembers int // affinity entries written: expired ones are swept every 1024
 	next      int // round-robin position
@@ -112,9 +116,9 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 		for _, e := range proxy.Usable(st.Endpoints[k], sp.InternalLocal) {
 			eps = append(eps, e.Addr)
 		}
+		draining := drainingEndpoints(st.Endpoints[k], sp.InternalLocal)
 		if cur != nil && sameListen(cur.sp, sp) {
-			cur.setEndpoints(eps)
-			cur.sp = sp
+			cur.set(sp, eps, draining)
 			continue
 		}
 		if cur != nil {
@@ -122,7 +126,7 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 			delete(b.ports, k)
 		}
 		p := &servicePort{sp: sp, affinity: map[netip.Addr]affinityEntry{}, log: b.o.Log.With("service", k.String()), o: &b.o}
-		p.setEndpoints(eps)
+		p.set(sp, eps, draining)
 		if err := b.open(p); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 		}
@@ -202,9 +206,26 @@ func (b *Backend) Cleanup() error {
 	return nil
 }
 
-func (p *servicePort) setEndpoints(eps []netip.AddrPort) {
+// drainingEndpoints are the terminating endpoints of a service port (on this
+// node only, with local), which established sessions may keep using.
+func drainingEndpoints(eps []proxy.Endpoint, local bool) map[netip.AddrPort]bool {
+	var out map[netip.AddrPort]bool
+	for _, e := range eps {
+		if e.Terminating && (!local || e.Local) {
+			if out == nil {
+				out = map[netip.AddrPort]bool{}
+			}
+			out[e.Addr] = true
+		}
+	}
+	return out
+}
+
+// set takes a new version of the service port (its listeners unchanged) and
+// its endpoints; under the lock, as connections read them.
+func (p *servicePort) set(sp *proxy.ServicePort, eps []netip.AddrPort, draining map[netip.AddrPort]bool) {
 	p.mu.Lock()
-	p.endpoints = eps
+	p.sp, p.endpoints, p.draining = sp, eps, draining
 	p.mu.Unlock()
 }
 
@@ -248,11 +269,11 @@ func (p *servicePort) candidates(client netip.Addr) []netip.AddrPort {
 }
 
 func (p *servicePort) remember(client netip.Addr, ep netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.sp.AffinityTimeout == 0 {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := time.Now()
 	p.affinity[client] = affinityEntry{ep: ep, last: now}
 	if p.remembers++; p.remembers%1024 == 0 {
@@ -412,7 +433,7 @@ func (p *servicePort) serveUDP(pc *net.UDPConn) {
 		}
 		mu.Lock()
 		s := sessions[from]
-		if s != nil && !p.has(s.up.RemoteAddr().(*net.UDPAddr).AddrPort()) { // its endpoint is gone
+		if s != nil && !p.has(s.up.RemoteAddr().(*net.UDPAddr).AddrPort()) { // its endpoint is gone (or not ready)
 			s.up.Close()
 			delete(sessions, from)
 			s = nil
@@ -447,9 +468,14 @@ func (p *servicePort) serveUDP(pc *net.UDPConn) {
 	}
 }
 
+// has reports whether an established session may stay on ep: new ones go to
+// it, or it is terminating (still there).
 func (p *servicePort) has(ep netip.AddrPort) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.draining[ep] {
+		return true
+	}
 	for _, e := range p.endpoints {
 		if e == ep {
 			return true

@@ -141,3 +141,112 @@ func TestNodeLocalPortIsLeftToItsListener(t *testing.T) {
 		t.Error("unmarked, the proxy bound the listener's address")
 	}
 }
+
+// udpBackend answers every datagram with its name on a loopback port.
+func udpBackend(t *testing.T, name string) netip.AddrPort {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteToUDPAddrPort([]byte(name), from)
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestTerminatingEndpointKeepsSessions: once an endpoint is terminating new
+// connections go elsewhere, while the TCP connection and the UDP session
+// already on it stay there until it is gone from the EndpointSlice.
+func TestTerminatingEndpointKeepsSessions(t *testing.T) {
+	nodePort := freePort(t)
+	ready := proxy.Endpoint{Ready: true, Serving: true}
+	terminating := proxy.Endpoint{Serving: true, Terminating: true}
+	ep := func(e proxy.Endpoint, a netip.AddrPort) proxy.Endpoint { e.Addr = a; return e }
+	tcpKey, udpKey := proxy.Key{Namespace: "ns", Name: "web", Port: "tcp"}, proxy.Key{Namespace: "ns", Name: "web", Port: "udp"}
+	oldTCP, newTCP := backend(t, "old"), backend(t, "new")
+	oldUDP, newUDP := udpBackend(t, "old"), udpBackend(t, "new")
+	st := proxy.NewState()
+	st.Services[tcpKey] = &proxy.ServicePort{Key: tcpKey, Protocol: corev1.ProtocolTCP, ClusterIP: netip.MustParseAddr("10.96.0.5"), Port: 80, NodePort: int32(nodePort)}
+	st.Services[udpKey] = &proxy.ServicePort{Key: udpKey, Protocol: corev1.ProtocolUDP, ClusterIP: netip.MustParseAddr("10.96.0.5"), Port: 53, NodePort: int32(nodePort)}
+	st.Endpoints[tcpKey] = []proxy.Endpoint{ep(ready, oldTCP)}
+	st.Endpoints[udpKey] = []proxy.Endpoint{ep(ready, oldUDP)}
+	b := New(Options{NodePortAddresses: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
+	defer b.Cleanup()
+	if err := b.Sync(st, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", nodePort)
+	kept := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}} // one keep-alive connection
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(c *http.Client) string {
+		t.Helper()
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	session, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close()
+	ask := func(c net.Conn) string {
+		t.Helper()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("who")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	if got, gotUDP := get(kept), ask(session); got != "old" || gotUDP != "old" {
+		t.Fatalf("before: TCP %q, UDP %q", got, gotUDP)
+	}
+
+	// The old pod terminates; the new one is ready.
+	st.Endpoints[tcpKey] = []proxy.Endpoint{ep(terminating, oldTCP), ep(ready, newTCP)}
+	st.Endpoints[udpKey] = []proxy.Endpoint{ep(terminating, oldUDP), ep(ready, newUDP)}
+	if err := b.Sync(st, []proxy.Key{tcpKey, udpKey}, false); err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := 0; i < 5; i++ {
+		if got := get(fresh); got != "new" {
+			t.Fatalf("new connection %d went to %q, want the ready endpoint", i, got)
+		}
+	}
+	if got := ask(other); got != "new" {
+		t.Errorf("new UDP session went to %q, want the ready endpoint", got)
+	}
+	if got, gotUDP := get(kept), ask(session); got != "old" || gotUDP != "old" {
+		t.Errorf("while terminating, the established connection and session got TCP %q, UDP %q; want both still on the old endpoint", got, gotUDP)
+	}
+
+	// The old pod is gone: its session moves.
+	st.Endpoints[udpKey] = []proxy.Endpoint{ep(ready, newUDP)}
+	if err := b.Sync(st, []proxy.Key{udpKey}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(session); got != "new" {
+		t.Errorf("after the endpoint went, the UDP session got %q, want the new endpoint", got)
+	}
+}
