@@ -66,7 +66,7 @@ func StartMember(ctx context.Context, dir string, m Member, log *slog.Logger) (*
 	cfg.AdvertiseClientUrls = []url.URL{cu}
 	cfg.ListenPeerUrls = []url.URL{pu}
 	cfg.AdvertisePeerUrls = []url.URL{pu}
-	if cfg.InitialCluster == "" {
+	if m.InitialCluster == "" { // embed.NewConfig's default cluster names the member "default"
 		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	}
 	cfg.AutoCompactionMode = "periodic"
