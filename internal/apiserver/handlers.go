@@ -231,6 +231,9 @@ func (s *Server) handleList(q *request) error {
 		}
 		page.Rev = n
 	}
+	if qs.Get("continue") == "" {
+		s.logRelist(q, false)
+	}
 	objs, rev, next, err := s.list(q, m, page, limit)
 	if err != nil {
 		if qs.Get("continue") != "" && apierrors.IsResourceExpired(err) {

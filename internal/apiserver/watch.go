@@ -104,12 +104,14 @@ func (s *Server) handleWatch(q *request) error {
 		}
 	}
 	start := time.Now()
+	s.log.Debug("watch", "resource", q.res.Resource, "namespace", q.ns, "user", q.user.Name, "resourceVersion", rvStr)
 	ctx, cancel := context.WithTimeout(q.r.Context(), timeout)
 	defer cancel()
 
 	var from int64
 	var initial []runtime.Object
 	if rvStr == "" || rvStr == "0" || sendInitial {
+		s.logRelist(q, true)
 		objs, rev, _, err := s.list(q, m, storage.Page{}, 0)
 		if err != nil {
 			return err
@@ -160,6 +162,12 @@ func (s *Server) handleWatch(q *request) error {
 }
 
 var errStop = errors.New("watch stopped")
+
+// logRelist records who reads a whole collection (a list, or a watch that starts
+// with every object): the load an outage's end must not multiply.
+func (s *Server) logRelist(q *request, watch bool) {
+	s.log.Debug("full list", "resource", q.res.Resource, "namespace", q.ns, "user", q.user.Name, "watch", watch)
+}
 
 func (wt *watcher) deliver(ev storage.Event, bookmarks bool) error {
 	res := wt.q.res
