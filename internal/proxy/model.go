@@ -9,6 +9,7 @@ package proxy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -59,6 +60,11 @@ type Endpoint struct {
 	Terminating bool
 	Node        string
 	Local       bool // on this node
+	// ZoneHints and NodeHints are the slice's hints.forZones / forNodes.
+	ZoneHints, NodeHints []string
+	// Far: topology hints send this node's cluster traffic to other
+	// endpoints (set by Topology; local traffic policies ignore it).
+	Far bool
 }
 
 func (e Endpoint) String() string { return e.Addr.String() }
@@ -188,6 +194,14 @@ func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]End
 				ep.Node = *e.NodeName
 				ep.Local = *e.NodeName == node
 			}
+			if e.Hints != nil {
+				for _, z := range e.Hints.ForZones {
+					ep.ZoneHints = append(ep.ZoneHints, z.Name)
+				}
+				for _, n := range e.Hints.ForNodes {
+					ep.NodeHints = append(ep.NodeHints, n.Name)
+				}
+			}
 			// A loopback endpoint is the loopback of whichever node DNATs to
 			// it, and pods reach it too (route_localnet on the pod bridge, for
 			// the API server of `svcnet up` on 127.0.0.1). Kubernetes refuses
@@ -205,8 +219,9 @@ func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]End
 
 // Usable picks the endpoints traffic goes to, as kube-proxy does: the ready
 // ones (terminating or not: a terminating endpoint is only ready when its
-// Service publishes not-ready addresses); when there are none, the serving
-// terminating ones; with local only those on this node.
+// Service publishes not-ready addresses) that topology keeps (not Far); when
+// there are none, the serving terminating ones; with local only those on this
+// node, whatever the hints.
 func Usable(eps []Endpoint, local bool) []Endpoint {
 	var ready, terminating []Endpoint
 	for _, e := range eps {
@@ -214,7 +229,9 @@ func Usable(eps []Endpoint, local bool) []Endpoint {
 			continue
 		}
 		if e.Ready {
-			ready = append(ready, e)
+			if local || !e.Far {
+				ready = append(ready, e)
+			}
 		} else if e.Serving && e.Terminating {
 			terminating = append(terminating, e)
 		}
@@ -223,6 +240,52 @@ func Usable(eps []Endpoint, local bool) []Endpoint {
 		return ready
 	}
 	return terminating
+}
+
+// TopologyMode says which hints route cluster traffic from node in zone, as
+// kube-proxy's topologyModeFromHints: PreferSameNode when every ready endpoint
+// has node hints and one names node; else PreferSameZone when every ready
+// endpoint has zone hints and one names zone; else "" (all endpoints).
+func TopologyMode(eps []Endpoint, node, zone string) string {
+	allNode, allZone, forNode, forZone, someReady := true, true, false, false, false
+	for _, e := range eps {
+		if !e.Ready {
+			continue
+		}
+		someReady = true
+		allNode = allNode && len(e.NodeHints) > 0
+		allZone = allZone && len(e.ZoneHints) > 0
+		forNode = forNode || slices.Contains(e.NodeHints, node)
+		forZone = forZone || (zone != "" && slices.Contains(e.ZoneHints, zone))
+	}
+	switch {
+	case !someReady:
+		return ""
+	case allNode && forNode:
+		return corev1.ServiceTrafficDistributionPreferSameNode
+	case allZone && forZone:
+		return corev1.ServiceTrafficDistributionPreferSameZone
+	}
+	return ""
+}
+
+// Topology returns eps with Far set on the endpoints that cluster traffic from
+// node (in zone) skips under TopologyMode, cleared on the others.
+func Topology(eps []Endpoint, node, zone string) []Endpoint {
+	mode := TopologyMode(eps, node, zone)
+	out := make([]Endpoint, len(eps))
+	for i, e := range eps {
+		switch mode {
+		case corev1.ServiceTrafficDistributionPreferSameNode:
+			e.Far = !slices.Contains(e.NodeHints, node)
+		case corev1.ServiceTrafficDistributionPreferSameZone:
+			e.Far = !slices.Contains(e.ZoneHints, zone)
+		default:
+			e.Far = false
+		}
+		out[i] = e
+	}
+	return out
 }
 
 // Describe is a one-line summary of a service port, for logs and explain.
