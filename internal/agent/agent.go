@@ -186,6 +186,7 @@ type Agent struct {
 	podBridge      string // svcnet's pod bridge, when pods use svcnet's network
 
 	nodeZone func() string // this node's zone label (zone.go), for topology hints
+
 	proxyDone  chan struct{}
 	ingressReg *prometheus.Registry // served with the proxy's metrics
 	drain      *drain.Paths         // what this node's proxy and ingress route to (drain.go)
