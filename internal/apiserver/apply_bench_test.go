@@ -13,7 +13,7 @@ import (
 )
 
 // benchServer is an API server on an in-memory store, called in-process (no network).
-func benchServer(b *testing.B) *Server {
+func benchServer(b testing.TB) *Server {
 	b.Helper()
 	tokens, err := auth.ParseTokens(adminToken + ",admin,admin,system:masters\n")
 	if err != nil {
