@@ -60,6 +60,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.RootDir, "root-dir", "/var/lib/svcnet/agent", "directory for pod files, container logs and CNI state")
 	fs.StringVar(&f.clusterDNS, "cluster-dns", "10.96.0.10", "comma-separated nameservers pods get in their resolv.conf (the kube-dns Service IP)")
 	fs.StringVar(&f.cniDirs, "cni-bin-dir", strings.Join(podnet.DefaultPluginDirs, ","), "comma-separated directories with the CNI plugins (bridge, host-local, loopback)")
+	fs.StringVar(&f.o.PodNetwork, "pod-network", string(podnet.ModeAuto), "how pods reach other nodes' pods: host-gw (routes via the node IPs; the nodes share a link), vxlan (a VXLAN tunnel, VNI 1, UDP 8472), or auto (host-gw to nodes on a connected subnet, VXLAN to the others)")
 	fs.StringVar(&f.proxyMode, "proxy-mode", "auto", "service proxy backend: nftables, iptables (kube-proxy's rule layout), userspace, none, or auto (nftables when root on Linux, else userspace)")
 	fs.StringVar(&f.o.ProxyScheduler, "proxy-scheduler", "random", "how the proxy picks a new connection's endpoint: random or round-robin (nftables: numgen inc, one counter per endpoint count)")
 	fs.StringVar(&f.o.HealthzAddress, "healthz-bind-address", "0.0.0.0:10256", "the proxy's /healthz (kube-proxy's port; empty: off)")

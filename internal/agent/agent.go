@@ -26,6 +26,7 @@ import (
 	"github.com/svcnet/svcnet/internal/dns"
 	"github.com/svcnet/svcnet/internal/drain"
 	"github.com/svcnet/svcnet/internal/ingress"
+	"github.com/svcnet/svcnet/internal/podnet"
 )
 
 // Version is what the node reports as its kubelet version.
@@ -64,6 +65,8 @@ type Options struct {
 	ClusterDNS     []string
 	CNIPluginDirs  []string
 	HostResolvConf string
+	// PodNetwork is how pods reach other nodes' pods: vxlan, host-gw or auto.
+	PodNetwork string
 	// AgentPort serves logs, exec and attach to the API server (0: any free port).
 	AgentPort int
 	// ClientCA (PEM) verifies the API server's client certificate on AgentPort.
@@ -124,6 +127,9 @@ func (o *Options) Validate() error {
 	}
 	if o.PodRuntime && o.RootDir == "" {
 		return fmt.Errorf("--root-dir: required for the pod runtime")
+	}
+	if _, err := podnet.ParseMode(o.PodNetwork); err != nil {
+		return err
 	}
 	switch o.ContainerRuntime {
 	case "":

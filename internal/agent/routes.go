@@ -2,32 +2,29 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
+	"net/netip"
 
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/vishvananda/netlink"
+	"github.com/svcnet/svcnet/internal/podnet"
 )
 
-// routeProtocol marks the routes the agent owns (host-gw: each other node's
-// pod CIDR via that node's IP), so it can find and remove them again.
-const routeProtocol = netlink.RouteProtocol(0x53)
-
-// desiredRoutes maps other nodes' pod CIDRs to their InternalIPs (pure).
-func desiredRoutes(self string, nodes []*corev1.Node) map[string]string {
-	out := map[string]string{}
+// peers converts the other nodes into the pod network's peers (pure).
+func peers(self string, nodes []*corev1.Node) []podnet.Peer {
+	var out []podnet.Peer
 	for _, n := range nodes {
-		if n.Name == self || n.Spec.PodCIDR == "" {
+		cidr, err := netip.ParsePrefix(n.Spec.PodCIDR)
+		if n.Name == self || err != nil {
 			continue
 		}
 		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				out[n.Spec.PodCIDR] = a.Address
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+				out = append(out, podnet.Peer{Name: n.Name, PodCIDR: cidr, NodeIP: ip})
 				break
 			}
 		}
@@ -35,33 +32,10 @@ func desiredRoutes(self string, nodes []*corev1.Node) map[string]string {
 	return out
 }
 
-// syncRoutes makes the node's routes to other nodes' pod CIDRs what nodes say.
-func syncRoutes(want map[string]string) error {
-	have, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: routeProtocol}, netlink.RT_FILTER_PROTOCOL)
-	if err != nil {
-		return err
-	}
-	for _, r := range have {
-		if r.Dst == nil || want[r.Dst.String()] != r.Gw.String() {
-			if err := netlink.RouteDel(&r); err != nil {
-				return fmt.Errorf("delete route %v: %w", r.Dst, err)
-			}
-		}
-	}
-	for cidr, gw := range want {
-		_, dst, err := net.ParseCIDR(cidr)
-		if err != nil {
-			continue
-		}
-		if err := netlink.RouteReplace(&netlink.Route{Dst: dst, Gw: net.ParseIP(gw), Protocol: routeProtocol}); err != nil {
-			return fmt.Errorf("route %s via %s: %w", cidr, gw, err)
-		}
-	}
-	return nil
-}
-
-// startRoutes keeps routes to the other nodes' pod CIDRs until ctx ends, then removes them.
+// startRoutes keeps this node's routes (and VXLAN entries) to the other
+// nodes' pod CIDRs until ctx ends, then removes them.
 func (a *Agent) startRoutes(ctx context.Context, log *slog.Logger) func() {
+	mode, _ := podnet.ParseMode(a.o.PodNetwork) // checked by Validate
 	factory := informers.NewSharedInformerFactory(a.client, 0)
 	lister := factory.Core().V1().Nodes().Lister()
 	inf := factory.Core().V1().Nodes().Informer()
@@ -77,6 +51,7 @@ func (a *Agent) startRoutes(ctx context.Context, log *slog.Logger) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var vxlan netlink.Link
 		for {
 			select {
 			case <-ctx.Done():
@@ -84,15 +59,34 @@ func (a *Agent) startRoutes(ctx context.Context, log *slog.Logger) func() {
 			case <-kick:
 			}
 			nodes, _ := lister.List(labels.Everything())
-			if err := syncRoutes(desiredRoutes(a.o.NodeName, nodes)); err != nil {
+			if vxlan == nil && mode != podnet.ModeHostGW {
+				// The device exists whenever VXLAN may be used, so peers that
+				// see this node as routed reach it even when it sees them as direct.
+				self, err := lister.Get(a.o.NodeName)
+				if err == nil && self.Spec.PodCIDR != "" {
+					ip, _ := netip.ParseAddr(a.o.NodeIP)
+					cidr, _ := netip.ParsePrefix(self.Spec.PodCIDR)
+					if vxlan, err = podnet.EnsureVXLAN(ip, cidr); err != nil {
+						log.Warn("pod network: no VXLAN device; routed nodes' pods are unreachable", "err", err)
+					}
+				}
+			}
+			connected, err := podnet.Connected()
+			if err != nil {
+				log.Warn("pod network: listing the node's addresses", "err", err)
+			}
+			if err := podnet.Apply(podnet.PlanPeers(mode, peers(a.o.NodeName, nodes), connected), vxlan); err != nil {
 				log.Warn("routes to other nodes' pods", "err", err)
 			}
 		}
 	}()
 	return func() {
 		<-done
-		if err := syncRoutes(nil); err != nil {
+		if err := podnet.Apply(podnet.Plan{}, nil); err != nil {
 			log.Warn("removing routes to other nodes' pods", "err", err)
+		}
+		if err := podnet.DeleteVXLAN(); err != nil {
+			log.Warn("removing the VXLAN device", "err", err)
 		}
 	}
 }
