@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/svcnet/svcnet/internal/agent"
+	"github.com/svcnet/svcnet/internal/apilb"
 	"github.com/svcnet/svcnet/internal/containerd"
 	"github.com/svcnet/svcnet/internal/dns"
 	"github.com/svcnet/svcnet/internal/ingress"
@@ -208,6 +209,7 @@ func newAgentCmd() *cobra.Command {
 	var kubeconfig string
 	var cleanup bool
 	var kp kubeProxyFlags
+	var servers []string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the node agent: register the node, heartbeat, run its pods, serve cluster DNS",
@@ -243,6 +245,15 @@ func newAgentCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--kubeconfig: %w", err)
 			}
+			if len(servers) > 0 { // several API servers: the kubeconfig's credentials, through a failover proxy
+				addrs, err := apilb.Addresses("--server", servers)
+				if err != nil {
+					return err
+				}
+				if cfg.Host, err = failoverURL(cmd.Context(), addrs); err != nil {
+					return err
+				}
+			}
 			cfg.QPS, cfg.Burst = 50, 100
 			return f.runAnnounced(cmd, cfg)
 		},
@@ -250,6 +261,7 @@ func newAgentCmd() *cobra.Command {
 	home, _ := os.UserHomeDir()
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", filepath.Join(home, ".kube", "config"), "kubeconfig with this node's identity (svcnet kubeconfig --user system:node:NAME)")
 	cmd.Flags().StringVar(&f.o.NodeIP, "node-ip", "", "this node's IP address (InternalIP; empty: the existing Node's, with --pod-runtime off)")
+	cmd.Flags().StringSliceVar(&servers, "server", nil, "API servers to use instead of the kubeconfig's, comma separated (https://host:port,...): connections go to the one that answered last and fail over to the next")
 	cmd.Flags().BoolVar(&cleanup, "cleanup", false, "remove what the service proxy programmed (nftables table, service CIDR route) and the pods svcnet's containerd runs (in --root-dir), and exit")
 	cmd.Flags().StringVar(&f.o.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "pod network of the cluster: the proxy masquerades traffic from elsewhere to cluster IPs")
 	cmd.Flags().StringVar(&f.o.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "cluster IP range: the proxy rejects traffic to unallocated cluster IPs in it")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/svcnet/svcnet/internal/apilb"
 	"github.com/svcnet/svcnet/internal/auth"
 	"github.com/svcnet/svcnet/internal/join"
 	"github.com/svcnet/svcnet/internal/nodeaddr"
@@ -26,12 +26,13 @@ func newJoinCmd() *cobra.Command {
 	var c join.Config
 	var dataDir string
 	cmd := &cobra.Command{
-		Use:   "join https://SERVER:6443 --token TOKEN [--ca-cert-hash sha256:...]",
+		Use:   "join https://SERVER:6443[,https://SERVER2:6443,...] --token TOKEN [--ca-cert-hash sha256:...]",
 		Short: "Join this machine to a cluster as a node (bootstrap token -> node client certificate through a CSR, renewed before expiry)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if u, err := url.Parse(args[0]); err != nil || u.Scheme != "https" || u.Host == "" {
-				return fmt.Errorf("server %q is not https://host:port", args[0])
+			servers, err := apilb.Addresses("server", splitList(args[0]))
+			if err != nil {
+				return err
 			}
 			if _, ok := auth.ParseBootstrapToken(c.Token); !ok {
 				return fmt.Errorf("--token: %q is not a bootstrap token [a-z0-9]{6}.[a-z0-9]{16} (printed by svcnet up)", c.Token)
@@ -51,7 +52,10 @@ func newJoinCmd() *cobra.Command {
 			if err := f.resolve(); err != nil {
 				return err
 			}
-			c.Server, c.NodeName, c.Dir, c.Log = args[0], f.o.NodeName, dataDir, slog.Default()
+			if c.Server, err = failoverURL(cmd.Context(), servers); err != nil {
+				return err
+			}
+			c.NodeName, c.Dir, c.Log = f.o.NodeName, dataDir, slog.Default()
 			cfg, ca, err := join.Start(cmd.Context(), c)
 			if err != nil {
 				return err
@@ -95,4 +99,18 @@ func joinLine(ctx context.Context, cp *system.ControlPlane, ttl time.Duration) (
 		line += " (listening on loopback only: start svcnet up with --bind-address 0.0.0.0 for other machines)"
 	}
 	return line, nil
+}
+
+// failoverURL is the URL of the only server in servers (host:port), or of a
+// loopback failover proxy to all of them (internal/apilb) that lives as long
+// as ctx.
+func failoverURL(ctx context.Context, servers []string) (string, error) {
+	if len(servers) == 1 {
+		return "https://" + servers[0], nil
+	}
+	lb, err := apilb.Start(ctx, servers, slog.Default().With("component", "apilb"))
+	if err != nil {
+		return "", err
+	}
+	return lb.URL(), nil
 }

@@ -31,6 +31,9 @@ func serverFlags(fs *pflag.FlagSet, o *system.ServerOptions, bind string) *strin
 	var etcd string
 	fs.StringVar(&o.DataDir, "data-dir", defaultDataDir(), "directory for embedded etcd data, the cluster CA, certificates, tokens and the kubeconfig")
 	fs.StringVar(&etcd, "etcd-servers", "", "comma-separated external etcd endpoints (e.g. http://10.0.0.1:2379); empty = embedded etcd in --data-dir")
+	fs.StringVar(&o.Etcd.Name, "etcd-name", "", "this server's member name in --etcd-initial-cluster")
+	fs.StringVar(&o.Etcd.InitialCluster, "etcd-initial-cluster", "", "run the embedded etcd as one member of a cluster: every member's name=http://host:peerport (e.g. a=http://10.0.0.1:2380,b=http://10.0.0.2:2380,c=http://10.0.0.3:2380), one svcnet server per member")
+	fs.StringVar(&o.Etcd.ClientURL, "etcd-client-url", "", "with --etcd-initial-cluster: where this member serves etcd clients such as etcdctl (default: a free loopback port)")
 	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", "/registry", "prefix of every key svcnet writes to etcd")
 	fs.StringVar(&o.BindAddress, "bind-address", bind, "IP address the API server listens on")
 	fs.IntVar(&o.SecurePort, "secure-port", 6443, "HTTPS port of the API server")

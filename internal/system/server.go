@@ -38,7 +38,8 @@ var Version = "v0.1.0-dev"
 // ServerOptions configure the control plane.
 type ServerOptions struct {
 	DataDir          string
-	EtcdServers      []string // empty = embedded etcd in DataDir
+	EtcdServers      []string       // empty = embedded etcd in DataDir
+	Etcd             storage.Member // the embedded etcd's place in a cluster of several (zero: alone)
 	EtcdPrefix       string
 	BindAddress      string
 	SecurePort       int
@@ -92,6 +93,12 @@ func (o *ServerOptions) Validate() error {
 	}
 	if _, err := ipalloc.ParsePortRange(o.NodePortRange); o.NodePortRange != "" && err != nil {
 		return fmt.Errorf("--service-node-port-range: %w", err)
+	}
+	if err := o.Etcd.Validate(); err != nil {
+		return err
+	}
+	if len(o.EtcdServers) > 0 && o.Etcd.InitialCluster != "" {
+		return errors.New("--etcd-initial-cluster: runs an embedded member; not with --etcd-servers (an external etcd)")
 	}
 	for _, e := range o.EtcdServers {
 		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -176,7 +183,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		return nil, fmt.Errorf("service account key: %w", err)
 	}
 	if len(o.EtcdServers) == 0 {
-		cp.embedded, err = storage.StartEmbedded(ctx, o.DataDir, o.Log)
+		cp.embedded, err = storage.StartMember(ctx, o.DataDir, o.Etcd, o.Log)
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +269,7 @@ func StartControlPlane(ctx context.Context, o ServerOptions) (*ControlPlane, err
 		ctrlCtx, stop := context.WithCancel(ctx)
 		cp.stopControllers = stop
 		go func() {
-			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0,
+			if err := controller.Run(ctrlCtx, cfg, controller.Options{LeaderElect: len(o.EtcdServers) > 0 || o.Etcd.InitialCluster != "",
 				NodeMonitorGracePeriod: o.NodeMonitorGracePeriod, PodCIDRs: blocks, RootCA: cp.CA.CertPEM, Log: o.Log,
 				CSRSigner: &csr.Signer{Cert: cp.CA.Cert, Key: cp.CA.Key, Duration: o.ClusterSigningDuration}, LoadBalancerPool: o.LoadBalancerPool}); err != nil {
 				o.Log.Error("controllers stopped", "err", err)
@@ -296,6 +303,9 @@ func (cp *ControlPlane) ClientConfig(user, group string) (*rest.Config, error) {
 }
 
 func etcdDescription(o ServerOptions) string {
+	if o.Etcd.InitialCluster != "" {
+		return fmt.Sprintf("embedded member %s of %s in %s", o.Etcd.Name, o.Etcd.InitialCluster, filepath.Join(o.DataDir, "etcd"))
+	}
 	if len(o.EtcdServers) == 0 {
 		return "embedded in " + filepath.Join(o.DataDir, "etcd")
 	}
