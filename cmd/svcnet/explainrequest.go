@@ -55,6 +55,7 @@ func explainRequest(ctx context.Context, cs kubernetes.Interface, from, to, node
 		}
 	}
 	if n != nil {
+		in.NodeZone = n.Labels[corev1.LabelTopologyZone]
 		for _, a := range n.Status.Addresses {
 			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
 				in.NodeIPs = append(in.NodeIPs, ip)

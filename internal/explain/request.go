@@ -40,6 +40,8 @@ type Input struct {
 	ClusterDNS []string
 	Zone       string
 	Dump       string // iptables-save of Node ("" when not in iptables mode)
+	// NodeZone is Node's topology.kubernetes.io/zone label (topology hints).
+	NodeZone string
 	// Policies are the cluster's NetworkPolicies, pods and namespaces (nil: no policy step).
 	Policies *netpol.State
 }
@@ -356,7 +358,14 @@ func (ex *Explanation) fromModel(in Input, sp *proxy.ServicePort) {
 			eps = append(eps, proxy.SliceEndpoints(es, in.Node)[sp.Key.Port]...)
 		}
 	}
-	use := proxy.Usable(eps, sp.InternalLocal)
+	use := proxy.Usable(proxy.Topology(eps, in.Node, in.NodeZone), sp.InternalLocal)
+	if mode := proxy.TopologyMode(eps, in.Node, in.NodeZone); mode != "" && !sp.InternalLocal {
+		where := "zone " + in.NodeZone
+		if mode == corev1.ServiceTrafficDistributionPreferSameNode {
+			where = "node " + in.Node
+		}
+		ex.Notes = append(ex.Notes, fmt.Sprintf("topology hints (%s): cluster traffic from %s goes only to the endpoints hinted for %s", mode, in.Node, where))
+	}
 	sort.Slice(use, func(i, j int) bool { return use[i].Addr.Compare(use[j].Addr) < 0 })
 	ex.Outcome = "proxied"
 	if len(use) == 0 {
