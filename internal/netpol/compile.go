@@ -50,12 +50,13 @@ func prefixSpan(p netip.Prefix) span {
 	return span{lo, lo | (^uint32(0) >> p.Bits())}
 }
 
-// merge sorts spans and joins overlapping and adjacent ones.
+// merge sorts spans and joins overlapping ones. Adjacent ones stay apart:
+// single addresses (pods) go to hash sets, cheaper to change than ranges.
 func merge(in []span) []span {
 	slices.SortFunc(in, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
 	var out []span
 	for _, s := range in {
-		if n := len(out); n > 0 && (s.lo <= out[n-1].hi || out[n-1].hi != ^uint32(0) && s.lo == out[n-1].hi+1) {
+		if n := len(out); n > 0 && s.lo <= out[n-1].hi {
 			out[n-1].hi = max(out[n-1].hi, s.hi)
 			continue
 		}

@@ -17,7 +17,7 @@ spec:
   podSelector: {matchLabels: {pod: a}}
   policyTypes: [Ingress, Egress]
   ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}, {ipBlock: {cidr: 192.168.0.0/16, except: [192.168.1.0/24]}}], ports: [{port: 80, endPort: 81}]}]
-  egress: [{to: [{namespaceSelector: {matchLabels: {ns: "y"}}}]}]`)
+  egress: [{to: [{namespaceSelector: {matchLabels: {ns: "y"}}}], ports: [{port: serve-81-tcp}]}, {to: [{podSelector: {matchLabels: {pod: c}}}]}]`)
 	netnstest.InFresh(t, "nftables in a network namespace", func() {
 		tb, err := NewTable()
 		if err != nil {
@@ -51,8 +51,10 @@ spec:
 			"ingress-ports 10.244.1.2 . 10.244.1.4 . tcp . 80":  false,
 			"ingress-ports 10.244.1.2 . 192.168.7.9 . tcp . 80": true,
 			"ingress-ports 10.244.1.2 . 192.168.1.9 . tcp . 80": false,
-			"egress-any 10.244.1.2 . 10.244.2.3":                true,
-			"egress-any 10.244.1.2 . 10.244.3.3":                false,
+			"egress-flows 10.244.1.2 . 10.244.2.3 . tcp . 81":   true,
+			"egress-flows 10.244.1.2 . 10.244.2.3 . tcp . 80":   false,
+			"egress-pairs 10.244.1.2 . 10.244.1.4":              true,
+			"egress-pairs 10.244.1.2 . 10.244.1.3":              false,
 		})
 		// x/c becomes pod=b: an element change, the rules stay.
 		before, _ := exec.Command("nft", "-a", "list", "chain", "ip", TableName, "ingress").CombinedOutput()

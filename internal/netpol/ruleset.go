@@ -15,16 +15,26 @@ import (
 // the service proxy's `ip svcnet`.
 const TableName = "svcnet-policy"
 
-// Set names: the isolated local pods per direction, and what each may reach
-// (`-any`: every protocol and port; `-ports`: protocol and port ranges).
+// Set names: the isolated local pods per direction, and what each may reach.
+// `-pairs` (every protocol and port) and `-flows` (one protocol and port) hold
+// single peers in hash sets, O(1) to change; `-any` and `-ports` hold address
+// and port ranges (ipBlocks, endPort, every port) in interval sets, whose
+// kernel form (pipapo) is rebuilt on every change: kept for what needs ranges.
 const (
 	SetIngressIsolated = "ingress-isolated"
 	SetEgressIsolated  = "egress-isolated"
+	SetIngressPairs    = "ingress-pairs"
+	SetIngressFlows    = "ingress-flows"
 	SetIngressAny      = "ingress-any"
 	SetIngressPorts    = "ingress-ports"
+	SetEgressPairs     = "egress-pairs"
+	SetEgressFlows     = "egress-flows"
 	SetEgressAny       = "egress-any"
 	SetEgressPorts     = "egress-ports"
 )
+
+// intervalSets are the sets with ranges.
+var intervalSets = map[string]bool{SetIngressAny: true, SetIngressPorts: true, SetEgressAny: true, SetEgressPorts: true}
 
 // field is one component of a set lookup key.
 type field int
@@ -57,9 +67,13 @@ var ruleset = []rule{
 	{chain: "forward", established: true, verdict: "accept"},
 	{chain: "forward", key: []field{saddr}, set: SetEgressIsolated, verdict: "jump egress"},
 	{chain: "forward", key: []field{daddr}, set: SetIngressIsolated, verdict: "jump ingress"},
+	{chain: "egress", key: []field{saddr, daddr}, set: SetEgressPairs, verdict: "return"},
+	{chain: "egress", key: []field{saddr, daddr, l4proto, dport}, set: SetEgressFlows, verdict: "return"},
 	{chain: "egress", key: []field{saddr, daddr}, set: SetEgressAny, verdict: "return"},
 	{chain: "egress", key: []field{saddr, daddr, l4proto, dport}, set: SetEgressPorts, verdict: "return"},
 	{chain: "egress", verdict: "drop"},
+	{chain: "ingress", key: []field{daddr, saddr}, set: SetIngressPairs, verdict: "accept"},
+	{chain: "ingress", key: []field{daddr, saddr, l4proto, dport}, set: SetIngressFlows, verdict: "accept"},
 	{chain: "ingress", key: []field{daddr, saddr}, set: SetIngressAny, verdict: "accept"},
 	{chain: "ingress", key: []field{daddr, saddr, l4proto, dport}, set: SetIngressPorts, verdict: "accept"},
 	{chain: "ingress", verdict: "drop"},
@@ -70,11 +84,14 @@ var chains = []string{"forward", "egress", "ingress"}
 // setKeys are the key components of each set, in order.
 var setKeys = map[string][]field{
 	SetIngressIsolated: {daddr}, SetEgressIsolated: {saddr},
+	SetIngressPairs: {daddr, saddr}, SetEgressPairs: {saddr, daddr},
+	SetIngressFlows: {daddr, saddr, l4proto, dport}, SetEgressFlows: {saddr, daddr, l4proto, dport},
 	SetIngressAny: {daddr, saddr}, SetEgressAny: {saddr, daddr},
 	SetIngressPorts: {daddr, saddr, l4proto, dport}, SetEgressPorts: {saddr, daddr, l4proto, dport},
 }
 
-var setOrder = []string{SetIngressIsolated, SetEgressIsolated, SetIngressAny, SetIngressPorts, SetEgressAny, SetEgressPorts}
+var setOrder = []string{SetIngressIsolated, SetEgressIsolated, SetIngressPairs, SetIngressFlows, SetIngressAny, SetIngressPorts,
+	SetEgressPairs, SetEgressFlows, SetEgressAny, SetEgressPorts}
 
 func (r rule) text() string {
 	var parts []string
@@ -109,21 +126,31 @@ func elements(r Rules) []element {
 	for _, ip := range r.EgressIsolated {
 		out = append(out, element{set: SetEgressIsolated, key: string(ip4(ip))})
 	}
-	add := func(anySet, portSet string, es []Elem) {
+	// sets: pairs, flows, any, ports
+	add := func(sets [4]string, es []Elem) {
 		for _, e := range es {
 			k := append(ip4(e.Local), ip4(e.Peer.From)...)
 			end := append(ip4(e.Local), ip4(e.Peer.To)...)
-			set := anySet
+			set, single := sets[0], e.Peer.From == e.Peer.To
 			if e.Proto != 0 {
-				set = portSet
+				set, single = sets[1], single && e.Ports.From == e.Ports.To
 				k = append(append(k, e.Proto, 0, 0, 0), byte(e.Ports.From>>8), byte(e.Ports.From), 0, 0)
 				end = append(append(end, e.Proto, 0, 0, 0), byte(e.Ports.To>>8), byte(e.Ports.To), 0, 0)
+			}
+			if single {
+				out = append(out, element{set: set, key: string(k)})
+				continue
+			}
+			if e.Proto == 0 {
+				set = sets[2]
+			} else {
+				set = sets[3]
 			}
 			out = append(out, element{set: set, key: string(k), end: string(end)})
 		}
 	}
-	add(SetIngressAny, SetIngressPorts, r.Ingress)
-	add(SetEgressAny, SetEgressPorts, r.Egress)
+	add([4]string{SetIngressPairs, SetIngressFlows, SetIngressAny, SetIngressPorts}, r.Ingress)
+	add([4]string{SetEgressPairs, SetEgressFlows, SetEgressAny, SetEgressPorts}, r.Egress)
 	return out
 }
 
@@ -172,7 +199,7 @@ func Render(r Rules) string {
 			t = append(t, types[f])
 		}
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s, strings.Join(t, " . "))
-		if len(setKeys[s]) > 1 {
+		if intervalSets[s] {
 			b.WriteString("\t\tflags interval\n")
 		}
 		if els := byset[s]; len(els) > 0 {
@@ -252,7 +279,7 @@ func setDef(t *nftables.Table, name string) *nftables.Set {
 		for _, f := range keys {
 			ts = append(ts, types[f])
 		}
-		s.KeyType, s.Concatenation, s.Interval = nftables.MustConcatSetType(ts...), true, true
+		s.KeyType, s.Concatenation, s.Interval = nftables.MustConcatSetType(ts...), true, intervalSets[name]
 	}
 	return s
 }
