@@ -70,18 +70,27 @@ func TestRequest(t *testing.T) {
 		{"pod/dev/client", "db.default", []string{"Outcome: headless", "10.244.0.9", "connects to the pod directly"}},
 		{"pod/dev/client", "search.default", []string{"Outcome: external-name", "www.example.com", "CNAME"}},
 	} {
-		t.Run(c.to, func(t *testing.T) {
-			ex, err := Request(input(c.from, c.to))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b bytes.Buffer
-			ex.Text(&b)
-			for _, w := range c.want {
-				if !strings.Contains(b.String(), w) {
-					t.Errorf("no %q in\n%s", w, b.String())
-				}
-			}
-		})
+		t.Run(c.to, func(t *testing.T) { checkText(t, input(c.from, c.to), c.want, nil) })
+	}
+}
+
+// checkText explains in and wants every line of want in the text, none of not.
+func checkText(t *testing.T, in Input, want, not []string) {
+	t.Helper()
+	ex, err := Request(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	ex.Text(&b)
+	for _, w := range want {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("no %q in\n%s", w, b.String())
+		}
+	}
+	for _, w := range not {
+		if strings.Contains(b.String(), w) {
+			t.Errorf("%q in\n%s", w, b.String())
+		}
 	}
 }

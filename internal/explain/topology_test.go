@@ -1,8 +1,6 @@
 package explain
 
 import (
-	"bytes"
-	"strings"
 	"testing"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -27,22 +25,7 @@ func TestRequestTopology(t *testing.T) {
 				zone := map[string]string{"node-a": "zone-a", "node-b": "zone-b"}[*in.Slices[0].Endpoints[i].NodeName]
 				in.Slices[0].Endpoints[i].Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: zone}}}
 			}
-			ex, err := Request(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b bytes.Buffer
-			ex.Text(&b)
-			for _, w := range c.want {
-				if !strings.Contains(b.String(), w) {
-					t.Errorf("no %q in\n%s", w, b.String())
-				}
-			}
-			for _, w := range c.not {
-				if strings.Contains(b.String(), w) {
-					t.Errorf("%q in\n%s", w, b.String())
-				}
-			}
+			checkText(t, in, c.want, c.not)
 		})
 	}
 }
