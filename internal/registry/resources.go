@@ -160,5 +160,5 @@ func Default() *Registry {
 			CreateOnUpdate: true,
 			New:            func() runtime.Object { return &coordinationv1.Lease{} }, NewList: func() runtime.Object { return &coordinationv1.LeaseList{} },
 			Strategy: namespaced(sub, nil, validateLease)},
-	}, append(append(append(append(networkingResources(), rbacResources()...), policyResources()...), certificateResources()...), controllerRevisionResources()...)...)...)
+	}, append(append(append(append(append(networkingResources(), rbacResources()...), policyResources()...), certificateResources()...), controllerRevisionResources()...), volumeResources()...)...)...)
 }
