@@ -10,13 +10,16 @@
 # svcnet stopped, `svcnet agent --cleanup`, namespace deleted) and exits non-zero when a
 # test failed.
 #
-# Usage (root): scripts/conformance.sh [--all|--ci] [--timeout 60m] [--focus RE] [-- E2E-FLAGS...]
+# Usage (root): scripts/conformance.sh [--all|--ci|--apps] [--timeout 60m] [--focus RE] [-- E2E-FLAGS...]
 #   default  every [sig-network] [Conformance] test (45 in v1.34.4)
 #   --ci     the CI subset (scripts/test.sh): the conformance tests less the slowest and most
 #            redundant ones (ci_skips below), about 5 minutes on 2 cores; never builds the
 #            e2e binary: without it, prints a SKIP line naming the build command and exits 0
 #   --all    every [sig-network] test that needs no cloud provider, feature gate or special
 #            hardware (the skip list below says why each group is left out)
+#   --apps   every [sig-apps] [Conformance] test the binary holds (60 in v1.34.4: the
+#            Deployment, ReplicaSet, RC, StatefulSet, DaemonSet, Job, CronJob, PDB and
+#            ControllerRevision controllers), less apps_skips below
 #   --focus  another ginkgo focus regexp (e.g. one test while fixing it)
 # Environment: SVCNET_E2E_BIN (default /var/cache/svcnet-conformance/e2e-network.test, built
 # with ../shared/conformance/build.sh when missing), SVCNET_CONFORMANCE_IMAGES (default
@@ -31,10 +34,11 @@ while [ $# -gt 0 ]; do
   case $1 in
     --all) mode=all ;;
     --ci) mode=ci ;;
+    --apps) mode=apps ;;
     --timeout) timeout=$2; shift ;;
     --focus) focus=$2; shift ;;
     --) shift; extra=("$@"); break ;;
-    *) echo "usage: scripts/conformance.sh [--all|--ci] [--timeout 60m] [--focus RE] [-- E2E-FLAGS...]" >&2; exit 2 ;;
+    *) echo "usage: scripts/conformance.sh [--all|--ci|--apps] [--timeout 60m] [--focus RE] [-- E2E-FLAGS...]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -60,11 +64,18 @@ ci_skips=(
   'communication: udp'                  # 2 x 15 s; the same pods and checks as the http ones
   'change the type from'                # 4 tests; ExternalName DNS and NodePort have their own
 )
+# --apps: the [sig-apps] [Conformance] tests, less these:
+apps_skips=(
+  'rollback without unnecessary restarts' # DaemonSet: fails at once with "needs a cluster with
+                      # at least 2 nodes"; this script runs one node (rollbacks are checked by
+                      # the StatefulSet rollback test and internal/controller unit tests)
+)
 network_focus='\[sig-network\]'
 case $mode in
   conformance) ginkgo_focus='\[sig-network\].*\[Conformance\]'; ginkgo_skip='' ;;
   ci) ginkgo_focus='\[sig-network\].*\[Conformance\]'; ginkgo_skip=$(IFS='|'; echo "${ci_skips[*]}") ;;
   all) ginkgo_focus=$network_focus; ginkgo_skip=$(IFS='|'; echo "${skips[*]}") ;;
+  apps) ginkgo_focus='\[sig-apps\].*\[Conformance\]'; ginkgo_skip=$(IFS='|'; echo "${apps_skips[*]}") ;;
 esac
 [ -n "$focus" ] && ginkgo_focus=$focus
 
