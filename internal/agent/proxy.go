@@ -184,7 +184,7 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 	be = a.drainedBackend(be, mode) // terminating pods are signalled once it no longer routes to them
 	ctx, cancel := context.WithCancel(parent)
 	r := &proxyRun{mode: mode, reg: prometheus.NewRegistry(), cancel: cancel, done: make(chan struct{})}
-	be = &proxy.TopologyBackend{Backend: be, Node: a.o.NodeName, Zone: a.nodeZone} // trafficDistribution hints
+	be = proxy.NewTopology(be, a.o.NodeName, a.nodeZone) // trafficDistribution hints
 	r.p = proxy.New(proxy.Options{Node: a.o.NodeName, MinSyncPeriod: a.o.MinSyncPeriod, SyncPeriod: a.o.SyncPeriod, SyncShare: a.o.SyncShare, Backend: be, Log: log.With("proxy", mode),
 		Metrics: proxy.NewMetrics(r.reg), Local: local})
 	ready := make(chan struct{})

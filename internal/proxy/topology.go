@@ -1,5 +1,7 @@
 package proxy
 
+import "fmt"
+
 // TopologyBackend applies topology hints (trafficDistribution PreferClose,
 // PreferSameZone, PreferSameNode) to the state before its Backend sees it: the
 // endpoints of the keys synced get Far set by Topology for this node and its
@@ -16,15 +18,40 @@ type TopologyBackend struct {
 	synced bool
 }
 
-var _ Backend = (*TopologyBackend)(nil)
+// NewTopology wraps be in a TopologyBackend for node; a backend that can
+// verify its rules still can through the wrapper, and then a change of the
+// node's zone counts as drift, so the periodic check applies it.
+func NewTopology(be Backend, node string, zone func() string) Backend {
+	t := &TopologyBackend{Backend: be, Node: node, Zone: zone}
+	if v, ok := be.(verifier); ok {
+		return &topologyVerifier{t, v}
+	}
+	return t
+}
+
+type topologyVerifier struct {
+	*TopologyBackend
+	v verifier
+}
+
+func (t *topologyVerifier) Verify() error {
+	if z := t.currentZone(); t.synced && z != t.zone {
+		return Drift([]string{fmt.Sprintf("the node's zone is %q, the rules follow %q", z, t.zone)})
+	}
+	return t.v.Verify()
+}
+
+func (t *TopologyBackend) currentZone() string {
+	if t.Zone == nil {
+		return ""
+	}
+	return t.Zone()
+}
 
 // Sync marks the endpoints of the changed keys (all of them on a full sync or
 // a new zone) and hands the state to the backend.
 func (t *TopologyBackend) Sync(st *State, changed []Key, full bool) error {
-	zone := ""
-	if t.Zone != nil {
-		zone = t.Zone()
-	}
+	zone := t.currentZone()
 	if !t.synced || zone != t.zone {
 		full = true
 	}

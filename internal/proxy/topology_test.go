@@ -144,3 +144,33 @@ func TestTopologyBackend(t *testing.T) {
 		t.Errorf("syncs\n%q\nwant\n%q", fb.calls, want)
 	}
 }
+
+// TestNewTopologyVerify: the wrapper keeps a backend's Verify, and reports a
+// new zone of the node as drift until a sync follows it.
+func TestNewTopologyVerify(t *testing.T) {
+	if _, ok := NewTopology(&loopBackend{}, "n1", nil).(Verifier); ok {
+		t.Errorf("a backend without Verify became a Verifier")
+	}
+	zone := "a"
+	be := NewTopology(verifyingBackend{&loopBackend{}}, "n1", func() string { return zone })
+	v, ok := be.(Verifier)
+	if !ok {
+		t.Fatalf("the wrapper hides the backend's Verify")
+	}
+	if err := be.Sync(NewState(), nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(); err != nil {
+		t.Errorf("Verify after a sync: %v", err)
+	}
+	zone = "b"
+	if err := v.Verify(); err == nil || !strings.Contains(err.Error(), `zone is "b"`) {
+		t.Errorf("Verify after a zone change: %v", err)
+	}
+	if err := be.Sync(NewState(), nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(); err != nil {
+		t.Errorf("Verify after the sync that followed the zone: %v", err)
+	}
+}
