@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,9 @@ func writeError(w http.ResponseWriter, err error) {
 	status.Kind, status.APIVersion = "Status", "v1"
 	if status.Code == 0 {
 		status.Code = http.StatusInternalServerError
+	}
+	if d := status.Details; d != nil && d.RetryAfterSeconds > 0 { // as kube-apiserver's responsewriters
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfterSeconds)))
 	}
 	writeJSON(w, int(status.Code), status)
 }

@@ -124,6 +124,9 @@ func (s *Server) handleWatch(q *request) error {
 		}
 	}
 	events := s.store.Watch(ctx, s.listPrefix(q.res, q.ns), from)
+	if ctx.Err() != nil { // the server is shutting down: an empty stream would make the client relist
+		return retryLater("the apiserver is shutting down")
+	}
 	open := s.metrics.watches.WithLabelValues(q.res.Group, q.res.Resource)
 	open.Inc()
 	defer open.Dec()
@@ -158,7 +161,24 @@ func (s *Server) handleWatch(q *request) error {
 			return nil
 		}
 	}
+	if errors.Is(ctx.Err(), context.Canceled) { // shutdown (or the client left: then nobody reads this)
+		wt.fail(retryLater("the apiserver is shutting down"))
+	}
 	return nil
+}
+
+// retryLater is Kubernetes' answer while it cannot serve for a moment (429 with
+// Retry-After): client-go's reflector then watches again from its resourceVersion
+// after a back-off, where an empty or failed watch would make it list everything.
+func retryLater(why string) *apierrors.StatusError {
+	return apierrors.NewTooManyRequests(why+", please try again later", 1)
+}
+
+// fail ends the stream with an ERROR event carrying st.
+func (wt *watcher) fail(st *apierrors.StatusError) {
+	status := st.Status()
+	status.Kind, status.APIVersion = "Status", "v1"
+	_ = wt.send(watch.Error, &status)
 }
 
 var errStop = errors.New("watch stopped")
@@ -172,15 +192,11 @@ func (s *Server) logRelist(q *request, watch bool) {
 func (wt *watcher) deliver(ev storage.Event, bookmarks bool) error {
 	res := wt.q.res
 	if ev.Err != nil {
-		var st *apierrors.StatusError
 		if errors.Is(ev.Err, storage.ErrCompacted) {
-			st = apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %s", wt.q.r.URL.Query().Get("resourceVersion")))
-		} else {
-			st = apierrors.NewInternalError(ev.Err)
+			wt.fail(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %s", wt.q.r.URL.Query().Get("resourceVersion"))))
+		} else { // etcd unreachable, leaderless or closing: the history is still there
+			wt.fail(retryLater("storage watch ended: " + ev.Err.Error()))
 		}
-		status := st.Status()
-		status.Kind, status.APIVersion = "Status", "v1"
-		_ = wt.send(watch.Error, &status)
 		return errStop
 	}
 	switch ev.Type {

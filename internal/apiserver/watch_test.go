@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/svcnet/svcnet/internal/storage"
 )
 
 type event struct {
@@ -202,5 +207,44 @@ func TestWatchBookmarks(t *testing.T) {
 	b := next()
 	if b.Type != "BOOKMARK" || b.Object["kind"] != "ConfigMap" || b.meta("resourceVersion") == l.str("metadata", "resourceVersion") {
 		t.Fatalf("bookmark = %+v (list rv %s)", b, l.str("metadata", "resourceVersion"))
+	}
+}
+
+// failingWatch is a store whose watches end at once with a storage error.
+type failingWatch struct{ storage.Store }
+
+func (failingWatch) Watch(context.Context, string, int64) <-chan storage.Event {
+	ch := make(chan storage.Event, 1)
+	ch <- storage.Event{Err: errors.New("etcdserver: no leader")}
+	close(ch)
+	return ch
+}
+
+// A watch the server cannot go on with (storage trouble, shutdown) says 429, as
+// kube-apiserver does: client-go then watches again from its resourceVersion
+// instead of listing everything.
+func TestWatchEndsWithRetryLater(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Store = failingWatch{c.Store} })
+	e := h.watchStream("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1")()
+	if e.Type != "ERROR" || e.Object["code"] != float64(429) || e.Object["reason"] != "TooManyRequests" {
+		t.Fatalf("storage watch failure: %+v", e)
+	}
+
+	h = newHarness(t)
+	shutdown, cancel := context.WithCancel(context.Background())
+	cancel()
+	srv := httptest.NewUnstartedServer(h.srv)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return shutdown }
+	srv.Start()
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("watch while shutting down: %d Retry-After %q, want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
 	}
 }
