@@ -69,6 +69,12 @@ func TestPodsOverVXLAN(t *testing.T) {
 	if got := clientIP("pod-b", "pod-a"); !strings.HasPrefix(got, ips["pod-b"]+":") {
 		t.Errorf("pod-b -> pod-a /clientip = %q, want pod-b's own IP %s (no NAT)", got, ips["pod-b"])
 	}
+	// Segments larger than the tunnel's MTU (1450) both ways: 4000 bytes up in
+	// the request, the same back in the answer.
+	msg := strings.Repeat("vxlan", 800)
+	if got, errOut, err := cp.kubectl("exec", "pod-a", "--", "svcnet", "agnhost", "get", "--timeout", "5s", "http://"+ips["pod-b"]+":8080/echo?msg="+msg); got != msg {
+		t.Errorf("pod-a -> pod-b /echo of %d bytes: got %d bytes (%v %s)", len(msg), len(got), err, errOut)
+	}
 	// The path is the tunnel: node A's route to B's pods goes through svcnet.1,
 	// its FDB sends B's VTEP MAC to B's node IP.
 	route, _ := exec.Command("ip", "-n", nodeA, "route", "show", cidrB).CombinedOutput()
