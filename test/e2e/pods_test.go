@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -307,58 +306,17 @@ func TestPodsRun(t *testing.T) {
 // network namespace on a shared bridge: a pod on node A reaches a pod on node B
 // by its pod IP, without NAT (host-gw routes between the nodes' pod CIDRs).
 func TestPodsAcrossNodes(t *testing.T) {
-	requireCNI(t)
 	dir := t.TempDir()
-	sh := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v %s", args, err, out)
-		}
-	}
-	const br = "svce2ebr"
-	sh("link", "add", br, "type", "bridge")
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", br).Run() })
-	sh("addr", "add", "192.168.77.254/24", "dev", br)
-	sh("link", "set", br, "up")
-	port := freePort(t)
-	server := fmt.Sprintf("https://192.168.77.254:%d", port)
-	cp := startProcess(t, filepath.Join(dir, "cp"), port, "", fmt.Sprintf("svcnet API server at %s (admin kubeconfig: svcnet kubeconfig --data-dir %s)", server, filepath.Join(dir, "cp")),
-		"server", "--data-dir", filepath.Join(dir, "cp"), "--bind-address", "192.168.77.254", "--secure-port", fmt.Sprint(port))
-	kubeconfig := func(user string) string {
-		out, err := exec.Command(svcnetBin, "kubeconfig", "--data-dir", filepath.Join(dir, "cp"), "--server", server, "--user", user).Output()
-		if err != nil {
-			t.Fatalf("svcnet kubeconfig --user %s: %v", user, err)
-		}
-		return writeFile(t, filepath.Join(dir, strings.ReplaceAll(user, ":", "-")+".kubeconfig"), string(out), 0o600)
-	}
-	cp.kubeconfig = kubeconfig("admin")
+	b := newBridge(t, "svce2ebr", "192.168.77.")
+	cp, startAgent := podServer(t, b, dir)
 	nodes := map[string]string{"node-a": "192.168.77.1", "node-b": "192.168.77.2"}
+	netns := map[string]string{}
 	for name, ip := range nodes {
-		ns := fmt.Sprintf("svcnet-e2e-%s-%d", name, os.Getpid())
-		sh("netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		sh("-n", ns, "link", "set", "lo", "up")
-		sh("link", "add", "v"+name, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		sh("link", "set", "v"+name, "master", br, "up")
-		sh("-n", ns, "addr", "add", ip+"/24", "dev", "eth0")
-		sh("-n", ns, "link", "set", "eth0", "up")
-		root := filepath.Join(dir, name)
-		startCommand(t, root, port, "", "svcnet agent: node "+name+" registered", []string{"ip", "netns", "exec", ns, svcnetBin,
-			"agent", "--kubeconfig", kubeconfig("system:node:" + name), "--node-name", name, "--node-ip", ip, "--root-dir", root,
-			"--pod-runtime=on", "--container-runtime=process", "--dns-resolv-conf", ""})
+		netns[name] = b.node(name, int(netip.MustParseAddr(ip).As4()[3]))
+		startAgent(netns[name], name, ip)
 	}
 	for name := range nodes {
-		c := fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: pod-%[1]s}
-spec:
-  nodeSelector: {kubernetes.io/hostname: %[1]s}
-  containers:
-  - name: netexec
-    image: svcnet/agnhost
-    command: ["svcnet", "agnhost", "netexec", "--http-port", "8080"]
-`, name)
-		cp.must("apply", "-f", writeFile(t, filepath.Join(dir, name+".yaml"), c, 0o644))
+		cp.must("apply", "-f", writeFile(t, filepath.Join(dir, name+".yaml"), pinnedNetexec("pod-"+name, name), 0o644))
 	}
 	out := waitKubectl(t, cp, "pods on both nodes running", 60*time.Second, func(s string) bool { return strings.Count(s, "Running") == 2 },
 		"get", "pods", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.spec.nodeName} {.status.phase}{"\n"}{end}`)
@@ -386,6 +344,11 @@ spec:
 	}
 	if host := cp.must("exec", "pod-node-b", "--", "svcnet", "agnhost", "get", "http://"+ips["pod-node-a"]+":8080/hostname"); host != "pod-node-a" {
 		t.Errorf("pod B -> pod A /hostname = %q", host)
+	}
+	// --pod-network auto: node B is on node A's subnet, so a direct route, no tunnel.
+	cidrB := cp.must("get", "node", "node-b", "-o", "jsonpath={.spec.podCIDR}")
+	if route, _ := exec.Command("ip", "-n", netns["node-a"], "route", "show", cidrB).CombinedOutput(); !strings.Contains(string(route), "via 192.168.77.2 dev eth0") {
+		t.Errorf("node A's route to %s: %q, want via 192.168.77.2 dev eth0 (host-gw)", cidrB, route)
 	}
 
 	// A DaemonSet runs one pod on each of the two nodes.
