@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -59,36 +60,39 @@ func TestLogsWriteRotateRead(t *testing.T) {
 }
 
 func TestLogsFollow(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "0.log")
-	l, err := Open(path, 0, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Write("stdout", []byte("before\n"))
-	running := make(chan struct{})
-	var out bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- Read(context.Background(), path, Options{Follow: true}, &out, func() bool {
-			select {
-			case <-running:
-				return false
-			default:
-				return true
-			}
-		})
-	}()
-	time.Sleep(150 * time.Millisecond)
-	l.Write("stdout", []byte("after\n"))
-	l.Close()
-	time.Sleep(150 * time.Millisecond)
-	close(running)
-	select {
-	case err := <-done:
-		if err != nil || out.String() != "before\nafter\n" {
-			t.Errorf("follow = %q, %v", out.String(), err)
+	// In a bubble the sleeps and the follower's poll ticker run on fake time.
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "0.log")
+		l, err := Open(path, 0, time.Now)
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("follow did not end after the container stopped")
-	}
+		l.Write("stdout", []byte("before\n"))
+		running := make(chan struct{})
+		var out bytes.Buffer
+		done := make(chan error, 1)
+		go func() {
+			done <- Read(context.Background(), path, Options{Follow: true}, &out, func() bool {
+				select {
+				case <-running:
+					return false
+				default:
+					return true
+				}
+			})
+		}()
+		time.Sleep(150 * time.Millisecond)
+		l.Write("stdout", []byte("after\n"))
+		l.Close()
+		time.Sleep(150 * time.Millisecond)
+		close(running)
+		select {
+		case err := <-done:
+			if err != nil || out.String() != "before\nafter\n" {
+				t.Errorf("follow = %q, %v", out.String(), err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("follow did not end after the container stopped")
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,46 +71,48 @@ func (r *recorder) count(ns string) int {
 
 func TestEnsuresActiveNamespacesOnTheirEvents(t *testing.T) {
 	for _, repair := range []bool{false, true} {
-		obj := func(ns, name string) *corev1.ConfigMap {
-			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
-		}
-		e := fakekube.NewEnv(t, fakekube.Namespace("app", corev1.NamespaceActive, false), fakekube.Namespace("old", corev1.NamespaceTerminating, true),
-			obj("app", "ours"), obj("app", "other"))
-		c, ctx := e.Client, e.Ctx
-		r := &recorder{n: map[string]int{}}
-		e.Run(1, New(Config{Name: "test", Object: "ours", Objects: e.Factory.Core().V1().ConfigMaps().Informer(), Repair: repair, Ensure: r.ensure},
-			e.Factory, slog.New(slog.DiscardHandler)))
-		if !fakekube.Eventually(5*time.Second, func() bool { return r.count("app") == 1 }) || r.count("old") != 0 {
-			t.Fatalf("repair %v: ensure calls app %d old %d, want 1 and 0", repair, r.count("app"), r.count("old"))
-		}
-		steps := []struct {
-			what string
-			do   func() error
-			adds int
-		}{
-			{"other edited", func() error {
-				_, err := c.CoreV1().ConfigMaps("app").Update(ctx, obj("app", "other"), metav1.UpdateOptions{})
-				return err
-			}, 0},
-			{"other deleted", func() error { return c.CoreV1().ConfigMaps("app").Delete(ctx, "other", metav1.DeleteOptions{}) }, 0},
-			{"ours edited", func() error {
-				o := obj("app", "ours")
-				o.Data = map[string]string{"k": "v"}
-				_, err := c.CoreV1().ConfigMaps("app").Update(ctx, o, metav1.UpdateOptions{})
-				return err
-			}, map[bool]int{false: 0, true: 1}[repair]},
-			{"ours deleted", func() error { return c.CoreV1().ConfigMaps("app").Delete(ctx, "ours", metav1.DeleteOptions{}) }, 1},
-		}
-		want := 1
-		for _, s := range steps {
-			if err := s.do(); err != nil {
-				t.Fatal(err)
+		synctest.Test(t, func(t *testing.T) {
+			obj := func(ns, name string) *corev1.ConfigMap {
+				return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
 			}
-			want += s.adds
-			time.Sleep(100 * time.Millisecond)
-			if !fakekube.Eventually(5*time.Second, func() bool { return r.count("app") == want }) {
-				t.Fatalf("repair %v, %s: %d ensure calls, want %d", repair, s.what, r.count("app"), want)
+			e := fakekube.NewEnv(t, fakekube.Namespace("app", corev1.NamespaceActive, false), fakekube.Namespace("old", corev1.NamespaceTerminating, true),
+				obj("app", "ours"), obj("app", "other"))
+			c, ctx := e.Client, e.Ctx
+			r := &recorder{n: map[string]int{}}
+			e.Run(1, New(Config{Name: "test", Object: "ours", Objects: e.Factory.Core().V1().ConfigMaps().Informer(), Repair: repair, Ensure: r.ensure},
+				e.Factory, slog.New(slog.DiscardHandler)))
+			if !fakekube.Eventually(5*time.Second, func() bool { return r.count("app") == 1 }) || r.count("old") != 0 {
+				t.Fatalf("repair %v: ensure calls app %d old %d, want 1 and 0", repair, r.count("app"), r.count("old"))
 			}
-		}
+			steps := []struct {
+				what string
+				do   func() error
+				adds int
+			}{
+				{"other edited", func() error {
+					_, err := c.CoreV1().ConfigMaps("app").Update(ctx, obj("app", "other"), metav1.UpdateOptions{})
+					return err
+				}, 0},
+				{"other deleted", func() error { return c.CoreV1().ConfigMaps("app").Delete(ctx, "other", metav1.DeleteOptions{}) }, 0},
+				{"ours edited", func() error {
+					o := obj("app", "ours")
+					o.Data = map[string]string{"k": "v"}
+					_, err := c.CoreV1().ConfigMaps("app").Update(ctx, o, metav1.UpdateOptions{})
+					return err
+				}, map[bool]int{false: 0, true: 1}[repair]},
+				{"ours deleted", func() error { return c.CoreV1().ConfigMaps("app").Delete(ctx, "ours", metav1.DeleteOptions{}) }, 1},
+			}
+			want := 1
+			for _, s := range steps {
+				if err := s.do(); err != nil {
+					t.Fatal(err)
+				}
+				want += s.adds
+				synctest.Wait() // the controller has handled the step: exactly want calls, none late
+				if r.count("app") != want {
+					t.Fatalf("repair %v, %s: %d ensure calls, want %d", repair, s.what, r.count("app"), want)
+				}
+			}
+		})
 	}
 }
