@@ -33,5 +33,11 @@ bench:
 	go run ./bench/endpoints
 	go run ./bench/dns
 
+# Every fuzzer for FUZZTIME each, one at a time (go test runs their seed corpora).
+FUZZTIME ?= 60s
+FUZZERS := apiserver:FuzzDecodeRequest apiserver:FuzzDecodeInto apiserver:FuzzApplyPatch apiserver:FuzzApplyRequest \
+	dns:FuzzServeWire ingress:FuzzRequestHead ingress:FuzzH1Answer
+
 fuzz:
-	go test ./internal/apiserver -run XXX -fuzz FuzzDecodeRequest -fuzztime 60s
+	@for f in $(FUZZERS); do pkg=$${f%%:*}; name=$${f##*:}; echo "== $$name ($(FUZZTIME))"; \
+		go test ./internal/$$pkg -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -parallel 2 || exit 1; done
