@@ -84,6 +84,25 @@ func fetch(ns, addr string) (string, error) {
 	return body, err
 }
 
+// waitReach repeats a request (try) until it gets an answer ok accepts (open)
+// or fails (not open), for 15 s at most, and returns how long that took.
+func waitReach(t *testing.T, what string, try func() (string, error), open bool, ok func(string) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var body string
+	var err error
+	for time.Since(start) < 15*time.Second {
+		body, err = try()
+		if (err == nil && ok(body)) == open {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	table, _ := exec.Command("nft", "list", "table", "ip", "svcnet-policy").CombinedOutput()
+	t.Fatalf("%s: open=%v not reached within 15s (last: %q, %v)\n%s", what, open, body, err, table)
+	return 0
+}
+
 func TestNetworkPolicy(t *testing.T) {
 	requireCNI(t)
 	dir := t.TempDir()
@@ -104,24 +123,10 @@ func TestNetworkPolicy(t *testing.T) {
 	clientA, clientB := netnsOf("np-a", "client-a"), netnsOf("np-b", "client-b")
 	server := podIP("np-a", "server") + ":8080"
 	vip := strings.TrimSpace(c.must("get", "svc", "-n", "np-a", "server", "-o", "jsonpath={.spec.clusterIP}")) + ":80"
-	names := map[string]string{clientA: "np-a/client-a", clientB: "np-b/client-b"}
-	// expect waits until a request from client to addr succeeds (or fails) and
-	// returns how long that took.
 	expect := func(what, client, addr string, open bool) time.Duration {
 		t.Helper()
-		start := time.Now()
-		var body string
-		var err error
-		for time.Since(start) < 15*time.Second {
-			body, err = fetch(client, addr)
-			if (err == nil && body == "server") == open {
-				return time.Since(start)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		table, _ := exec.Command("nft", "list", "table", "ip", "svcnet-policy").CombinedOutput()
-		t.Fatalf("%s: %s -> %s open=%v not reached within 15s (last: %q, %v)\n%s", what, names[client], addr, open, body, err, table)
-		return 0
+		return waitReach(t, fmt.Sprintf("%s (%s -> %s)", what, client, addr), func() (string, error) { return fetch(client, addr) },
+			open, func(body string) bool { return body == "server" })
 	}
 
 	// --isolate-namespaces: one policy per namespace admits its own pods only.
@@ -202,4 +207,87 @@ spec:
 	if err != nil || !strings.Contains(string(ex), "ingress of np-a/server: allowed by np-a/allow-ipblock") {
 		t.Errorf("svcnet explain request: %v\n%s", err, ex)
 	}
+}
+
+// TestNetworkPolicyAcrossNodes: two nodes on one bridge; web runs on npb, a
+// client on each node. Ingress is enforced on the destination's node (npb),
+// egress on the source's (npa), for pod IPs and for the Service (DNAT on the
+// client's node, the packet crosses to npb).
+func TestNetworkPolicyAcrossNodes(t *testing.T) {
+	dir := t.TempDir()
+	b := newBridge(t, "svce2enpbr", "192.168.89.")
+	cp, startAgent := podServer(t, b, dir)
+	nodeNS := map[string]string{}
+	for i, name := range []string{"npa", "npb"} {
+		nodeNS[name] = b.node(name, i+1)
+		startAgent(nodeNS[name], name, fmt.Sprintf("192.168.89.%d", i+1))
+	}
+	client := func(name, node string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %[1]s, labels: {role: client, name: %[1]s}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: %[2]s}
+  containers: [{name: c, image: svcnet/agnhost, command: ["svcnet", "agnhost", "pause"]}]
+---
+`, name, node)
+	}
+	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "apps.yaml"), pinnedNetexec("web", "npb")+client("client-a", "npa")+client("client-b", "npb")+`apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+`, 0o644))
+	waitKubectl(t, cp, "3 pods running", 60*time.Second, func(s string) bool { return strings.Count(s, "Running") == 3 },
+		"get", "pods", "-o", `jsonpath={range .items[*]}{.status.phase} {end}`)
+	get := func(jsonpath, name string) string {
+		return strings.TrimSpace(cp.must("get", "pod", name, "-o", "jsonpath="+jsonpath))
+	}
+	ca, cb := "client-a", "client-b"
+	web := get("{.status.podIP}", "web") + ":8080"
+	vip := strings.TrimSpace(cp.must("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")) + ":80"
+	// The pods' namespaces are mounted inside the nodes' (ip netns exec): requests go through kubectl exec.
+	expect := func(what, from, addr string, open bool) {
+		t.Helper()
+		waitReach(t, fmt.Sprintf("%s (%s -> %s)", what, from, addr), func() (string, error) {
+			out, _, err := cp.kubectl("exec", from, "--", "svcnet", "agnhost", "get", "--timeout", "500ms", "http://"+addr+"/hostname")
+			return out, err
+		}, open, func(body string) bool { return body == "web" })
+	}
+	expect("no policy", ca, web, true)
+	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "web-policy.yaml"), `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-b}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {name: client-b}}}]}]
+`, 0o644))
+	expect("ingress, other node", ca, web, false)
+	expect("ingress, other node, Service", ca, vip, false)
+	expect("ingress, same node", cb, web, true)
+	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "web-policy2.yaml"), `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-clients}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: 8080}]}]
+`, 0o644))
+	expect("allowed across nodes", ca, web, true)
+	expect("allowed across nodes, Service", ca, vip, true)
+	// web's address sits in npb's ingress set only: ingress is checked where the pod runs.
+	for node, want := range map[string]bool{"npa": false, "npb": true} {
+		out, _ := exec.Command("ip", "netns", "exec", nodeNS[node], "nft", "list", "set", "ip", "svcnet-policy", "ingress-isolated").CombinedOutput()
+		if got := strings.Contains(string(out), strings.TrimSuffix(web, ":8080")); got != want {
+			t.Errorf("node %s ingress-isolated holds web = %v, want %v:\n%s", node, got, want, out)
+		}
+	}
+	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "egress.yaml"), `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-a-no-egress}
+spec: {podSelector: {matchLabels: {name: client-a}}, policyTypes: [Egress]}
+`, 0o644))
+	expect("egress on the source's node", ca, web, false)
+	expect("egress on the source's node, Service", ca, vip, false)
+	expect("the other client is not affected", cb, vip, true)
 }
