@@ -9,16 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
-
-// readyPodRE matches a ready httpd pod as the page draws it.
-var readyPodRE = regexp.MustCompile(`class="pod ready" data-pod="default/httpd-[^"]+" data-ready="true"`)
 
 // startUI runs `svcnet ui` on a free loopback port and returns the page URL.
 func startUI(t *testing.T, kubeconfig string) string {
