@@ -213,8 +213,14 @@ func TestControllerFollowsNodes(t *testing.T) {
 	if list.Items[0].Spec.NodeName != "b" || list.Items[0].Name != podOnB {
 		t.Fatalf("the pod on b was replaced: %s", list.Items[0].Name)
 	}
-	cur, _ := c.AppsV1().DaemonSets("ns").Get(ctx, "agent", metav1.GetOptions{})
-	if cur.Status.ObservedGeneration != 1 || cur.Status.UpdatedNumberScheduled != 1 || cur.Status.CurrentNumberScheduled != 1 {
-		t.Errorf("status %+v", cur.Status)
+	// the relabelled pod counts as updated once the controller has seen it
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		cur, _ := c.AppsV1().DaemonSets("ns").Get(ctx, "agent", metav1.GetOptions{})
+		if cur.Status.ObservedGeneration == 1 && cur.Status.UpdatedNumberScheduled == 1 && cur.Status.CurrentNumberScheduled == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %+v", cur.Status)
+		}
 	}
 }
