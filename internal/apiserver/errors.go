@@ -45,6 +45,12 @@ func storageError(err error, gr schema.GroupResource, name string) error {
 		return apierrors.NewConflict(gr, name, errors.New(conflictMessage))
 	case errors.Is(err, storage.ErrCompacted):
 		return apierrors.NewResourceExpired("The resourceVersion for the provided watch is too old.")
+	case errors.Is(err, storage.ErrFutureRev):
+		// kube-apiserver's answer to a read at a revision it has not reached:
+		// 504 with the cause client-go's reflector retries on.
+		e := apierrors.NewTimeoutError("Too large resource version", 1)
+		e.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}
+		return e
 	}
 	if _, ok := storage.IsExists(err); ok {
 		return apierrors.NewAlreadyExists(gr, name)
