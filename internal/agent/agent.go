@@ -367,7 +367,13 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if a.o.ProxyMode != "nftables" && os.Geteuid() == 0 {
 		// The kernel rules an nftables proxy left when it stopped would still
 		// answer for cluster IPs (as kube-proxy, clean up other modes' leftovers).
-		if err := Cleanup(a.o.ServiceCIDR); err != nil {
+		// The service CIDR route is the iptables mode's too: its proxy replaces
+		// it, so the node's connections to cluster IPs never find none.
+		cidr := a.o.ServiceCIDR
+		if a.o.ProxyMode == "iptables" {
+			cidr = ""
+		}
+		if err := Cleanup(cidr); err != nil {
 			log.Warn("removing the rules a previous nftables proxy left", "err", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace/noop"
@@ -64,7 +65,21 @@ func (a *Agent) connectCRI(ctx context.Context, podCIDR string, log *slog.Logger
 		endpoint = containerd.Endpoint(dir)
 	}
 	tp := noop.NewTracerProvider()
-	rs, err := remote.NewRemoteRuntimeService(ctx, endpoint, criConnectTimeout, tp, false)
+	var rs internalapi.RuntimeService
+	var last error
+	// containerd answers before its CRI plugin is up ("server is not
+	// initialized yet"), longer so after a restart with containers to recover.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, criConnectTimeout, true, func(ctx context.Context) (bool, error) {
+		rs, last = remote.NewRemoteRuntimeService(ctx, endpoint, criConnectTimeout, tp, false)
+		if last != nil && strings.Contains(last.Error(), "not initialized yet") {
+			log.Info("waiting for the container runtime's CRI service", "endpoint", endpoint)
+			return false, nil
+		}
+		return true, last
+	})
+	if err != nil && last != nil {
+		err = last
+	}
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("--container-runtime-endpoint %s: %w", endpoint, err)
