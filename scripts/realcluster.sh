@@ -345,8 +345,9 @@ clusterDomain: cluster.local
 resolvConf: "$d/resolv.conf"
 podLogsDir: "$d/pods"
 volumePluginDir: "$d/plugins"
-# the disk is shared and fuller than the defaults allow; images are offline: never collected
-evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+# the disk is shared and fuller than the defaults allow (other jobs' files come and go: a
+# run at 1% evicted every pod when free space dipped to 650 MB); images are offline: never collected
+evictionHard: {memory.available: 100Mi, nodefs.available: 200Mi, imagefs.available: 200Mi, nodefs.inodesFree: 1%}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
