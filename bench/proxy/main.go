@@ -362,7 +362,7 @@ func endpointAddrs(i int) []string {
 	return []string{addr(2*i + 2), addr(2*i + 3)}
 }
 
-var lastSyncRE = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_last_timestamp_seconds ([0-9.e+]+)$`)
+var lastSyncRE = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_last_timestamp_seconds(?:\{ip_family="IPv4"\})? ([0-9.e+]+)$`)
 
 // kubeProxyRSS runs kube-proxy (nftables mode) on the same API server until
 // its /metrics reports a completed sync (at most 15 minutes), and returns its
