@@ -239,56 +239,91 @@ func (s *Server) viewerRules() []rbacv1.PolicyRule {
 	return rules
 }
 
-// reconcileDefaultPolicy creates missing default ClusterRoles and
-// ClusterRoleBindings and updates default ones still annotated autoupdate=true
-// whose rules (or aggregation, or subjects) differ from the defaults.
+// reconcileDefaultPolicy creates missing default ClusterRoles,
+// ClusterRoleBindings, Roles and RoleBindings and updates default ones still
+// annotated autoupdate=true whose rules (or aggregation, or subjects) differ
+// from the defaults.
 func (s *Server) reconcileDefaultPolicy(ctx context.Context) error {
-	autoUpdate := func(obj runtime.Object) bool {
-		return accessor(obj).GetAnnotations()[rbac.AutoUpdateAnnotation] == "true"
-	}
 	crRes, crbRes := s.res(rbacv1.GroupName, "clusterroles"), s.res(rbacv1.GroupName, "clusterrolebindings")
 	for _, want := range rbac.DefaultClusterRoles(s.viewerRules()) {
-		_, _, err := s.update(ctx, crRes, "", want.Name, func(old runtime.Object) (runtime.Object, error) {
+		err := s.ensureDefault(ctx, crRes, "", want.Name, want, func(old runtime.Object) bool {
 			have := old.(*rbacv1.ClusterRole)
-			if !autoUpdate(have) {
-				return nil, errUnchanged
-			}
 			switch {
 			case want.AggregationRule != nil && !equality.Semantic.DeepEqual(have.AggregationRule, want.AggregationRule):
 				have.AggregationRule = want.AggregationRule
 			case want.AggregationRule == nil && !equality.Semantic.DeepEqual(have.Rules, want.Rules):
 				have.Rules, have.AggregationRule = want.Rules, nil
 			default:
-				return nil, errUnchanged
+				return false
 			}
-			return have, nil
-		}, writeOptions{})
-		if apierrors.IsNotFound(err) {
-			_, err = s.create(ctx, crRes, "", want, writeOptions{})
-			err = ignoreExists(err)
-		}
-		if err != nil && !errors.Is(err, errUnchanged) {
+			return true
+		})
+		if err != nil {
 			return fmt.Errorf("clusterrole %s: %w", want.Name, err)
 		}
 	}
 	for _, want := range rbac.DefaultClusterRoleBindings() {
-		_, _, err := s.update(ctx, crbRes, "", want.Name, func(old runtime.Object) (runtime.Object, error) {
+		err := s.ensureDefault(ctx, crbRes, "", want.Name, want, func(old runtime.Object) bool {
 			have := old.(*rbacv1.ClusterRoleBinding)
-			if !autoUpdate(have) || have.RoleRef != want.RoleRef || equality.Semantic.DeepEqual(have.Subjects, want.Subjects) {
-				return nil, errUnchanged
-			}
-			have.Subjects = want.Subjects
-			return have, nil
-		}, writeOptions{})
-		if apierrors.IsNotFound(err) {
-			_, err = s.create(ctx, crbRes, "", want, writeOptions{})
-			err = ignoreExists(err)
-		}
-		if err != nil && !errors.Is(err, errUnchanged) {
+			return have.RoleRef == want.RoleRef && setSubjects(&have.Subjects, want.Subjects)
+		})
+		if err != nil {
 			return fmt.Errorf("clusterrolebinding %s: %w", want.Name, err)
 		}
 	}
+	rRes, rbRes := s.res(rbacv1.GroupName, "roles"), s.res(rbacv1.GroupName, "rolebindings")
+	for _, want := range rbac.DefaultRoles() {
+		err := s.ensureDefault(ctx, rRes, want.Namespace, want.Name, want, func(old runtime.Object) bool {
+			have := old.(*rbacv1.Role)
+			if equality.Semantic.DeepEqual(have.Rules, want.Rules) {
+				return false
+			}
+			have.Rules = want.Rules
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("role %s/%s: %w", want.Namespace, want.Name, err)
+		}
+	}
+	for _, want := range rbac.DefaultRoleBindings() {
+		err := s.ensureDefault(ctx, rbRes, want.Namespace, want.Name, want, func(old runtime.Object) bool {
+			have := old.(*rbacv1.RoleBinding)
+			return have.RoleRef == want.RoleRef && setSubjects(&have.Subjects, want.Subjects)
+		})
+		if err != nil {
+			return fmt.Errorf("rolebinding %s/%s: %w", want.Namespace, want.Name, err)
+		}
+	}
 	return nil
+}
+
+// setSubjects sets *have to want; false when they are already equal.
+func setSubjects(have *[]rbacv1.Subject, want []rbacv1.Subject) bool {
+	if equality.Semantic.DeepEqual(*have, want) {
+		return false
+	}
+	*have = want
+	return true
+}
+
+// ensureDefault creates the default object want (name in ns) when it is
+// missing, and else lets fix bring the stored one in line when it is still
+// annotated autoupdate=true (fix returns false when nothing is to change).
+func (s *Server) ensureDefault(ctx context.Context, res *registry.Resource, ns, name string, want runtime.Object, fix func(runtime.Object) bool) error {
+	_, _, err := s.update(ctx, res, ns, name, func(old runtime.Object) (runtime.Object, error) {
+		if accessor(old).GetAnnotations()[rbac.AutoUpdateAnnotation] != "true" || !fix(old) {
+			return nil, errUnchanged
+		}
+		return old, nil
+	}, writeOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = s.create(ctx, res, ns, want, writeOptions{})
+		err = ignoreExists(err)
+	}
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
 }
 
 // errUnchanged ends an update that has nothing to write.

@@ -185,8 +185,8 @@ const (
 // joinRoles are kubeadm's roles for TLS bootstrapping: bootstrappers create and
 // read CSRs, and the CSR approver checks nodeclient (a new node's first
 // certificate) and selfnodeclient (a node renewing its own) by
-// SubjectAccessReview; nodes hold Leases that elect the announcer of each
-// load-balancer IP.
+// SubjectAccessReview; nodes read the load-balancer IP pools (their Leases
+// are DefaultRoles').
 func joinRoles() []*rbacv1.ClusterRole {
 	return []*rbacv1.ClusterRole{
 		{ObjectMeta: metav1.ObjectMeta{Name: NodeBootstrapperRole}, Rules: []rbacv1.PolicyRule{
@@ -196,9 +196,31 @@ func joinRoles() []*rbacv1.ClusterRole {
 		{ObjectMeta: metav1.ObjectMeta{Name: SelfNodeClientRole}, Rules: []rbacv1.PolicyRule{
 			Rule([]string{"create"}, g(certificatesAPIGroup), csrResource+"/selfnodeclient")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: L2AnnouncerRole}, Rules: []rbacv1.PolicyRule{
-			Rule([]string{"get", "list", "watch", "create", "update", "patch"}, g(coordinationAPIGroup), "leases"),
 			Rule(read, g(loadBalancerPoolGroup), "loadbalancerpools")}},
 	}
+}
+
+// AnnouncerNamespace holds the Leases electing the announcer of each
+// load-balancer IP (internal/announce); nodes may write Leases there and, by
+// the Node authorizer, their own in kube-node-lease, nowhere else.
+const AnnouncerNamespace = "kube-system"
+
+// DefaultRoles returns the namespaced Roles an API server creates at start:
+// the announcer's Leases, in AnnouncerNamespace only.
+func DefaultRoles() []*rbacv1.Role {
+	r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: L2AnnouncerRole, Namespace: AnnouncerNamespace}, Rules: []rbacv1.PolicyRule{
+		Rule([]string{"get", "list", "watch", "create", "update", "patch", "delete"}, g(coordinationAPIGroup), "leases")}}
+	defaultMeta(&r.ObjectMeta)
+	return []*rbacv1.Role{r}
+}
+
+// DefaultRoleBindings grant DefaultRoles: every node holds announcement Leases.
+func DefaultRoleBindings() []*rbacv1.RoleBinding {
+	b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: L2AnnouncerRole, Namespace: AnnouncerNamespace},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: L2AnnouncerRole},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:nodes"}}}
+	defaultMeta(&b.ObjectMeta)
+	return []*rbacv1.RoleBinding{b}
 }
 
 // joinBindings grant joinRoles: bootstrappers may ask for a node certificate

@@ -288,6 +288,12 @@ func TestDefaultPolicy(t *testing.T) {
 		}
 		src.ClusterRoleBindingList = append(src.ClusterRoleBindingList, b)
 	}
+	src.RoleList, src.RoleBindingList = DefaultRoles(), DefaultRoleBindings()
+	for _, b := range src.RoleBindingList {
+		if _, ok := src.Role(b.Namespace, b.RoleRef.Name); !ok || b.RoleRef.Kind != "Role" {
+			t.Errorf("rolebinding %s/%s names missing role %s", b.Namespace, b.Name, b.RoleRef.Name)
+		}
+	}
 	a := &Authorizer{Source: src}
 	viewer := User{Name: "viewer", Groups: []string{GroupViewers, GroupAuthenticated}}
 	jane := User{Name: "jane", Groups: []string{GroupAuthenticated}}
@@ -318,6 +324,11 @@ func TestDefaultPolicy(t *testing.T) {
 		{"node renews its certificate", Attributes{User: node, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests", Subresource: "selfnodeclient"}, true},
 		{"node creates CSRs", Attributes{User: node, Verb: "create", APIGroup: "certificates.k8s.io", Resource: "certificatesigningrequests"}, true},
 		{"node holds announcement leases", Attributes{User: node, Verb: "update", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "svcnet-l2-default-web"}, true},
+		{"node deletes stale announcement leases", Attributes{User: node, Verb: "delete", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "svcnet-l2-default-gone"}, true},
+		{"node reads pools", Attributes{User: node, Verb: "watch", APIGroup: "svcnet.io", Resource: "loadbalancerpools"}, true},
+		{"node creates no lease in default", Attributes{User: node, Verb: "create", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "default"}, false},
+		{"node updates no lease in another namespace", Attributes{User: node, Verb: "update", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "team-a", Name: "leader"}, false},
+		{"node writes no lease cluster-wide", Attributes{User: node, Verb: "create", APIGroup: "coordination.k8s.io", Resource: "leases"}, false},
 		{"jane holds no leases", Attributes{User: jane, Verb: "update", APIGroup: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "x"}, false},
 		{"admin edits roles", Attributes{User: admin, Verb: "create", APIGroup: "rbac.authorization.k8s.io", Resource: "clusterroles"}, true},
 	}

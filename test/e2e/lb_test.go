@@ -14,7 +14,8 @@ import (
 // joined nodes on one bridge elect an announcer, a client namespace on the
 // bridge reaches the address; when the announcing node dies (process killed,
 // link down) the other node takes over and the client reaches it again; the
-// failover time is logged.
+// failover time is logged. Nodes may write Leases only in kube-system and their
+// own in kube-node-lease.
 func TestLoadBalancer(t *testing.T) {
 	dir := t.TempDir()
 	b := newBridge(t, "svce2elbr", "192.168.80.")
@@ -85,6 +86,18 @@ endpoints: [{addresses: ["192.168.80.254"], conditions: {ready: true}}]
 	other := map[string]string{"lb-a": "lb-b", "lb-b": "lb-a"}[holder]
 	if other == "" {
 		t.Fatalf("lease holder %q", holder)
+	}
+
+	// Nodes hold announcement Leases in kube-system only (a Role there), their own in
+	// kube-node-lease (the Node authorizer), and no Lease anywhere else.
+	for ns, want := range map[string]string{"kube-system": "yes", "default": "no", "kube-public": "no"} {
+		out, _, _ := cp.kubectl("auth", "can-i", "create", "leases", "-n", ns, "--as", "system:node:"+holder, "--as-group", "system:nodes")
+		if got, _, _ := strings.Cut(strings.TrimSpace(out), " "); got != want { // "no - <reason>"
+			t.Errorf("node %s can-i create leases -n %s: %q, want %q", holder, ns, got, want)
+		}
+	}
+	if out, _, _ := cp.kubectl("auth", "can-i", "update", "leases/"+holder, "-n", "kube-node-lease", "--as", "system:node:"+holder, "--as-group", "system:nodes"); strings.TrimSpace(out) != "yes" {
+		t.Errorf("node %s cannot update its own Lease in kube-node-lease: %q", holder, out)
 	}
 
 	// The announcing node dies: its process is killed and its link goes down.
