@@ -209,7 +209,7 @@ const AnnouncerNamespace = "kube-system"
 // the announcer's Leases, in AnnouncerNamespace only.
 func DefaultRoles() []*rbacv1.Role {
 	r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: L2AnnouncerRole, Namespace: AnnouncerNamespace}, Rules: []rbacv1.PolicyRule{
-		Rule([]string{"get", "list", "watch", "create", "update", "patch", "delete"}, g(coordinationAPIGroup), "leases")}}
+		Rule([]string{"get", "list", "watch", "create", "update", "delete"}, g(coordinationAPIGroup), "leases")}}
 	defaultMeta(&r.ObjectMeta)
 	return []*rbacv1.Role{r}
 }
