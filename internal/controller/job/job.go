@@ -12,6 +12,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -51,7 +52,31 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	c.loop = queue.New("job", c.sync, log.With("controller", "job"))
 	_, _ = jobInf.Informer().AddEventHandler(c.loop.ObjectHandler())
 	_, _ = podInf.Informer().AddEventHandler(owned.Handler("Job", c.loop.Add, func(key string) { c.expect.Observe(key, 1, 0) }))
+	// an orphan pod (no controller) syncs the Jobs whose selector matches it: they adopt it
+	orphan := func(o any) {
+		p, ok := o.(*corev1.Pod)
+		if !ok || metav1.GetControllerOf(p) != nil {
+			return
+		}
+		jobs, _ := c.jobs.Jobs(p.Namespace).List(labels.Everything())
+		for _, j := range jobs {
+			if sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
+				c.loop.AddObject(j)
+			}
+		}
+	}
+	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: orphan, UpdateFunc: func(_, o any) { orphan(o) }})
 	return c
+}
+
+// claim returns the Job's pods, adopting orphans its selector matches and
+// releasing its pods the selector no longer matches, as Kubernetes does.
+func (c *Controller) claim(ctx context.Context, j *batchv1.Job, sel labels.Selector) ([]*corev1.Pod, error) {
+	all, err := c.pods.Pods(j.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	return owned.ClaimPods(ctx, c.client, all, sel, *metav1.NewControllerRef(j, batchv1.SchemeGroupVersion.WithKind("Job")))
 }
 
 // Run runs the controller until ctx ends.
@@ -94,7 +119,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil || sel.Empty() {
 		return err
 	}
-	pods, err := owned.Pods(c.pods, ns, sel, j.UID)
+	pods, err := c.claim(ctx, j, sel)
 	if err != nil {
 		return err
 	}

@@ -152,15 +152,9 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 	if s.selector.Empty() {
 		return nil // matches nothing to keep (validation refuses it anyway)
 	}
-	pods, err := owned.Pods(c.pods, ns, s.selector, s.meta.GetUID())
+	act, err := c.claim(ctx, ns, s)
 	if err != nil {
 		return err
-	}
-	var act []*corev1.Pod
-	for _, p := range pods {
-		if active(p) {
-			act = append(act, p)
-		}
 	}
 	var manageErr error
 	control := owned.PodControl{Client: c.client, Recorder: c.recorder}
@@ -191,6 +185,23 @@ func (c *keeper) sync(ctx context.Context, key string) error {
 		return fmt.Errorf("update status: %w", err)
 	}
 	return manageErr
+}
+
+// claim returns the set's active pods, adopting the orphans its selector
+// matches and releasing its pods the selector no longer matches, as
+// Kubernetes' ReplicaSet controller does.
+func (c *keeper) claim(ctx context.Context, ns string, s *podSet) ([]*corev1.Pod, error) {
+	all, err := c.pods.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	var act []*corev1.Pod
+	for _, p := range all {
+		if active(p) {
+			act = append(act, p)
+		}
+	}
+	return owned.ClaimPods(ctx, c.client, act, s.selector, s.ref)
 }
 
 // countReplicas counts the active pods for the status, and says when the next

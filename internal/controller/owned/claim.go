@@ -1,0 +1,79 @@
+package owned
+
+import (
+	"context"
+	"encoding/json"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Claim decides, as Kubernetes' ControllerRefManager does, which of the
+// namespace's pods the controller ref (its owner) keeps: its own pods that
+// sel still matches, plus orphans sel matches (adopted); its own pods sel no
+// longer matches are released. Pods of other controllers are left alone.
+// adopting is false while the owner is being deleted (it only releases then).
+func Claim(pods []*corev1.Pod, sel labels.Selector, ref metav1.OwnerReference, adopting bool) (keep, adopt, release []*corev1.Pod) {
+	for _, p := range pods {
+		c := metav1.GetControllerOf(p)
+		matches := sel.Matches(labels.Set(p.Labels))
+		switch {
+		case c != nil && c.UID == ref.UID && c.Name == ref.Name:
+			if matches {
+				keep = append(keep, p)
+			} else {
+				release = append(release, p)
+			}
+		case c == nil && matches && adopting && p.DeletionTimestamp == nil:
+			adopt = append(adopt, p)
+		}
+	}
+	return keep, adopt, release
+}
+
+// SetOwner adopts (ref added) or releases (ref removed) a pod with one merge
+// patch, guarded by its uid and resourceVersion; a pod that changed or went
+// away meanwhile is skipped (its event syncs the owner again).
+func SetOwner(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, ref metav1.OwnerReference, adopt bool) error {
+	var refs []metav1.OwnerReference
+	for _, r := range p.OwnerReferences {
+		if r.UID != ref.UID {
+			refs = append(refs, r)
+		}
+	}
+	if adopt {
+		refs = append(refs, ref)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"ownerReferences": refs, "uid": p.UID, "resourceVersion": p.ResourceVersion}})
+	if err != nil {
+		return err
+	}
+	_, err = client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsInvalid(err) {
+		return nil
+	}
+	return err
+}
+
+// ClaimPods applies Claim to pods: orphans adopted, non-matching own pods
+// released; it returns the pods the owner keeps (the adopted ones included).
+func ClaimPods(ctx context.Context, client kubernetes.Interface, pods []*corev1.Pod, sel labels.Selector, ref metav1.OwnerReference) ([]*corev1.Pod, error) {
+	keep, adopt, release := Claim(pods, sel, ref, true)
+	for _, p := range release {
+		if err := SetOwner(ctx, client, p, ref, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range adopt {
+		if err := SetOwner(ctx, client, p, ref, true); err != nil {
+			return nil, err
+		}
+		keep = append(keep, p)
+	}
+	return keep, nil
+}
