@@ -50,15 +50,30 @@ func NewDeployments(client kubernetes.Interface, factory informers.SharedInforme
 // Run runs the controller until ctx ends.
 func (c *Deployments) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers, c.synced...) }
 
+// replicasAnnotations are the desired-replicas and max-replicas values for d's sets.
+func replicasAnnotations(d *appsv1.Deployment) (desired, most string) {
+	surge, _ := fenceposts(d)
+	want := derefInt32(d.Spec.Replicas)
+	return strconv.Itoa(int(want)), strconv.Itoa(int(want + surge))
+}
+
 func (c *Deployments) scale(ctx context.Context, d *appsv1.Deployment, rs *appsv1.ReplicaSet, n int32) error {
 	from := derefInt32(rs.Spec.Replicas)
-	if from == n {
+	desired, most := replicasAnnotations(d)
+	if from == n && rs.Annotations[AnnotationDesiredReplicas] == desired && rs.Annotations[AnnotationMaxReplicas] == most {
 		return nil
 	}
 	cp := rs.DeepCopy()
 	cp.Spec.Replicas = &n
+	if cp.Annotations == nil {
+		cp.Annotations = map[string]string{}
+	}
+	cp.Annotations[AnnotationDesiredReplicas], cp.Annotations[AnnotationMaxReplicas] = desired, most
 	if _, err := c.client.AppsV1().ReplicaSets(rs.Namespace).Update(ctx, cp, metav1.UpdateOptions{}); err != nil {
 		return err
+	}
+	if from == n {
+		return nil // only the annotations
 	}
 	verb := "up"
 	if n < from {
@@ -109,7 +124,16 @@ func (c *Deployments) sync(ctx context.Context, key string) error {
 				return err
 			}
 		}
-		if err := c.rollout(ctx, d, all, old, newRS, want); err != nil {
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType && len(old) > 0 && specSum(old) > 0 && scalingEvent(d, all) {
+			// scaled during a rollout: every active set grows or shrinks in proportion
+			for _, rs := range all {
+				if n, ok := proportionalSizes(d, all)[rs.Name]; ok {
+					if err := c.scale(ctx, d, rs, n); err != nil {
+						return err
+					}
+				}
+			}
+		} else if err := c.rollout(ctx, d, all, old, newRS, want); err != nil {
 			return err
 		}
 		if err := c.cleanup(ctx, d, old); err != nil {
@@ -173,9 +197,10 @@ func (c *Deployments) createReplicaSet(ctx context.Context, d *appsv1.Deployment
 		surge, _ := fenceposts(d)
 		replicas = max(0, min(want, want+surge-specSum(all)))
 	}
+	desired, most := replicasAnnotations(d)
 	rs := &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: d.Name + "-" + hash, Namespace: d.Namespace, Labels: tmpl.Labels,
-			Annotations:     map[string]string{AnnotationRevision: strconv.FormatInt(rev, 10)},
+			Annotations:     map[string]string{AnnotationRevision: strconv.FormatInt(rev, 10), AnnotationDesiredReplicas: desired, AnnotationMaxReplicas: most},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
 		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas, MinReadySeconds: d.Spec.MinReadySeconds, Selector: sel, Template: *tmpl},
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"sort"
 	"strconv"
 
@@ -18,6 +19,10 @@ import (
 const (
 	LabelPodTemplateHash = appsv1.DefaultDeploymentUniqueLabelKey // "pod-template-hash"
 	AnnotationRevision   = "deployment.kubernetes.io/revision"
+	// the Deployment's replicas and replicas+maxSurge when the set was last
+	// sized: a Deployment scaled since then is scaled proportionally
+	AnnotationDesiredReplicas = "deployment.kubernetes.io/desired-replicas"
+	AnnotationMaxReplicas     = "deployment.kubernetes.io/max-replicas"
 )
 
 // TemplateHash names a pod template the way Kubernetes does: fnv32a of the
@@ -152,4 +157,82 @@ func scaleDownOld(d *appsv1.Deployment, all, old []*appsv1.ReplicaSet, newRS *ap
 func revision(rs *appsv1.ReplicaSet) int64 {
 	n, _ := strconv.ParseInt(rs.Annotations[AnnotationRevision], 10, 64)
 	return n
+}
+
+// scalingEvent reports whether d was scaled since its active sets were sized
+// (their desired-replicas annotation differs from spec.replicas).
+func scalingEvent(d *appsv1.Deployment, all []*appsv1.ReplicaSet) bool {
+	want := derefInt32(d.Spec.Replicas)
+	for _, rs := range all {
+		if derefInt32(rs.Spec.Replicas) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseInt(rs.Annotations[AnnotationDesiredReplicas], 10, 32); err == nil && int32(v) != want {
+			return true
+		}
+	}
+	return false
+}
+
+// proportionalSizes spreads a scaled rolling Deployment's new size (replicas
+// + maxSurge) over its active ReplicaSets in proportion to their sizes, as
+// Kubernetes does: each set's share is rounded, the leftover goes to the
+// largest (newer first when scaling up, older first when scaling down).
+func proportionalSizes(d *appsv1.Deployment, all []*appsv1.ReplicaSet) map[string]int32 {
+	var active []*appsv1.ReplicaSet
+	for _, rs := range all {
+		if derefInt32(rs.Spec.Replicas) > 0 {
+			active = append(active, rs)
+		}
+	}
+	want := derefInt32(d.Spec.Replicas)
+	surge, _ := fenceposts(d)
+	allowed := int32(0)
+	if want > 0 {
+		allowed = want + surge
+	}
+	toAdd := allowed - specSum(active)
+	sort.SliceStable(active, func(i, j int) bool {
+		a, b := derefInt32(active[i].Spec.Replicas), derefInt32(active[j].Spec.Replicas)
+		if a != b {
+			return a > b
+		}
+		if toAdd > 0 {
+			return active[j].CreationTimestamp.Before(&active[i].CreationTimestamp)
+		}
+		return active[i].CreationTimestamp.Before(&active[j].CreationTimestamp)
+	})
+	out := map[string]int32{}
+	added := int32(0)
+	for _, rs := range active {
+		size := derefInt32(rs.Spec.Replicas)
+		out[rs.Name] = size
+		if toAdd == 0 || toAdd == added {
+			continue
+		}
+		var frac int32
+		if want == 0 {
+			frac = -size
+		} else {
+			before, err := strconv.ParseInt(rs.Annotations[AnnotationMaxReplicas], 10, 32)
+			if err != nil || before == 0 {
+				before = int64(d.Status.Replicas)
+			}
+			if before == 0 {
+				continue
+			}
+			frac = int32(math.Round(float64(size)*float64(want+surge)/float64(before))) - size
+		}
+		if toAdd > 0 {
+			frac = min(frac, toAdd-added)
+		} else {
+			frac = max(frac, toAdd-added)
+		}
+		out[rs.Name] += frac
+		added += frac
+	}
+	if len(active) > 0 && toAdd != 0 {
+		out[active[0].Name] = max(out[active[0].Name]+toAdd-added, 0)
+	}
+	return out
 }

@@ -146,3 +146,36 @@ func join(s []string) string {
 }
 
 func ptr(n int32) *int32 { return &n }
+
+// Scaling a Deployment mid-rollout spreads the change over its active sets in
+// proportion (Kubernetes' example: 8 + 5 of 10 replicas, maxSurge 3, scaled to 30).
+func TestProportionalSizes(t *testing.T) {
+	three, two := intstr.FromInt32(3), intstr.FromInt32(2)
+	want := int32(30)
+	d := &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Replicas: &want, Strategy: appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &three, MaxUnavailable: &two}}}}
+	set := func(name string, n int32, age time.Duration) *appsv1.ReplicaSet {
+		return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(time.Now().Add(-age)),
+			Annotations: map[string]string{AnnotationDesiredReplicas: "10", AnnotationMaxReplicas: "13"}}, Spec: appsv1.ReplicaSetSpec{Replicas: &n}}
+	}
+	all := []*appsv1.ReplicaSet{set("first", 8, time.Hour), set("second", 5, time.Minute), set("empty", 0, 2*time.Hour)}
+	if !scalingEvent(d, all) {
+		t.Fatal("a scaled deployment is not a scaling event")
+	}
+	got := proportionalSizes(d, all)
+	if len(got) != 2 || got["first"] != 20 || got["second"] != 13 {
+		t.Fatalf("sizes %v, want first 20, second 13", got)
+	}
+	want = 10 // and back down
+	for _, rs := range all {
+		rs.Annotations[AnnotationMaxReplicas] = "33"
+		if rs.Name == "first" {
+			rs.Spec.Replicas = &[]int32{20}[0]
+		} else if rs.Name == "second" {
+			rs.Spec.Replicas = &[]int32{13}[0]
+		}
+	}
+	if got := proportionalSizes(d, all); got["first"]+got["second"] != 13 || got["first"] != 8 || got["second"] != 5 {
+		t.Fatalf("scaled down: %v, want first 8, second 5", got)
+	}
+}
