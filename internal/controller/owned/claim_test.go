@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -54,5 +55,25 @@ func TestClaimPods(t *testing.T) {
 	// while the owner is being deleted it adopts nothing
 	if _, adopt, _ := Claim([]*corev1.Pod{pod("orphan2", "web")}, labels.SelectorFromSet(labels.Set{"name": "web"}), ref, false); len(adopt) != 0 {
 		t.Errorf("adopted while being deleted: %v", adopt)
+	}
+}
+
+// A Deployment adopts an orphan ReplicaSet its selector matches.
+func TestClaimReplicaSets(t *testing.T) {
+	ctx := context.Background()
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "d-uid"}}
+	ref := *metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	orphan := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "ns", UID: "rs-uid", Labels: map[string]string{"app": "web"}}}
+	client := fake.NewClientset(orphan)
+	_, adopt, _ := Claim([]*appsv1.ReplicaSet{orphan}, labels.SelectorFromSet(labels.Set{"app": "web"}), ref, true)
+	if len(adopt) != 1 {
+		t.Fatalf("adopt %v", adopt)
+	}
+	if err := SetReplicaSetOwner(ctx, client, orphan, ref, true); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := client.AppsV1().ReplicaSets("ns").Get(ctx, "old", metav1.GetOptions{})
+	if c := metav1.GetControllerOf(got); c == nil || c.UID != "d-uid" || c.Kind != "Deployment" {
+		t.Fatalf("owner refs %v", got.OwnerReferences)
 	}
 }

@@ -83,6 +83,29 @@ func (c *Deployments) scale(ctx context.Context, d *appsv1.Deployment, rs *appsv
 	return nil
 }
 
+// claim returns the Deployment's ReplicaSets, adopting orphans its selector
+// matches and releasing its sets it no longer matches, as Kubernetes does.
+func (c *Deployments) claim(ctx context.Context, d *appsv1.Deployment, sets []*appsv1.ReplicaSet) ([]*appsv1.ReplicaSet, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return owned.Controlled(sets, d.UID), err
+	}
+	ref := *metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	keep, adopt, release := owned.Claim(sets, sel, ref, true)
+	for _, rs := range release {
+		if err := owned.SetReplicaSetOwner(ctx, c.client, rs, ref, false); err != nil {
+			return nil, err
+		}
+	}
+	for _, rs := range adopt {
+		if err := owned.SetReplicaSetOwner(ctx, c.client, rs, ref, true); err != nil {
+			return nil, err
+		}
+		keep = append(keep, rs)
+	}
+	return keep, nil
+}
+
 func (c *Deployments) sync(ctx context.Context, key string) error {
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	d, err := c.deploys.Deployments(ns).Get(name)
@@ -96,10 +119,14 @@ func (c *Deployments) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	claimed, err := c.claim(ctx, d, sets)
+	if err != nil {
+		return err
+	}
 	var all, old []*appsv1.ReplicaSet
 	var newRS *appsv1.ReplicaSet
 	var maxRev int64
-	for _, rs := range owned.Controlled(sets, d.UID) {
+	for _, rs := range claimed {
 		all = append(all, rs)
 		maxRev = max(maxRev, revision(rs))
 		if newRS == nil && sameTemplate(&rs.Spec.Template, &d.Spec.Template) {
