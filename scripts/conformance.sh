@@ -69,6 +69,8 @@ apps_skips=(
   'rollback without unnecessary restarts' # DaemonSet: fails at once with "needs a cluster with
                       # at least 2 nodes"; this script runs one node (rollbacks are checked by
                       # the StatefulSet rollback test and internal/controller unit tests)
+  'exceeded quota'    # RC ReplicaFailure condition from a ResourceQuota: svcnet serves no
+                      # ResourceQuota (no quota admission)
 )
 network_focus='\[sig-network\]'
 case $mode in
