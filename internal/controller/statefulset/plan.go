@@ -88,6 +88,19 @@ func plan(s set, pods map[int]*corev1.Pod) []step {
 		}
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(condemned)))
+	// OrderedReady scale-down halts at an unhealthy pod unless it is the first
+	// unhealthy one (lowest ordinal, wanted pods before condemned), as Kubernetes does
+	var firstUnhealthy *corev1.Pod
+	for ord := s.start; ord < end && firstUnhealthy == nil; ord++ {
+		if p := pods[ord]; p != nil && !healthy(p) {
+			firstUnhealthy = p
+		}
+	}
+	for i := len(condemned) - 1; i >= 0 && firstUnhealthy == nil; i-- {
+		if p := pods[condemned[i]]; !healthy(p) {
+			firstUnhealthy = p
+		}
+	}
 	for _, ord := range condemned {
 		p := pods[ord]
 		if terminating(p) {
@@ -95,6 +108,9 @@ func plan(s set, pods map[int]*corev1.Pod) []step {
 				return steps
 			}
 			continue
+		}
+		if monotonic && !healthy(p) && p != firstUnhealthy {
+			return steps
 		}
 		steps = append(steps, step{del: p})
 		if monotonic {
