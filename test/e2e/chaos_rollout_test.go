@@ -164,18 +164,7 @@ func testChaosRollout(t *testing.T, mode string) {
 		wg.Go(func() { l.run(stop) })
 	}
 	start := time.Now()
-	rolled := 0
-	for range 2 {
-		if _, errOut, err := c.kubectl("rollout", "restart", "deployment/roll"); err != nil {
-			t.Errorf("rollout restart: %v %s", err, errOut)
-			break
-		}
-		if out, errOut, err := c.kubectl("rollout", "status", "deployment/roll", "--timeout=40s"); err != nil {
-			t.Errorf("rollout status: %v %s %s", err, out, errOut)
-			break
-		}
-		rolled++
-	}
+	rolled := rollOut(t, c, "deployment/roll", 2, "40s")
 	// The last old pods are terminating still: the load runs until they are gone.
 	waitKubectl(t, c, "only the new pods", 30*time.Second, func(s string) bool { return len(strings.Fields(s)) == 3 },
 		"get", "pods", "-l", "app=roll", "-o", "jsonpath={.items[*].metadata.name}")
@@ -366,4 +355,21 @@ func readyIn(slices []discoveryv1.EndpointSlice, ip string) bool {
 		}
 	}
 	return false
+}
+
+// rollOut restarts the rollout of deploy times times, each waited for with
+// kubectl rollout status (timeout); it returns how many completed, reporting
+// the first failure with t.Errorf.
+func rollOut(t *testing.T, c *cluster, deploy string, times int, timeout string) int {
+	for i := range times {
+		if _, errOut, err := c.kubectl("rollout", "restart", deploy); err != nil {
+			t.Errorf("rollout restart: %v %s", err, errOut)
+			return i
+		}
+		if out, errOut, err := c.kubectl("rollout", "status", deploy, "--timeout="+timeout); err != nil {
+			t.Errorf("rollout status: %v %s %s", err, out, errOut)
+			return i
+		}
+	}
+	return times
 }

@@ -259,17 +259,7 @@ func TestIngressNoLossDuringChanges(t *testing.T) {
 	rolled := 0
 	wg.Go(func() {
 		time.Sleep(2 * time.Second)
-		for range 2 {
-			if _, errOut, err := c.kubectl("rollout", "restart", "deployment/roll"); err != nil {
-				t.Errorf("rollout restart: %v %s", err, errOut)
-				return
-			}
-			if out, errOut, err := c.kubectl("rollout", "status", "deployment/roll", "--timeout=12s"); err != nil {
-				t.Errorf("rollout status: %v %s %s", err, out, errOut)
-				return
-			}
-			rolled++
-		}
+		rolled = rollOut(t, c, "deployment/roll", 2, "12s")
 	})
 	wg.Wait()
 	pods := 0
