@@ -308,9 +308,10 @@ func testChaosKill(t *testing.T, mode string) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for _, at := range l.failedAt {
-			// A request fails only if it was sent before the proxy had the
-			// endpoint out (its sync follows the slice within milliseconds).
-			if at.Before(killed) || at.After(removed.Add(200*time.Millisecond)) {
+			// A request fails only if it was in flight at the SIGKILL (sent
+			// just before it) or sent before the proxy had the endpoint out
+			// (its sync follows the slice within milliseconds).
+			if at.Before(killed.Add(-time.Second)) || at.After(removed.Add(200*time.Millisecond)) {
 				t.Errorf("a request sent %v after the SIGKILL failed; the endpoint was out after %v", at.Sub(killed), removal)
 			}
 		}
