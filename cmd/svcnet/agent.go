@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,15 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 }
 
 // resolve checks the flags that need more than parsing.
+// defaultDNSListen makes a node that runs pods (svcnet up's, a joined one)
+// serve the cluster DNS on the pods' nameserver unless --cluster-dns-listen
+// says otherwise: its pods ask this node's DNS, nothing else answers there.
+func (f *agentFlags) defaultDNSListen(cmd *cobra.Command) {
+	if !cmd.Flags().Changed("cluster-dns-listen") && f.o.PodRuntime && len(f.o.ClusterDNS) > 0 {
+		f.o.DNSListen = net.JoinHostPort(f.o.ClusterDNS[0], "53")
+	}
+}
+
 func (f *agentFlags) resolve() error {
 	switch {
 	case f.o.SyncShare <= 0 || f.o.SyncShare > 1:

@@ -52,6 +52,7 @@ func newJoinCmd() *cobra.Command {
 			if err := f.resolve(); err != nil {
 				return err
 			}
+			f.defaultDNSListen(cmd)
 			if c.Server, err = failoverURL(cmd.Context(), servers); err != nil {
 				return err
 			}

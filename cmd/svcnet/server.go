@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,9 +119,7 @@ func newUpCmd() *cobra.Command {
 			if !cmd.Flags().Changed("root-dir") {
 				af.o.RootDir = filepath.Join(cp.Opts.DataDir, "agent")
 			}
-			if !cmd.Flags().Changed("cluster-dns-listen") && af.o.PodRuntime && len(af.o.ClusterDNS) > 0 {
-				af.o.DNSListen = net.JoinHostPort(af.o.ClusterDNS[0], "53") // pods' nameserver answers
-			}
+			af.defaultDNSListen(cmd)
 			ready, done := make(chan struct{}), make(chan error, 1)
 			go func() { done <- af.run(cmd, cfg, ready) }()
 			select {
