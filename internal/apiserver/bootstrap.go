@@ -90,7 +90,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return nil
 	}
 	addr, port := s.cfg.AdvertiseAddress, int32(s.cfg.Port)
-	_, _, err := s.update(ctx, s.res("", "endpoints"), "default", "kubernetes", func(old runtime.Object) (runtime.Object, error) {
+	_, _, err := s.modify(ctx, s.res("", "endpoints"), "default", "kubernetes", func(old runtime.Object) (runtime.Object, error) {
 		ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: "default",
 			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}}}
 		if old != nil {
@@ -133,7 +133,7 @@ func (s *Server) ensureKubernetesSlice(ctx context.Context, addr string, port in
 		return es
 	}
 	res := s.res("discovery.k8s.io", "endpointslices")
-	_, _, err := s.update(ctx, res, "default", "kubernetes", func(old runtime.Object) (runtime.Object, error) {
+	_, _, err := s.modify(ctx, res, "default", "kubernetes", func(old runtime.Object) (runtime.Object, error) {
 		return add(old.(*discoveryv1.EndpointSlice)), nil
 	}, writeOptions{})
 	if !apierrors.IsNotFound(err) {
@@ -181,7 +181,7 @@ func (s *Server) finalizeNamespaces(ctx context.Context) {
 			s.log.Debug("namespace still has content", "namespace", ns.Name, "objects", remaining)
 			continue
 		}
-		_, _, err = s.update(ctx, nsRes, "", ns.Name, func(old runtime.Object) (runtime.Object, error) {
+		_, _, err = s.modify(ctx, nsRes, "", ns.Name, func(old runtime.Object) (runtime.Object, error) {
 			n := old.(*corev1.Namespace)
 			var keep []corev1.FinalizerName
 			for _, f := range n.Spec.Finalizers {

@@ -171,7 +171,7 @@ func (c *crdController) sync(ctx context.Context) {
 	// finds the resource.
 	c.s.reg.SetCustom(served)
 	for _, d := range statusWrites {
-		_, _, err := c.s.update(ctx, c.s.res(apiextensionsv1.GroupName, "customresourcedefinitions"), "", d.Name,
+		_, _, err := c.s.modify(ctx, c.s.res(apiextensionsv1.GroupName, "customresourcedefinitions"), "", d.Name,
 			func(old runtime.Object) (runtime.Object, error) {
 				if old == nil {
 					return nil, apierrors.NewNotFound(apiextensionsv1.Resource("customresourcedefinitions"), d.Name)
@@ -215,7 +215,7 @@ func (c *crdController) cleanup(ctx context.Context, d *apiextensionsv1.CustomRe
 			return // objects with finalizers: retried on the next resync
 		}
 	}
-	_, _, err := c.s.update(ctx, c.s.res(apiextensionsv1.GroupName, "customresourcedefinitions"), "", d.Name,
+	_, _, err := c.s.modify(ctx, c.s.res(apiextensionsv1.GroupName, "customresourcedefinitions"), "", d.Name,
 		func(old runtime.Object) (runtime.Object, error) {
 			if old == nil {
 				return nil, apierrors.NewNotFound(apiextensionsv1.Resource("customresourcedefinitions"), d.Name)

@@ -359,6 +359,20 @@ func (s *Server) prepareUpdate(res *registry.Resource, obj, old runtime.Object, 
 // transform computes the new object from the stored one (nil when absent).
 type transform func(old runtime.Object) (runtime.Object, error)
 
+// modify is update for the server's own read-modify-writes: fn gets the
+// stored object and what it returns is written unconditionally, so a
+// concurrent writer (another API server at start-up) leads to a retry on the
+// fresh object, not to a conflict error.
+func (s *Server) modify(ctx context.Context, res *registry.Resource, ns, name string, fn transform, wo writeOptions) (runtime.Object, bool, error) {
+	return s.update(ctx, res, ns, name, func(old runtime.Object) (runtime.Object, error) {
+		obj, err := fn(old)
+		if err == nil && obj != nil {
+			accessor(obj).SetResourceVersion("")
+		}
+		return obj, err
+	}, wo)
+}
+
 // update applies fn to the stored object and writes the result, retrying on
 // conflicts unless the caller pinned a resourceVersion. created is true when a
 // CreateOnUpdate resource did not exist.

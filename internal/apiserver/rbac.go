@@ -310,7 +310,7 @@ func setSubjects(have *[]rbacv1.Subject, want []rbacv1.Subject) bool {
 // missing, and else lets fix bring the stored one in line when it is still
 // annotated autoupdate=true (fix returns false when nothing is to change).
 func (s *Server) ensureDefault(ctx context.Context, res *registry.Resource, ns, name string, want runtime.Object, fix func(runtime.Object) bool) error {
-	_, _, err := s.update(ctx, res, ns, name, func(old runtime.Object) (runtime.Object, error) {
+	_, _, err := s.modify(ctx, res, ns, name, func(old runtime.Object) (runtime.Object, error) {
 		if accessor(old).GetAnnotations()[rbac.AutoUpdateAnnotation] != "true" || !fix(old) {
 			return nil, errUnchanged
 		}
@@ -339,7 +339,7 @@ func (s *Server) aggregate(ctx context.Context) bool {
 	}
 	retry := false
 	for name, rules := range want {
-		_, _, err := s.update(ctx, res, "", name, func(old runtime.Object) (runtime.Object, error) {
+		_, _, err := s.modify(ctx, res, "", name, func(old runtime.Object) (runtime.Object, error) {
 			cr := old.(*rbacv1.ClusterRole)
 			if cr.AggregationRule == nil || equality.Semantic.DeepEqual(cr.Rules, rules) {
 				return nil, errUnchanged

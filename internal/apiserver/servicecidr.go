@@ -271,14 +271,13 @@ func (s *Server) syncServiceCIDRs(ctx context.Context) (time.Duration, error) {
 			errs = append(errs, s.setServiceCIDRCondition(ctx, sc.Name, *plan.condition))
 		}
 		if plan.addFinalizer || plan.removeFinalizer {
-			_, _, err := s.update(ctx, res, "", sc.Name, func(obj runtime.Object) (runtime.Object, error) {
+			_, _, err := s.modify(ctx, res, "", sc.Name, func(obj runtime.Object) (runtime.Object, error) {
 				m := accessor(obj)
 				fins := slices.DeleteFunc(m.GetFinalizers(), func(f string) bool { return f == registry.ServiceCIDRFinalizer })
 				if plan.addFinalizer {
 					fins = append(fins, registry.ServiceCIDRFinalizer)
 				}
 				m.SetFinalizers(fins)
-				m.SetResourceVersion("")
 				return obj, nil
 			}, writeOptions{})
 			if !apierrors.IsNotFound(err) {
@@ -318,12 +317,11 @@ func (s *Server) allocatedIPs(ctx context.Context) ([]netip.Addr, error) {
 
 // setServiceCIDRCondition writes one status condition through the status subresource.
 func (s *Server) setServiceCIDRCondition(ctx context.Context, name string, c metav1.Condition) error {
-	_, _, err := s.update(ctx, s.res(networkingv1.GroupName, "servicecidrs"), "", name, func(obj runtime.Object) (runtime.Object, error) {
+	_, _, err := s.modify(ctx, s.res(networkingv1.GroupName, "servicecidrs"), "", name, func(obj runtime.Object) (runtime.Object, error) {
 		sc := obj.(*networkingv1.ServiceCIDR)
 		c.ObservedGeneration = sc.Generation
 		c.LastTransitionTime = metav1.NewTime(s.now().Truncate(time.Second))
 		meta.SetStatusCondition(&sc.Status.Conditions, c)
-		sc.ResourceVersion = ""
 		return sc, nil
 	}, writeOptions{sub: "status"})
 	if apierrors.IsNotFound(err) {
