@@ -67,6 +67,7 @@ func (f *agentFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.o.ProxyScheduler, "proxy-scheduler", "random", "how the proxy picks a new connection's endpoint: random or round-robin (nftables: numgen inc, one counter per endpoint count)")
 	fs.StringVar(&f.o.HealthzAddress, "healthz-bind-address", "0.0.0.0:10256", "the proxy's /healthz (kube-proxy's port; empty: off)")
 	fs.StringVar(&f.o.MetricsAddress, "metrics-bind-address", "127.0.0.1:10249", "the proxy's /metrics with kube-proxy's metric names (empty: off)")
+	fs.BoolVar(&f.o.Profiling, "profiling", false, "serve Go's profiles under /debug/pprof/ on --metrics-bind-address (kube-proxy's --profiling)")
 	fs.DurationVar(&f.o.MinSyncPeriod, "min-sync-period", 0, "a floor between two proxy rule syncs (kube-proxy's); 0: changes are written at once, paced only by --sync-cpu-share")
 	fs.Float64Var(&f.o.SyncShare, "sync-cpu-share", proxy.DefaultSyncShare, "the share of one core the proxy may spend writing rules under continuous churn (0 < share <= 1): after a sync that cost c it waits c*(1/share-1) once a small burst allowance is used")
 	fs.DurationVar(&f.o.SyncPeriod, "sync-period", proxy.DefaultSyncPeriod, "how often the proxy checks that the kernel still holds its rules and repairs them (kube-proxy's syncPeriod)")

@@ -65,6 +65,9 @@ func (k *kubeProxyFlags) apply(cmd *cobra.Command, f *agentFlags, kubeconfig *st
 		set("proxy-mode", s.Mode, &f.proxyMode)
 		set("metrics-bind-address", s.MetricsBindAddress, &f.o.MetricsAddress)
 		set("healthz-bind-address", s.HealthzBindAddress, &f.o.HealthzAddress)
+		if s.EnableProfiling && !fs.Changed("profiling") {
+			f.o.Profiling = true
+		}
 		if s.MinSyncPeriod > 0 && !fs.Changed("min-sync-period") {
 			f.o.MinSyncPeriod = s.MinSyncPeriod
 		}

@@ -89,6 +89,8 @@ type Options struct {
 	NodePortAddresses []string
 	// HealthzAddress and MetricsAddress serve the proxy's /healthz and /metrics (empty: off).
 	HealthzAddress, MetricsAddress string
+	// Profiling serves Go's /debug/pprof/ beside /metrics (kube-proxy's --profiling).
+	Profiling bool
 	// Ingress runs the ingress edge on IngressHTTPPort and IngressHTTPSPort of
 	// NodeIP (internal/ingress); IngressSources are further route inputs.
 	Ingress                           bool

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -279,10 +280,22 @@ func (a *Agent) serveProxyHTTP(ctx context.Context, cur *atomic.Pointer[proxyRun
 		promhttp.HandlerFor(prometheus.Gatherers{cur.Load().reg, a.ingressReg}, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	}))
 	mux.Handle("/healthz", health)
+	if a.o.Profiling {
+		handleProfiles(mux)
+	}
 	if err := serve(a.o.MetricsAddress, mux); err != nil {
 		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
 	return nil
+}
+
+// handleProfiles serves Go's profiles under /debug/pprof/ (--profiling).
+func handleProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // CleanupIPTables removes the chains the iptables mode wrote (kube-proxy's

@@ -25,6 +25,7 @@ type Settings struct {
 	NodePortAddresses  []string
 	MetricsBindAddress string
 	HealthzBindAddress string
+	EnableProfiling    bool          // pprof on the metrics address
 	MinSyncPeriod      time.Duration // <mode>.minSyncPeriod
 	SyncPeriod         time.Duration // <mode>.syncPeriod
 	// Ignored names the fields the file sets that svcnet does not honour.
@@ -37,6 +38,7 @@ var honoured = map[string]bool{
 	"apiVersion": true, "kind": true,
 	"clientConnection.kubeconfig": true, "hostnameOverride": true, "clusterCIDR": true, "mode": true,
 	"nodePortAddresses": true, "metricsBindAddress": true, "healthzBindAddress": true,
+	"enableProfiling": true,
 }
 
 // ReadFile reads a KubeProxyConfiguration file (kube-proxy --config).
@@ -68,7 +70,7 @@ func Parse(data []byte) (*Settings, error) {
 	}
 	s := &Settings{Kubeconfig: c.ClientConnection.Kubeconfig, HostnameOverride: c.HostnameOverride, ClusterCIDR: c.ClusterCIDR,
 		Mode: string(c.Mode), NodePortAddresses: c.NodePortAddresses, MetricsBindAddress: c.MetricsBindAddress,
-		HealthzBindAddress: c.HealthzBindAddress}
+		HealthzBindAddress: c.HealthzBindAddress, EnableProfiling: c.EnableProfiling}
 	block := "nftables"
 	switch c.Mode {
 	case "", "iptables": // kube-proxy's default mode on Linux

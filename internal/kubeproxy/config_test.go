@@ -1,6 +1,7 @@
 package kubeproxy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,13 @@ winkernel:
   sourceVip: ""
 `
 
+func TestParseEnableProfiling(t *testing.T) {
+	s, err := Parse([]byte(strings.Replace(kubeadmConfig, "enableProfiling: false", "enableProfiling: true", 1)))
+	if err != nil || !s.EnableProfiling || slices.Contains(s.Ignored, "enableProfiling") {
+		t.Errorf("enableProfiling: true: %+v, %v; want it taken", s, err)
+	}
+}
+
 func TestParse(t *testing.T) {
 	s, err := Parse([]byte(kubeadmConfig))
 	if err != nil {
@@ -87,6 +95,9 @@ func TestParse(t *testing.T) {
 		s.MetricsBindAddress != "0.0.0.0:10249" || s.HealthzBindAddress != "" || s.MinSyncPeriod != 2*time.Second ||
 		s.SyncPeriod != 30*time.Second || len(s.NodePortAddresses) != 1 || s.NodePortAddresses[0] != "192.168.1.0/24" {
 		t.Errorf("settings %+v", s)
+	}
+	if s.EnableProfiling {
+		t.Error("enableProfiling: false read as true")
 	}
 	// Only what is set to something else than the default is named.
 	want := "bindAddress, logging.options.json.infoBufferSize, logging.options.text.infoBufferSize, nftables.masqueradeAll"
