@@ -122,7 +122,7 @@ func (p *Proxier) Healthy(limit time.Duration) (bool, time.Time) {
 // Run watches Services and EndpointSlices and keeps the backend's rules in
 // step until ctx ends.
 func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready chan<- struct{}) {
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slim))
 	svc := factory.Core().V1().Services().Informer()
 	eps := factory.Discovery().V1().EndpointSlices().Informer()
 	handler := cache.ResourceEventHandlerFuncs{
