@@ -8,8 +8,11 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/svcnet/svcnet/internal/kubeproxy"
 	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/conntrack"
 )
 
 // Runner runs the iptables tools: the real one execs them (the Debian
@@ -56,8 +59,9 @@ type Backend struct {
 	Log        func(msg string, err error)
 	cur        *Written
 	localnetOn bool
-	nft        bool   // the tools are the nf_tables flavour (Verify)
-	gen        uint32 // the nftables generation after our last restore (Verify)
+	clear      func([]netlink.CustomConntrackFilter) error // nil: conntrack left alone (tests' runners)
+	nft        bool                                        // the tools are the nf_tables flavour (Verify)
+	gen        uint32                                      // the nftables generation after our last restore (Verify)
 }
 
 var _ proxy.Backend = (*Backend)(nil)
@@ -68,7 +72,7 @@ func New(c Config, r Runner) (*Backend, error) {
 		if _, err := exec.LookPath("iptables-restore"); err != nil {
 			return nil, fmt.Errorf("iptables-restore not found (apt-get install iptables): %w", err)
 		}
-		return &Backend{c: c, run: Exec{}, nft: nfTablesTools()}, nil
+		return &Backend{c: c, run: Exec{}, nft: nfTablesTools(), clear: conntrack.Clear}, nil
 	}
 	return &Backend{c: c, run: r}, nil
 }
@@ -96,6 +100,7 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 			return err
 		}
 	}
+	b.clearStaleUDP(b.cur, p.Next, changed, full)
 	b.cur = p.Next
 	if p.Restore != "" || b.gen == 0 {
 		b.written()
@@ -105,6 +110,37 @@ func (b *Backend) Sync(st *proxy.State, changed []proxy.Key, full bool) error {
 	}
 	b.localnet()
 	return nil
+}
+
+// clearStaleUDP clears the UDP flows the sync from old to cur left wrong (of
+// the changed keys; of all on a full sync).
+func (b *Backend) clearStaleUDP(old, cur *Written, changed []proxy.Key, full bool) {
+	if b.clear == nil {
+		return
+	}
+	udp := func(w *Written, k proxy.Key) *conntrack.UDP {
+		if w == nil || w.Frags[k] == nil {
+			return nil
+		}
+		return w.Frags[k].UDP
+	}
+	keys := changed
+	if full {
+		keys = nil
+		for _, w := range []*Written{old, cur} {
+			if w != nil {
+				keys = append(keys, sortedKeys(w.Frags)...)
+			}
+		}
+		keys = uniqueKeys(keys)
+	}
+	var filters []netlink.CustomConntrackFilter
+	for _, k := range keys {
+		filters = append(filters, conntrack.Filters(udp(old, k), udp(cur, k))...)
+	}
+	if err := b.clear(filters); err != nil {
+		b.log("clearing stale UDP conntrack entries failed", err)
+	}
 }
 
 // Rules prints what was last written, as iptables-save would.

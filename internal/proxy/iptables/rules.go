@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/conntrack"
 )
 
 // Chains every sync owns, as kube-proxy names them.
@@ -103,6 +104,7 @@ type Fragment struct {
 	Filter map[string][]Rule // rules in the filter table's shared chains
 	NAT    map[string][]Rule // rules in KUBE-SERVICES and KUBE-NODEPORTS, and its own chains
 	Own    []string          // its own NAT chains, in the order written
+	UDP    *conntrack.UDP    // what the UDP conntrack cleanup needs (nil: not UDP)
 }
 
 func (f *Fragment) add(nat bool, chain string, r Rule) {
@@ -130,7 +132,7 @@ func host(a netip.Addr) string { return a.String() + "/32" }
 // Compute returns the fragment of one service port with its endpoints, as
 // kube-proxy's iptables mode lays them out.
 func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
-	f := &Fragment{Key: sp.Key, Filter: map[string][]Rule{}, NAT: map[string][]Rule{}}
+	f := &Fragment{Key: sp.Key, Filter: map[string][]Rule{}, NAT: map[string][]Rule{}, UDP: conntrack.Of(sp, eps)}
 	if sp.Port == 0 || !sp.ClusterIP.IsValid() {
 		return f // another proxy's Service: nothing here
 	}

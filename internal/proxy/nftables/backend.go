@@ -2,7 +2,6 @@ package nftables
 
 import (
 	"fmt"
-	"net/netip"
 	"reflect"
 	"sort"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/conntrack"
 )
 
 // Backend programs the table over netlink. It keeps what it last wrote in
@@ -236,15 +236,10 @@ func (b *Backend) partialSync(st *proxy.State, changed []proxy.Key) error {
 	}
 	b.written()
 	var filters []netlink.CustomConntrackFilter
-	var fresh []netip.Addr
 	for _, c := range changes {
-		g, f := staleUDP(c.old, c.cur)
-		if len(g) > 0 {
-			filters = append(filters, udpFilters(c.old, g)...)
-		}
-		fresh = append(fresh, f...)
+		filters = append(filters, conntrack.Filters(udpOf(c.old), udpOf(c.cur))...)
 	}
-	if err := clearConntrack(filters, fresh); err != nil {
+	if err := conntrack.Clear(filters); err != nil {
 		b.log("clearing stale UDP conntrack entries failed", err)
 	}
 	for _, c := range changes {

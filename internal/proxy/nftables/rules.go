@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/svcnet/svcnet/internal/proxy"
+	"github.com/svcnet/svcnet/internal/proxy/conntrack"
 )
 
 // Table is the nftables table svcnet owns.
@@ -113,7 +114,7 @@ type Fragment struct {
 	Hairpin    []netip.Addr // local endpoints: a pod reaching itself is masqueraded
 	Chains     []Chain
 	Affinity   []AffinitySet
-	Backends   []netip.AddrPort // every endpoint traffic may be DNATed to
+	UDP        *conntrack.UDP // what the UDP conntrack cleanup needs (nil: not UDP)
 }
 
 // chainName builds a readable, unique chain name: kind-ns/name/proto/port.
@@ -155,9 +156,9 @@ func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
 	if sp.ExternalLocal {
 		externalEps = proxy.Usable(eps, true)
 	}
+	f.UDP = conntrack.Of(sp, eps)
 	seen := map[netip.Addr]bool{}
 	for _, e := range allEps {
-		f.Backends = append(f.Backends, e.Addr)
 		if ip := e.Addr.Addr(); e.Local && !seen[ip] {
 			seen[ip] = true
 			f.Hairpin = append(f.Hairpin, ip)
