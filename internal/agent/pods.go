@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/svcnet/svcnet/internal/cri"
+	"github.com/svcnet/svcnet/internal/informer"
 	"github.com/svcnet/svcnet/internal/pod"
 	"github.com/svcnet/svcnet/internal/podlogs"
 	"github.com/svcnet/svcnet/internal/podnet"
@@ -32,7 +33,7 @@ import (
 
 // podInformer watches the pods bound to this node.
 func (a *Agent) podInformer() (informers.SharedInformerFactory, cache.SharedIndexInformer) {
-	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTransform(informer.Strip), informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.o.NodeName).String()
 	}))
 	return factory, factory.Core().V1().Pods().Informer()
@@ -155,7 +156,7 @@ func (a *Agent) startPods(ctx context.Context, log *slog.Logger) (podRuntime, fu
 	a.expectDrainPaths()
 	otherNodes := a.watchOtherNodes(ctx)
 	factory, inf := a.podInformer()
-	svcFactory := informers.NewSharedInformerFactory(a.client, 0)
+	svcFactory := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTransform(informer.Strip))
 	services := svcFactory.Core().V1().Services().Lister()
 	svcInf := svcFactory.Core().V1().Services().Informer()
 	status := newStatusWriter(a, inf.GetStore())

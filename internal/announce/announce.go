@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/svcnet/svcnet/internal/controller/lbipam"
+	"github.com/svcnet/svcnet/internal/informer"
 )
 
 // LeaseLabel marks the announcement Leases.
@@ -81,7 +82,7 @@ func New(cfg Config) *Announcer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	all := informers.NewSharedInformerFactory(cfg.Client, 0)
+	all := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(informer.Strip))
 	leases := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LeaseLabel }))
 	a := &Announcer{cfg: cfg, services: all.Core().V1().Services().Lister(), slices: all.Discovery().V1().EndpointSlices().Lister(),

@@ -19,6 +19,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/svcnet/svcnet/internal/informer"
 )
 
 // retryAfter is how soon a sync that could not write a status runs again.
@@ -65,7 +67,7 @@ func NewController(client kubernetes.Interface, server *Server, o ControllerOpti
 		o.Log = slog.Default()
 	}
 	return &Controller{client: client, server: server, o: o, poked: make(chan struct{}, 1), events: map[Event]bool{},
-		factory: informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(dropSecretData))}
+		factory: informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(informer.Chain(dropSecretData, informer.Strip)))}
 }
 
 // dropSecretData keeps only kubernetes.io/tls Secrets' data in the cache.

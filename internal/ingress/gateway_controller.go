@@ -20,6 +20,8 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+
+	"github.com/svcnet/svcnet/internal/informer"
 )
 
 // gatewayAPIPoll is how often the source looks for the Gateway API CRDs until
@@ -72,7 +74,7 @@ func newGatewaySource(gw gwclient.Interface, kube kubernetes.Interface, log *slo
 func (g *GatewaySource) Start(ctx context.Context, poke func()) error {
 	g.poke = poke
 	g.gwf = gwinformers.NewSharedInformerFactory(g.gw, 0)
-	g.kf = informers.NewSharedInformerFactory(g.kube, 0)
+	g.kf = informers.NewSharedInformerFactoryWithOptions(g.kube, 0, informers.WithTransform(informer.Strip))
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { poke() },
 		UpdateFunc: func(any, any) { poke() },

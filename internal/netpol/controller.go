@@ -13,6 +13,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	netlisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/svcnet/svcnet/internal/informer"
 )
 
 // Retry back-off after a failed sync (the next one rewrites the whole table).
@@ -56,7 +58,7 @@ func (c *Controller) signal() {
 
 // Run watches and syncs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	f := informers.NewSharedInformerFactory(c.client, 0)
+	f := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithTransform(informer.Strip))
 	pods, nss, pols := f.Core().V1().Pods(), f.Core().V1().Namespaces(), f.Networking().V1().NetworkPolicies()
 	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { c.signal() }, UpdateFunc: func(_, _ any) { c.signal() }, DeleteFunc: func(any) { c.signal() }}
 	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), nss.Informer(), pols.Informer()} {
