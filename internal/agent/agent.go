@@ -286,7 +286,23 @@ func (a *Agent) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", a.o.NodeName, err)
 	}
+	if a.o.PodRuntime && a.port == 0 && nodeReady(n) {
+		// A restarted agent: the pods of the one before still run (containerd's),
+		// so the Node stays Ready while the pod runtime starts again (the Lease
+		// says the node lives); the status posted once it runs replaces this one.
+		return nil
+	}
 	return a.postStatus(ctx, n)
+}
+
+// nodeReady reports whether n's Ready condition is True.
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func (a *Agent) postStatus(ctx context.Context, n *corev1.Node) error {
