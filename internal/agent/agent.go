@@ -312,6 +312,22 @@ func (a *Agent) postStatus(ctx context.Context, n *corev1.Node) error {
 	return err
 }
 
+// keepLease renews the node's Lease every quarter of its duration until ctx ends.
+func (a *Agent) keepLease(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(a.o.LeaseDuration / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.renewLease(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("lease renewal failed", "err", err)
+		}
+	}
+}
+
 // renewLease creates or renews the node's Lease.
 func (a *Agent) renewLease(ctx context.Context) error {
 	leases := a.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
@@ -361,8 +377,13 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	}
 	if a.kubeletNode {
 		log.Info("the Node is the kubelet's: using it, not registering one", "ip", a.o.NodeIP)
-	} else if err := a.renewLease(ctx); err != nil {
-		log.Warn("lease renewal failed", "err", err)
+	} else {
+		if err := a.renewLease(ctx); err != nil {
+			log.Warn("lease renewal failed", "err", err)
+		}
+		// From now on, also while the pod runtime starts (an image import can
+		// take longer than the node monitor's grace period).
+		go a.keepLease(ctx, log)
 	}
 	if a.o.PodRuntime {
 		rt, stop, err := a.startPods(ctx, log)
@@ -421,21 +442,12 @@ func (a *Agent) Run(ctx context.Context, ready chan<- struct{}) error {
 	if ready != nil {
 		close(ready)
 	}
-	renew := time.NewTicker(a.o.LeaseDuration / 4)
-	defer renew.Stop()
 	status := time.NewTicker(10 * time.Second)
 	defer status.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-renew.C:
-			if a.kubeletNode {
-				continue
-			}
-			if err := a.renewLease(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("lease renewal failed", "err", err)
-			}
 		case <-status.C:
 			if a.kubeletNode {
 				continue

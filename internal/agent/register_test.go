@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,4 +60,34 @@ func TestRegisterKeepsARestartedNodeReady(t *testing.T) {
 			t.Errorf("%s: Ready %+v, want %s (transition kept: %v)", tc.name, ready, tc.want, tc.since)
 		}
 	}
+}
+
+// TestKeepLease: the Lease is renewed every quarter of its duration on its
+// own, whatever else the agent is doing (a pod runtime start included).
+func TestKeepLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client := fake.NewClientset()
+		a := &Agent{o: Options{NodeName: "n", LeaseDuration: 40 * time.Second, Now: time.Now}, client: client}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := a.renewLease(ctx); err != nil {
+			t.Fatal(err)
+		}
+		go a.keepLease(ctx, slog.New(slog.DiscardHandler))
+		renewed := func() time.Time {
+			l, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "n", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l.Spec.RenewTime.Time
+		}
+		first := renewed()
+		time.Sleep(10*time.Second + time.Millisecond)
+		synctest.Wait()
+		if got := renewed().Sub(first); got != 10*time.Second {
+			t.Errorf("renewed %v after the first renewal, want 10s (a quarter of 40s)", got)
+		}
+		cancel()
+		synctest.Wait()
+	})
 }
