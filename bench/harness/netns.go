@@ -61,6 +61,23 @@ func InNetns(name string) (*Inside, error) {
 
 var vmRSS = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
 
+var rssParts = regexp.MustCompile(`(RssAnon|RssFile):\s+(\d+) kB`)
+
+// RSSParts is pid's resident memory of its own (heap, stacks: RssAnon) and
+// of mapped files (its binary's pages: RssFile), in KiB.
+func RSSParts(pid int) (anon, file int64) {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, m := range rssParts.FindAllSubmatch(data, -1) {
+		kb, _ := strconv.ParseInt(string(m[2]), 10, 64)
+		if string(m[1]) == "RssAnon" {
+			anon = kb
+		} else {
+			file = kb
+		}
+	}
+	return anon, file
+}
+
 // RSSKiB is a process's resident set size in KiB (0 when unknown).
 func RSSKiB(pid int) int64 {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -50,6 +50,7 @@ func main() {
 	changes := flag.Int("changes", 100, "Services created one by one and timed")
 	flag.StringVar(&backend, "backend", "nftables", "proxy mode measured: nftables or iptables")
 	oldMinSync := flag.Duration("old-min-sync", 100*time.Millisecond, "also time the changes with the agent at this fixed --min-sync-period (the old loop; 0: skip)")
+	flag.StringVar(&heapProfile, "heap-profile", "", "write the agent's heap profile after its first sync to this file (go tool pprof)")
 	kubeProxy := flag.String("kube-proxy", "", "a kube-proxy binary: its RSS after its first sync (nftables mode) on the same Services")
 	flag.Parse()
 	if backend != "nftables" && backend != "iptables" {
@@ -66,8 +67,9 @@ func main() {
 	}
 }
 
-// backend is the agent's --proxy-mode, set once by a flag.
-var backend string
+// backend is the agent's --proxy-mode, heapProfile where its heap profile
+// goes (empty: none); both set once by flags.
+var backend, heapProfile string
 
 // agent is a running `svcnet agent`, with the took= of its first full sync.
 type agent struct {
@@ -81,7 +83,7 @@ var tookRE = regexp.MustCompile(`msg="proxy rules synced".* took=([0-9.]+[µmn]?
 
 func startAgent(bin, kubeconfig string, extra ...string) (*agent, error) {
 	args := append([]string{"agent", "--kubeconfig", kubeconfig, "--node-name", "bench", "--node-ip", "127.0.0.1",
-		"--pod-runtime=off", "--proxy-mode=" + backend, "--dns-resolv-conf", "", "--log-level", "debug"}, extra...)
+		"--pod-runtime=off", "--proxy-mode=" + backend, "--dns-resolv-conf", "", "--log-level", "debug", "--profiling"}, extra...)
 	a := &agent{cmd: exec.Command(bin, args...), sync: make(chan time.Duration, 1), done: make(chan struct{})}
 	stderr, _ := a.cmd.StderrPipe()
 	if err := a.cmd.Start(); err != nil {
@@ -156,6 +158,12 @@ func inside(bin string, n, changes int, oldMinSync time.Duration, kubeProxy stri
 	}
 	time.Sleep(time.Second)
 	rss := harness.RSSKiB(a.cmd.Process.Pid)
+	anon, file := harness.RSSParts(a.cmd.Process.Pid)
+	if heapProfile != "" {
+		if err := saveHeapProfile(heapProfile); err != nil {
+			return err
+		}
+	}
 
 	mon, err := watchKernel()
 	if err != nil {
@@ -215,14 +223,14 @@ func inside(bin string, n, changes int, oldMinSync time.Duration, kubeProxy stri
 	}
 	fmt.Printf("  first full sync: cold %v, after a clean restart %v, after kill -9 (old table present) %v\n",
 		cold.Round(time.Millisecond), warm.Round(time.Millisecond), stale.Round(time.Millisecond))
-	fmt.Printf("  agent RSS after the first sync: %d MiB\n", rss>>10)
+	fmt.Printf("  agent RSS after the first sync: %d MiB (anonymous %d MiB, its binary's pages %d MiB)\n", rss>>10, anon>>10, file>>10)
 	if kubeProxy != "" {
-		kpRSS, kpSync, err := kubeProxyRSS(kubeProxy, c.Kubeconfig)
+		kpRSS, kpAnon, kpSync, err := kubeProxyRSS(kubeProxy, c.Kubeconfig)
 		if err != nil {
 			return fmt.Errorf("kube-proxy: %w", err)
 		}
-		fmt.Printf("  kube-proxy (nftables) RSS after its first sync (%v): %d MiB; agent/kube-proxy %.2fx\n",
-			kpSync.Round(time.Millisecond), kpRSS>>10, float64(rss)/float64(kpRSS))
+		fmt.Printf("  kube-proxy (nftables) RSS after its first sync (%v): %d MiB (anonymous %d MiB); agent/kube-proxy %.2fx, anonymous %.2fx\n",
+			kpSync.Round(time.Millisecond), kpRSS>>10, kpAnon>>10, float64(rss)/float64(kpRSS), float64(anon)/float64(kpAnon))
 	}
 	return nil
 }
@@ -367,14 +375,14 @@ var lastSyncRE = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_last_timest
 // kubeProxyRSS runs kube-proxy (nftables mode) on the same API server until
 // its /metrics reports a completed sync (at most 15 minutes), and returns its
 // RSS then and how long that first sync took from its start.
-func kubeProxyRSS(bin, kubeconfig string) (int64, time.Duration, error) {
+func kubeProxyRSS(bin, kubeconfig string) (rss, anon int64, took time.Duration, err error) {
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--hostname-override", "bench", "--proxy-mode", "nftables",
 		"--cluster-cidr", "10.244.0.0/16", "--metrics-bind-address", "127.0.0.1:10249", "--healthz-bind-address", "127.0.0.1:10256",
 		// conntrack sysctls are not per namespace: leave the host's alone
 		"--conntrack-max-per-core", "0", "--conntrack-tcp-timeout-established", "0", "--conntrack-tcp-timeout-close-wait", "0")
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -392,7 +400,7 @@ func kubeProxyRSS(bin, kubeconfig string) (int64, time.Duration, error) {
 	for deadline := time.Now().Add(15 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		select {
 		case <-done:
-			return 0, 0, fmt.Errorf("exited before its first sync")
+			return 0, 0, 0, fmt.Errorf("exited before its first sync")
 		default:
 		}
 		resp, err := client.Get("http://127.0.0.1:10249/metrics")
@@ -405,9 +413,30 @@ func kubeProxyRSS(bin, kubeconfig string) (int64, time.Duration, error) {
 			if v, _ := strconv.ParseFloat(string(m[1]), 64); v > 0 {
 				took := time.Unix(0, int64(v*1e9)).Sub(start)
 				time.Sleep(2 * time.Second)
-				return harness.RSSKiB(cmd.Process.Pid), took, nil
+				anon, _ := harness.RSSParts(cmd.Process.Pid)
+				return harness.RSSKiB(cmd.Process.Pid), anon, took, nil
 			}
 		}
 	}
-	return 0, 0, fmt.Errorf("no sync within 15 minutes")
+	return 0, 0, 0, fmt.Errorf("no sync within 15 minutes")
+}
+
+// saveHeapProfile writes the agent's heap profile (--profiling on its metrics
+// address) to path.
+func saveHeapProfile(path string) error {
+	resp, err := http.Get("http://127.0.0.1:10249/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	fmt.Printf("  agent heap profile: %s (go tool pprof -sample_index=inuse_space %s)\n", path, path)
+	return f.Close()
 }
