@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
@@ -30,7 +29,7 @@ type Controller struct {
 	services    corelisters.ServiceLister
 	pods        corelisters.PodLister
 	nodes       corelisters.NodeLister
-	slices      discoverylisters.EndpointSliceLister
+	slices      cache.Indexer // EndpointSlices, indexed byService
 	endpoints   corelisters.EndpointsLister
 	synced      []cache.InformerSynced
 	loop        *queue.Loop
@@ -54,7 +53,12 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, r
 	nodeInf := factory.Core().V1().Nodes()
 	sliceInf := factory.Discovery().V1().EndpointSlices()
 	epInf := factory.Core().V1().Endpoints()
-	c.services, c.pods, c.nodes, c.slices, c.endpoints = svcInf.Lister(), podInf.Lister(), nodeInf.Lister(), sliceInf.Lister(), epInf.Lister()
+	c.services, c.pods, c.nodes, c.endpoints = svcInf.Lister(), podInf.Lister(), nodeInf.Lister(), epInf.Lister()
+	// A Service's slices by an index, not by a label selector over every slice
+	// of its namespace: that is a scan per sync, quadratic when a namespace
+	// holds many Services.
+	_ = sliceInf.Informer().AddIndexers(cache.Indexers{byService: sliceService})
+	c.slices = sliceInf.Informer().GetIndexer()
 	c.synced = []cache.InformerSynced{svcInf.Informer().HasSynced, podInf.Informer().HasSynced, nodeInf.Informer().HasSynced,
 		sliceInf.Informer().HasSynced, epInf.Informer().HasSynced}
 
@@ -180,12 +184,37 @@ func (c *Controller) takeTrigger(key string) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// byService indexes EndpointSlices by the namespace/name of their Service
+// (their kubernetes.io/service-name label).
+const byService = "service"
+
+func sliceService(o any) ([]string, error) {
+	s, ok := o.(*discoveryv1.EndpointSlice)
+	if !ok || s.Labels[discoveryv1.LabelServiceName] == "" {
+		return nil, nil
+	}
+	return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
+}
+
+// servicesSlices are the EndpointSlices of the Service key (namespace/name).
+func servicesSlices(ix cache.Indexer, key string) ([]*discoveryv1.EndpointSlice, error) {
+	objs, err := ix.ByIndex(byService, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*discoveryv1.EndpointSlice))
+	}
+	return out, nil
+}
+
 func (c *Controller) sync(ctx context.Context, key string) error {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
 	}
-	all, err := c.slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: name}))
+	all, err := servicesSlices(c.slices, key)
 	if err != nil {
 		return err
 	}
