@@ -59,6 +59,7 @@ type Controller struct {
 	ings    IngressCache
 	events  map[Event]bool // recorded at the last sync, not recorded again
 	rec     record.EventRecorder
+	filter  backendFilter
 }
 
 // NewController builds a Controller feeding server.
@@ -89,9 +90,21 @@ func (c *Controller) Poke() {
 // Run starts the informers and syncs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.Poke() },
-		UpdateFunc: func(any, any) { c.Poke() },
-		DeleteFunc: func(any) { c.Poke() },
+		AddFunc: func(o any) {
+			if c.filter.matters(o) {
+				c.Poke()
+			}
+		},
+		UpdateFunc: func(old, o any) {
+			if c.filter.matters(old) || c.filter.matters(o) {
+				c.Poke()
+			}
+		},
+		DeleteFunc: func(o any) {
+			if c.filter.matters(o) {
+				c.Poke()
+			}
+		},
 	}
 	for _, inf := range []cache.SharedIndexInformer{
 		c.factory.Networking().V1().Ingresses().Informer(),
@@ -169,6 +182,7 @@ func (c *Controller) state() (*State, error) {
 // sync builds and swaps the Table, then records events and writes statuses.
 func (c *Controller) sync(ctx context.Context) error {
 	start := time.Now()
+	c.filter.syncing()
 	s, err := c.state()
 	if err != nil {
 		return err
@@ -179,9 +193,14 @@ func (c *Controller) sync(ctx context.Context) error {
 	for _, src := range c.o.Sources {
 		inputs = append(inputs, src.Ports(s, ix))
 	}
-	c.server.Swap(Merge(inputs...))
+	table := Merge(inputs...)
+	c.server.Swap(table)
+	backends := backendsOf(table)
 	if c.o.Programmed != nil {
-		c.o.Programmed(readyIPs(s.EndpointSlices))
+		c.o.Programmed(readyIPsOf(s.EndpointSlices, backends))
+	}
+	if c.filter.synced(backends) {
+		c.Poke()
 	}
 	c.o.Metrics.synced(time.Since(start))
 	c.o.Log.Debug("ingress: table swapped", "took", time.Since(start), "ingresses", len(s.Ingresses))
