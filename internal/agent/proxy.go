@@ -210,15 +210,21 @@ func (a *Agent) runProxy(parent context.Context, mode string, log *slog.Logger) 
 		}
 		a.drain.Forget(drainProxy + mode)
 	}()
-	select {
-	case <-ready:
-		return r, nil
-	case <-r.done:
-		return nil, fmt.Errorf("service proxy (%s) stopped before its first sync", mode)
-	case <-time.After(60 * time.Second):
-		cancel()
-		<-r.done
-		return nil, fmt.Errorf("service proxy (%s): no successful sync within 60s", mode)
+	// No deadline: with many Services the first list and sync take a while
+	// (kube-proxy needs minutes at tens of thousands), and a failing sync is
+	// retried with back-off and logged by the loop.
+	waitStart := time.Now()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ready:
+			return r, nil
+		case <-r.done:
+			return nil, fmt.Errorf("service proxy (%s) stopped before its first sync", mode)
+		case <-tick.C:
+			log.Warn("still waiting for the service proxy's first sync", "backend", mode, "waited", time.Since(waitStart).Round(time.Second))
+		}
 	}
 }
 
