@@ -20,6 +20,7 @@ type Tracker struct {
 	services map[string][]*ServicePort                   // ns/name -> its ports
 	slices   map[string]map[string]map[string][]Endpoint // ns/name -> slice -> port name -> endpoints
 	pending  map[string]change                           // ns/name changed since the last Apply
+	counts   [2]int                                      // of pending: Services with spec changes, with endpoint changes
 	triggers []time.Time                                 // EndpointSlice trigger times not yet programmed
 	state    *State
 	keys     map[string][]Key // ns/name -> its keys in state
@@ -50,7 +51,7 @@ func (t *Tracker) OnService(s *corev1.Service, deleted bool) {
 	} else {
 		t.services[name] = MarkNodeLocal(ServicePorts(s), t.local)
 	}
-	t.pending[name] |= serviceChanged
+	t.mark(name, serviceChanged)
 }
 
 // OnSlice records an EndpointSlice added, updated or (deleted) removed.
@@ -75,7 +76,21 @@ func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
 			}
 		}
 	}
-	t.pending[name] |= endpointsChanged
+	t.mark(name, endpointsChanged)
+}
+
+// mark records a change of Service name (t.mu held), keeping the counts
+// Pending reports: it is asked at every event, and counting then would make
+// an initial list of n Services cost n².
+func (t *Tracker) mark(name string, c change) {
+	old := t.pending[name]
+	t.pending[name] = old | c
+	if c&serviceChanged != 0 && old&serviceChanged == 0 {
+		t.counts[0]++
+	}
+	if c&endpointsChanged != 0 && old&endpointsChanged == 0 {
+		t.counts[1]++
+	}
 }
 
 // Pending reports how many Services have changes not yet applied: of their
@@ -83,15 +98,7 @@ func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
 func (t *Tracker) Pending() (services, endpoints int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, c := range t.pending {
-		if c&serviceChanged != 0 {
-			services++
-		}
-		if c&endpointsChanged != 0 {
-			endpoints++
-		}
-	}
-	return services, endpoints
+	return t.counts[0], t.counts[1]
 }
 
 // Apply folds the pending changes into the state and returns it with the keys
@@ -135,7 +142,7 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 			delete(t.slices, name)
 		}
 	}
-	t.pending = map[string]change{}
+	t.pending, t.counts = map[string]change{}, [2]int{}
 	keys := make([]Key, 0, len(changed))
 	for k := range changed {
 		keys = append(keys, k)

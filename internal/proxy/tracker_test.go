@@ -121,6 +121,8 @@ func TestTrackerPendingKinds(t *testing.T) {
 	tr.OnService(svc("b", "10.96.0.2", nil), false)
 	tr.OnSlice(slice("b", "b-1", "n1", true, "10.244.0.2"), false)
 	tr.OnSlice(slice("c", "c-1", "n1", true, "10.244.0.3"), false)
+	tr.OnService(svc("a", "10.96.0.1", nil), false) // again: still one
+	tr.OnSlice(slice("c", "c-2", "n1", true, "10.244.0.4"), false)
 	if s, e := tr.Pending(); s != 2 || e != 2 {
 		t.Errorf("pending services %d, endpoints %d; want 2 and 2 (b changed both)", s, e)
 	}
