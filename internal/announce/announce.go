@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -53,7 +52,7 @@ type Config struct {
 // Announcer holds the Leases of the Services this node announces.
 type Announcer struct {
 	cfg       Config
-	services  corelisters.ServiceLister
+	services  cache.Indexer // Services, indexed byClass
 	slices    discoverylisters.EndpointSliceLister
 	leases    coordinationlisters.LeaseLister
 	synced    []cache.InformerSynced
@@ -67,6 +66,9 @@ type observation struct {
 	rv string
 	at time.Time
 }
+
+// byClass indexes the LoadBalancer Services of svcnet's class.
+const byClass = "svcnet-lb"
 
 // New builds an Announcer; Run starts it.
 func New(cfg Config) *Announcer {
@@ -85,7 +87,15 @@ func New(cfg Config) *Announcer {
 	all := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(informer.Strip))
 	leases := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LeaseLabel }))
-	a := &Announcer{cfg: cfg, services: all.Core().V1().Services().Lister(), slices: all.Discovery().V1().EndpointSlices().Lister(),
+	// The Services this announcer serves by an index: Step runs every
+	// RetryPeriod and would otherwise scan every Service of the cluster.
+	_ = all.Core().V1().Services().Informer().AddIndexers(cache.Indexers{byClass: func(o any) ([]string, error) {
+		if svc, ok := o.(*corev1.Service); ok && lbipam.Ours(svc) {
+			return []string{byClass}, nil
+		}
+		return nil, nil
+	}})
+	a := &Announcer{cfg: cfg, services: all.Core().V1().Services().Informer().GetIndexer(), slices: all.Discovery().V1().EndpointSlices().Lister(),
 		leases: leases.Coordination().V1().Leases().Lister(), factories: []informers.SharedInformerFactory{all, leases},
 		observed: map[string]observation{}, written: map[string]*coordinationv1.Lease{}}
 	a.synced = []cache.InformerSynced{all.Core().V1().Services().Informer().HasSynced, all.Discovery().V1().EndpointSlices().Informer().HasSynced,
@@ -147,11 +157,12 @@ func (a *Announcer) candidate(svc *corev1.Service) bool {
 func (a *Announcer) Step(ctx context.Context) {
 	now := a.cfg.Now()
 	renewEvery := a.cfg.LeaseDuration / 4
-	svcs, _ := a.services.List(labels.Everything())
+	objs, _ := a.services.ByIndex(byClass, byClass)
 	want := map[string]bool{}
 	var ips []netip.Addr
-	for _, svc := range svcs {
-		if !lbipam.Ours(svc) || len(svc.Status.LoadBalancer.Ingress) == 0 {
+	for _, o := range objs {
+		svc := o.(*corev1.Service)
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
 			continue
 		}
 		name := LeaseName(svc.Namespace, svc.Name)
