@@ -28,7 +28,7 @@ func (a *Agent) startNetworkPolicy(ctx context.Context, log *slog.Logger) {
 	}
 	c := netpol.NewController(a.client, a.o.NodeName, tb, a.ingressReg, log)
 	go func() {
-		if err := c.Run(ctx); err != nil {
+		if err := c.Run(ctx); err != nil && ctx.Err() == nil { // not at the agent's own stop
 			log.Error("network policy controller stopped", "err", err)
 		}
 	}()
