@@ -138,11 +138,11 @@ func (f *Fragment) elements() []element {
 				key: append(append([]byte{}, key...), u32(uint32(slot))...), val: addrPortData(ep)})
 		}
 	}
-	for k, t := range f.IPs {
-		target(k.String(), ipProtoPortKey(k), t, true)
+	for _, e := range f.IPs {
+		target(e.Key.String(), ipProtoPortKey(e.Key), e.Target, true)
 	}
-	for k, t := range f.NodePorts {
-		target(k.String(), protoPortKey(k), t, false)
+	for _, e := range f.NodePorts {
+		target(e.Key.String(), protoPortKey(e.Key), e.Target, false)
 	}
 	for _, ip := range f.ClusterIPs {
 		a := ip.As4()

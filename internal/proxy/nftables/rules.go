@@ -69,6 +69,50 @@ type IPProtoPort struct {
 	Port  uint16
 }
 
+// IPEntry is one IP key of a fragment and where it leads.
+type IPEntry struct {
+	Key IPProtoPort
+	Target
+}
+
+// NodePortEntry is a node port key of a fragment and where it leads.
+type NodePortEntry struct {
+	Key ProtoPort
+	Target
+}
+
+// setIP makes k lead to t (a later entry for the same key replaces the
+// earlier one: a load-balancer IP that is also an external IP).
+func (f *Fragment) setIP(k IPProtoPort, t Target) {
+	for i := range f.IPs {
+		if f.IPs[i].Key == k {
+			f.IPs[i].Target = t
+			return
+		}
+	}
+	f.IPs = append(f.IPs, IPEntry{k, t})
+}
+
+// IPTarget is where k leads in f.
+func (f *Fragment) IPTarget(k IPProtoPort) (Target, bool) {
+	for _, e := range f.IPs {
+		if e.Key == k {
+			return e.Target, true
+		}
+	}
+	return Target{}, false
+}
+
+// NodePortTarget is where node port k leads in f.
+func (f *Fragment) NodePortTarget(k ProtoPort) (Target, bool) {
+	for _, e := range f.NodePorts {
+		if e.Key == k {
+			return e.Target, true
+		}
+	}
+	return Target{}, false
+}
+
 // ProtoPort is a node port key.
 type ProtoPort struct {
 	Proto corev1.Protocol
@@ -106,10 +150,13 @@ type AffinitySet struct {
 
 // Fragment is everything one service port puts into the table.
 type Fragment struct {
-	Key        proxy.Key
-	Protocol   corev1.Protocol
-	IPs        map[IPProtoPort]Target
-	NodePorts  map[ProtoPort]Target
+	Key      proxy.Key
+	Protocol corev1.Protocol
+	// IPs and NodePorts are where its cluster, external and load-balancer
+	// IPs and its node port lead, one entry per key (slices: a map per
+	// fragment costs a whole map group, ~1 KB, per Service).
+	IPs        []IPEntry
+	NodePorts  []NodePortEntry
 	ClusterIPs []netip.Addr
 	Hairpin    []netip.Addr // local endpoints: a pod reaching itself is masqueraded
 	Chains     []Chain
@@ -139,7 +186,7 @@ func addrs(eps []proxy.Endpoint) []netip.AddrPort {
 
 // Compute returns the fragment of one service port with its endpoints.
 func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
-	f := &Fragment{Key: sp.Key, Protocol: sp.Protocol, IPs: map[IPProtoPort]Target{}, NodePorts: map[ProtoPort]Target{}}
+	f := &Fragment{Key: sp.Key, Protocol: sp.Protocol}
 	if sp.ClusterIP.IsValid() {
 		f.ClusterIPs = []netip.Addr{sp.ClusterIP}
 	}
@@ -177,7 +224,7 @@ func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
 		return Target{Pick: addrs(use), Masq: masq}
 	}
 	if !sp.NodeLocal { // a listener of this node answers there (Config.Local)
-		f.IPs[IPProtoPort{sp.ClusterIP, sp.Protocol, port}] = pick("service", clusterEps, MasqOffCluster)
+		f.setIP(IPProtoPort{sp.ClusterIP, sp.Protocol, port}, pick("service", clusterEps, MasqOffCluster))
 	}
 
 	// External traffic: node ports, external IPs, load-balancer IPs.
@@ -190,17 +237,17 @@ func Compute(c Config, sp *proxy.ServicePort, eps []proxy.Endpoint) *Fragment {
 	}
 	ext := pick(kind, externalEps, masq)
 	for _, ip := range sp.ExternalIPs {
-		f.IPs[IPProtoPort{ip, sp.Protocol, port}] = ext
+		f.setIP(IPProtoPort{ip, sp.Protocol, port}, ext)
 	}
 	lb := ext
 	if len(sp.SourceRanges) > 0 && (ext.Pick != nil || ext.Chain != "") {
 		lb = Target{Chain: f.firewallChain(sp, ext), Pick: ext.Pick, Masq: ext.Masq}
 	}
 	for _, ip := range sp.LoadBalancerIPs {
-		f.IPs[IPProtoPort{ip, sp.Protocol, port}] = lb
+		f.setIP(IPProtoPort{ip, sp.Protocol, port}, lb)
 	}
 	if sp.NodePort != 0 {
-		f.NodePorts[ProtoPort{sp.Protocol, uint16(sp.NodePort)}] = ext
+		f.NodePorts = []NodePortEntry{{ProtoPort{sp.Protocol, uint16(sp.NodePort)}, ext}}
 	}
 	return f
 }

@@ -196,10 +196,10 @@ func (tr *tracer) trace(p packet) result {
 func (tr *tracer) target(p packet, nodePort bool) (Target, bool) {
 	for _, f := range tr.frags {
 		if nodePort {
-			if t, ok := f.NodePorts[ProtoPort{p.proto, p.port}]; ok && tr.local(p.dst) {
+			if t, ok := f.NodePortTarget(ProtoPort{p.proto, p.port}); ok && tr.local(p.dst) {
 				return t, true
 			}
-		} else if t, ok := f.IPs[IPProtoPort{p.dst, p.proto, p.port}]; ok {
+		} else if t, ok := f.IPTarget(IPProtoPort{p.dst, p.proto, p.port}); ok {
 			return t, true
 		}
 	}
@@ -382,5 +382,21 @@ func TestOneChangeTouchesOneFragment(t *testing.T) {
 	}
 	if !strings.Contains(Render(cfg, before), "10.244.1.2 . 8080") || strings.Contains(Render(cfg, after), "10.244.1.2 . 8080") {
 		t.Error("the removed endpoint should leave the ruleset")
+	}
+}
+
+// TestFragmentOneEntryPerIP: an IP that is both an external and a
+// load-balancer IP of a Service is one key (the kernel map holds it once).
+func TestFragmentOneEntryPerIP(t *testing.T) {
+	x := netip.MustParseAddr("192.0.2.50")
+	sp := &proxy.ServicePort{Key: proxy.Key{Namespace: "default", Name: "both"}, Protocol: corev1.ProtocolTCP,
+		ClusterIP: netip.MustParseAddr("10.96.0.30"), Port: 80, NodePort: 30030, ExternalIPs: []netip.Addr{x}, LoadBalancerIPs: []netip.Addr{x},
+		SourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	f := Compute(cfg, sp, []proxy.Endpoint{ep("10.244.0.2:8080", true, true)})
+	if len(f.IPs) != 2 || len(f.NodePorts) != 1 {
+		t.Fatalf("IPs %+v node ports %+v; want the cluster IP and %v once, one node port", f.IPs, f.NodePorts, x)
+	}
+	if tg, ok := f.IPTarget(IPProtoPort{x, corev1.ProtocolTCP, 80}); !ok || tg.Chain == "" {
+		t.Errorf("%v leads to %+v; want the load-balancer firewall chain (the later entry)", x, tg)
 	}
 }
