@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,12 +18,12 @@ import (
 type Tracker struct {
 	mu       sync.Mutex
 	node     string
-	local    []Listener                                  // this node's listeners (MarkNodeLocal)
-	services map[string][]*ServicePort                   // ns/name -> its ports
-	slices   map[string]map[string]map[string][]Endpoint // ns/name -> slice -> port name -> endpoints
-	pending  map[string]change                           // ns/name changed since the last Apply
-	counts   [2]int                                      // of pending: Services with spec changes, with endpoint changes
-	triggers []time.Time                                 // EndpointSlice trigger times not yet programmed
+	local    []Listener                // this node's listeners (MarkNodeLocal)
+	services map[string][]*ServicePort // ns/name -> its ports
+	slices   map[string][]trackedSlice // ns/name -> its slices, by name
+	pending  map[string]change         // ns/name changed since the last Apply
+	counts   [2]int                    // of pending: Services with spec changes, with endpoint changes
+	triggers []time.Time               // EndpointSlice trigger times not yet programmed
 	state    *State
 	keys     map[string][]Key // ns/name -> its keys in state
 }
@@ -37,7 +39,7 @@ const (
 // NewTracker tracks changes for the proxy of node, whose servers answer on
 // local (their Services' keys are left alone, see MarkNodeLocal).
 func NewTracker(node string, local ...Listener) *Tracker {
-	return &Tracker{node: node, local: local, services: map[string][]*ServicePort{}, slices: map[string]map[string]map[string][]Endpoint{},
+	return &Tracker{node: node, local: local, services: map[string][]*ServicePort{}, slices: map[string][]trackedSlice{},
 		pending: map[string]change{}, state: NewState(), keys: map[string][]Key{}}
 }
 
@@ -64,12 +66,9 @@ func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if deleted {
-		delete(t.slices[name], es.Name)
+		t.slices[name] = removeSlice(t.slices[name], es.Name)
 	} else {
-		if t.slices[name] == nil {
-			t.slices[name] = map[string]map[string][]Endpoint{}
-		}
-		t.slices[name][es.Name] = SliceEndpoints(es, t.node)
+		t.slices[name] = putSlice(t.slices[name], trackedSlice{name: es.Name, ports: compactPorts(SliceEndpoints(es, t.node))})
 		if v, ok := es.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
 			if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
 				t.triggers = append(t.triggers, ts)
@@ -122,13 +121,8 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 			t.state.Services[sp.Key] = sp
 			var eps []Endpoint
 			seen := map[netip.AddrPort]bool{}
-			sliceNames := make([]string, 0, len(t.slices[name]))
-			for sn := range t.slices[name] {
-				sliceNames = append(sliceNames, sn)
-			}
-			sort.Strings(sliceNames) // an address in two slices: the first slice by name wins
-			for _, sn := range sliceNames {
-				for _, e := range t.slices[name][sn][sp.Key.Port] {
+			for _, sl := range t.slices[name] { // by name: an address in two slices, the first slice's wins
+				for _, e := range sl.endpoints(sp.Key.Port) {
 					if !seen[e.Addr] { // an address in two slices counts once
 						seen[e.Addr] = true
 						eps = append(eps, e)
@@ -151,4 +145,52 @@ func (t *Tracker) Apply() (*State, []Key, []time.Time) {
 	triggers := t.triggers
 	t.triggers = nil
 	return t.state, keys, triggers
+}
+
+// trackedSlice is one EndpointSlice's endpoints per port name (a slice: one
+// or two ports are the rule, and a map per slice costs a whole map group).
+type trackedSlice struct {
+	name  string
+	ports []portEndpoints
+}
+
+type portEndpoints struct {
+	port string
+	eps  []Endpoint
+}
+
+func (s trackedSlice) endpoints(port string) []Endpoint {
+	for _, p := range s.ports {
+		if p.port == port {
+			return p.eps
+		}
+	}
+	return nil
+}
+
+func compactPorts(m map[string][]Endpoint) []portEndpoints {
+	out := make([]portEndpoints, 0, len(m))
+	for port, eps := range m {
+		out = append(out, portEndpoints{port, eps})
+	}
+	return out
+}
+
+// putSlice adds or replaces s in slices, kept sorted by name.
+func putSlice(in []trackedSlice, s trackedSlice) []trackedSlice {
+	i, found := slices.BinarySearchFunc(in, s.name, func(a trackedSlice, name string) int { return strings.Compare(a.name, name) })
+	if found {
+		in[i] = s
+		return in
+	}
+	return slices.Insert(in, i, s)
+}
+
+// removeSlice drops the slice called name (nil when none is left).
+func removeSlice(in []trackedSlice, name string) []trackedSlice {
+	out := slices.DeleteFunc(in, func(s trackedSlice) bool { return s.name == name })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

@@ -161,3 +161,19 @@ func TestLoopbackEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestTrackedSlicesByName(t *testing.T) {
+	var s []trackedSlice
+	s = putSlice(s, trackedSlice{name: "b"})
+	s = putSlice(s, trackedSlice{name: "a"})
+	s = putSlice(s, trackedSlice{name: "a", ports: []portEndpoints{{port: "http"}}})
+	if len(s) != 2 || s[0].name != "a" || len(s[0].ports) != 1 || s[1].name != "b" {
+		t.Fatalf("slices %+v; want a (replaced), b", s)
+	}
+	if s = removeSlice(s, "b"); len(s) != 1 || s[0].name != "a" {
+		t.Fatalf("after removing b: %+v", s)
+	}
+	if s = removeSlice(s, "a"); s != nil {
+		t.Errorf("after removing a: %+v, want nil", s)
+	}
+}
