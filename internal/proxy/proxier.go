@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -122,7 +120,7 @@ func (p *Proxier) Healthy(limit time.Duration) (bool, time.Time) {
 // Run watches Services and EndpointSlices and keeps the backend's rules in
 // step until ctx ends.
 func (p *Proxier) Run(ctx context.Context, client kubernetes.Interface, ready chan<- struct{}) {
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(slim))
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(p.tracker.convert))
 	svc := factory.Core().V1().Services().Informer()
 	eps := factory.Discovery().V1().EndpointSlices().Informer()
 	handler := cache.ResourceEventHandlerFuncs{
@@ -147,12 +145,13 @@ func (p *Proxier) onChange(o any, deleted bool) {
 	if d, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o, deleted = d.Obj, true
 	}
+	o, _ = p.tracker.convert(o) // already converted by the informers; tests hand API objects
 	switch obj := o.(type) {
-	case *corev1.Service:
-		p.tracker.OnService(obj, deleted)
+	case *cachedService:
+		p.tracker.onService(obj, deleted)
 		p.o.Metrics.serviceChanges.Inc()
-	case *discoveryv1.EndpointSlice:
-		p.tracker.OnSlice(obj, deleted)
+	case *cachedSlice:
+		p.tracker.onSlice(obj, deleted)
 		p.o.Metrics.endpointChanges.Inc()
 	default:
 		return

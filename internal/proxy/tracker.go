@@ -45,34 +45,41 @@ func NewTracker(node string, local ...Listener) *Tracker {
 
 // OnService records a Service added, updated or (deleted) removed.
 func (t *Tracker) OnService(s *corev1.Service, deleted bool) {
+	c, _ := t.convert(s)
+	t.onService(c.(*cachedService), deleted)
+}
+
+// OnSlice records an EndpointSlice added, updated or (deleted) removed.
+func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
+	c, _ := t.convert(es)
+	t.onSlice(c.(*cachedSlice), deleted)
+}
+
+func (t *Tracker) onService(s *cachedService, deleted bool) {
 	name := s.Namespace + "/" + s.Name
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if deleted {
 		delete(t.services, name)
 	} else {
-		t.services[name] = MarkNodeLocal(ServicePorts(s), t.local)
+		t.services[name] = s.ports
 	}
 	t.mark(name, serviceChanged)
 }
 
-// OnSlice records an EndpointSlice added, updated or (deleted) removed.
-func (t *Tracker) OnSlice(es *discoveryv1.EndpointSlice, deleted bool) {
-	svc := es.Labels[discoveryv1.LabelServiceName]
-	if svc == "" {
+func (t *Tracker) onSlice(es *cachedSlice, deleted bool) {
+	name := es.service
+	if name == "" {
 		return
 	}
-	name := es.Namespace + "/" + svc
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if deleted {
 		t.slices[name] = removeSlice(t.slices[name], es.Name)
 	} else {
-		t.slices[name] = putSlice(t.slices[name], trackedSlice{name: es.Name, ports: compactPorts(SliceEndpoints(es, t.node))})
-		if v, ok := es.Annotations[corev1.EndpointsLastChangeTriggerTime]; ok {
-			if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
-				t.triggers = append(t.triggers, ts)
-			}
+		t.slices[name] = putSlice(t.slices[name], es.slice)
+		if !es.trigger.IsZero() {
+			t.triggers = append(t.triggers, es.trigger)
 		}
 	}
 	t.mark(name, endpointsChanged)
