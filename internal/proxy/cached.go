@@ -13,22 +13,33 @@ import (
 // conversion): the cache and the tracker share it, so each Service is held
 // once in memory and not also as an API object.
 
+// ident is what the informers need of an object: its key and its
+// resourceVersion (an update with an unchanged one counts as a resync).
+// Three strings, not a whole ObjectMeta per cached object.
+type ident struct{ Namespace, Name, rv string }
+
+// GetObjectMeta makes an ident a metav1.ObjectMetaAccessor for the informers'
+// key function and resync check.
+func (i *ident) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: i.Namespace, Name: i.Name, ResourceVersion: i.rv}
+}
+
 // cachedService is a Service as the proxy keeps it: its identity and its ports.
 type cachedService struct {
-	metav1.ObjectMeta // name, namespace, uid and resourceVersion only
-	ports             []*ServicePort
+	ident
+	ports []*ServicePort
 }
 
 // cachedSlice is an EndpointSlice as the proxy keeps it.
 type cachedSlice struct {
-	metav1.ObjectMeta
+	ident
 	service string // the namespace/name of its Service ("": none)
 	slice   trackedSlice
 	trigger time.Time // its endpoints.kubernetes.io/last-change-trigger-time (zero: none)
 }
 
-func identity(m metav1.ObjectMeta) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+func identity(m metav1.ObjectMeta) ident {
+	return ident{Namespace: m.Namespace, Name: m.Name, rv: m.ResourceVersion}
 }
 
 // convert is the informers' transform: Services and EndpointSlices become
@@ -36,9 +47,9 @@ func identity(m metav1.ObjectMeta) metav1.ObjectMeta {
 func (t *Tracker) convert(o any) (any, error) {
 	switch x := o.(type) {
 	case *corev1.Service:
-		return &cachedService{ObjectMeta: identity(x.ObjectMeta), ports: MarkNodeLocal(ServicePorts(x), t.local)}, nil
+		return &cachedService{ident: identity(x.ObjectMeta), ports: MarkNodeLocal(ServicePorts(x), t.local)}, nil
 	case *discoveryv1.EndpointSlice:
-		c := &cachedSlice{ObjectMeta: identity(x.ObjectMeta),
+		c := &cachedSlice{ident: identity(x.ObjectMeta),
 			slice: trackedSlice{name: x.Name, ports: compactPorts(SliceEndpoints(x, t.node))}}
 		if svc := x.Labels[discoveryv1.LabelServiceName]; svc != "" {
 			c.service = x.Namespace + "/" + svc

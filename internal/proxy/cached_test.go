@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
@@ -52,6 +53,14 @@ func TestRunThroughInformers(t *testing.T) {
 		}
 	}
 	await("a (1 endpoint) and b (none)", func(v map[Key]int) bool { return len(v) == 2 && v[a] == 1 && v[b] == 0 })
+	// An update reaches the tracker through the cached objects.
+	two := sliceObj("a")
+	two.ResourceVersion = "2"
+	two.Endpoints = append(two.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.244.0.3"}})
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, two, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await("a's second endpoint", func(v map[Key]int) bool { return v[a] == 2 })
 	if err := client.DiscoveryV1().EndpointSlices("ns").Delete(ctx, "a-x", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
