@@ -46,72 +46,24 @@ func testChaosAgentRestart(t *testing.T, mode string) {
 		"--proxy-mode=" + mode, "--dns-resolv-conf", "", "--healthz-bind-address", "", "--metrics-bind-address", ""}
 	agent := startProcess(t, dir, 0, kc, registered, args...)
 
-	cp.must("apply", "-f", writeFile(t, filepath.Join(dir, "roll.yaml"), rollApp+"---\n"+rollExtra, 0o644))
-	waitReady(t, cp, "roll", 3, 120*time.Second)
-	svcIP := strings.TrimSpace(cp.must("get", "svc", "roll", "-o", "jsonpath={.spec.clusterIP}"))
-	loops := []*reqLoop{
-		{name: "cluster IP " + svcIP + ":80 from the node", get: getNode("http://" + svcIP + "/")},
-		{name: "NodePort 192.168.50.1:30090 from the client", get: getFrom(client, "192.168.50.1:30090")},
-	}
-	for _, l := range loops {
-		waitFor(t, l.name, 30*time.Second, func() bool { b, err := l.get(); return err == nil && strings.HasPrefix(b, "roll-") })
-	}
-	kept, err := dialKept(svcIP + ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kept.conn.Close()
-	first, err := kept.ask()
-	if err != nil {
-		t.Fatalf("the long-lived connection: %v", err)
-	}
-	containers := `jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].restartCount} {end}`
-	before := cp.must("get", "pods", "-l", "app=roll", "-o", containers)
 	readyCond := `jsonpath={.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}`
-	readyBefore := cp.must("get", "node", "local", "-o", readyCond)
-	if !strings.HasPrefix(readyBefore, "True ") {
-		t.Fatalf("node Ready before the restart: %s", readyBefore)
-	}
-
-	notReadyBefore := cp.must("get", "events", "-A", "--field-selector", "reason=NodeNotReady", "-o", "name")
-	readyChanges := watchNodeReady(t, cp, "local")
-
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, l := range loops {
-		wg.Go(func() { l.run(stop) })
-	}
-	time.Sleep(2 * time.Second) // load before the restart
-	start := time.Now()
-	agent.stop()
-	stopped := time.Since(start)
-	startProcess(t, dir, 0, kc, registered, args...) // stopped when the test ends
-	down := time.Since(start)
-	// Load on while the new agent takes the pods back (relists, probes, status).
-	time.Sleep(5 * time.Second)
-	close(stop)
-	wg.Wait()
-
-	again, err := kept.ask()
-	var total, failed int64
-	for _, l := range loops {
-		total += l.total.Load()
-		failed += l.failed.Load()
-	}
-	t.Logf("agent restart (%s): %d requests, %d failed, stopped in %v, serving again after %v; long-lived connection: %q before, %q after (%v)",
-		mode, total, failed, stopped.Round(time.Millisecond), down.Round(time.Millisecond), first, again, err)
-	for _, l := range loops {
-		l.report(t)
-	}
-	if failed != 0 {
-		t.Errorf("%d of %d requests failed across the agent restart", failed, total)
-	}
-	if err != nil || again != first {
-		t.Errorf("the connection open across the agent restart: %q, %v; want %q from the same pod", again, err, first)
-	}
-	if after := cp.must("get", "pods", "-l", "app=roll", "-o", containers); after != before {
-		t.Errorf("containers changed across the agent restart:\nbefore %s\nafter  %s", before, after)
-	}
+	var readyBefore, notReadyBefore string
+	var readyChanges func() []string
+	var stopped time.Duration
+	r := restartUnderLoad(t, cp, client, func() *cluster {
+		readyBefore = cp.must("get", "node", "local", "-o", readyCond)
+		if !strings.HasPrefix(readyBefore, "True ") {
+			t.Errorf("node Ready before the restart: %s", readyBefore)
+		}
+		notReadyBefore = cp.must("get", "events", "-A", "--field-selector", "reason=NodeNotReady", "-o", "name")
+		readyChanges = watchNodeReady(t, cp, "local")
+		start := time.Now()
+		agent.stop()
+		stopped = time.Since(start)
+		startProcess(t, dir, 0, kc, registered, args...) // stopped when the test ends
+		return cp
+	})
+	r.check(t, fmt.Sprintf("agent restart (stopped in %v)", stopped.Round(time.Millisecond)), mode)
 	if changes := readyChanges(); len(changes) > 0 {
 		t.Errorf("the node's Ready condition changed across the agent restart: %s", strings.Join(changes, "; "))
 	}

@@ -41,7 +41,36 @@ func testChaosRestart(t *testing.T, mode string) {
 		"--node-name", "local", "--node-ip", "192.168.50.1", "--dns-resolv-conf", ""}
 	criCleanup(t, dir)
 	c := startCluster(t, dir, port, args...)
-	c.must("apply", "-f", writeFile(t, filepath.Join(dir, "roll.yaml"), rollApp+"---\n"+rollExtra, 0o644))
+	var stopped time.Duration
+	r := restartUnderLoad(t, c, client, func() *cluster {
+		start := time.Now()
+		c.stop()
+		stopped = time.Since(start)
+		return startCluster(t, dir, port, args...)
+	})
+	r.check(t, fmt.Sprintf("restart of svcnet up (stopped in %v)", stopped.Round(time.Millisecond)), mode)
+}
+
+// restartRun is what restartUnderLoad measured.
+type restartRun struct {
+	total, failed int64
+	first, again  string        // the long-lived connection's answers before and after
+	err           error         // its error after
+	down          time.Duration // from the restart's start until it returned
+	before, after string        // the pods' container IDs and restart counts
+}
+
+// rollContainers lists each roll pod's container ID and restart count.
+const rollContainers = `jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].restartCount} {end}`
+
+// restartUnderLoad deploys the roll app (CRI pods) on c's node (192.168.50.1,
+// on client's veth), runs requests through its cluster IP (from the node) and
+// NodePort (from client), a new connection each, keeps one keep-alive
+// connection open, and calls restart under that load; restart stops what it
+// restarts and returns the cluster to read from afterwards.
+func restartUnderLoad(t *testing.T, c *cluster, client string, restart func() *cluster) restartRun {
+	t.Helper()
+	c.must("apply", "-f", writeFile(t, filepath.Join(t.TempDir(), "roll.yaml"), rollApp+"---\n"+rollExtra, 0o644))
 	waitReady(t, c, "roll", 3, 120*time.Second)
 	svcIP := strings.TrimSpace(c.must("get", "svc", "roll", "-o", "jsonpath={.spec.clusterIP}"))
 	loops := []*reqLoop{
@@ -56,12 +85,11 @@ func testChaosRestart(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	defer kept.conn.Close()
-	first, err := kept.ask()
-	if err != nil {
+	var r restartRun
+	if r.first, err = kept.ask(); err != nil {
 		t.Fatalf("the long-lived connection: %v", err)
 	}
-	containers := `jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].containerID}/{.status.containerStatuses[0].restartCount} {end}`
-	before := c.must("get", "pods", "-l", "app=roll", "-o", containers)
+	r.before = c.must("get", "pods", "-l", "app=roll", "-o", rollContainers)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -70,34 +98,37 @@ func testChaosRestart(t *testing.T, mode string) {
 	}
 	time.Sleep(2 * time.Second) // load before the restart
 	start := time.Now()
-	c.stop()
-	stopped := time.Since(start)
-	c = startCluster(t, dir, port, args...)
-	down := time.Since(start)
+	c = restart()
+	r.down = time.Since(start)
 	// Load on while the new agent takes the pods back (relists, probes, status).
 	time.Sleep(5 * time.Second)
 	close(stop)
 	wg.Wait()
 
-	again, err := kept.ask()
-	var total, failed int64
+	r.again, r.err = kept.ask()
 	for _, l := range loops {
-		total += l.total.Load()
-		failed += l.failed.Load()
-	}
-	t.Logf("restart (%s): 1 restart of svcnet up (stopped in %v, serving again after %v), %d requests, %d failed; long-lived connection: %q before, %q after (%v)",
-		mode, stopped.Round(time.Millisecond), down.Round(time.Millisecond), total, failed, first, again, err)
-	for _, l := range loops {
+		r.total += l.total.Load()
+		r.failed += l.failed.Load()
 		l.report(t)
 	}
-	if failed != 0 {
-		t.Errorf("%d of %d requests failed across the restart", failed, total)
+	r.after = c.must("get", "pods", "-l", "app=roll", "-o", rollContainers)
+	return r
+}
+
+// check fails the test unless no request failed, the long-lived connection
+// answered from the same pod and no container changed.
+func (r restartRun) check(t *testing.T, what, mode string) {
+	t.Helper()
+	t.Logf("%s (%s): %d requests, %d failed, serving again %v after the stop began; long-lived connection: %q before, %q after (%v)",
+		what, mode, r.total, r.failed, r.down.Round(time.Millisecond), r.first, r.again, r.err)
+	if r.failed != 0 {
+		t.Errorf("%d of %d requests failed across the %s", r.failed, r.total, what)
 	}
-	if err != nil || again != first {
-		t.Errorf("the connection open across the restart: %q, %v; want %q from the same pod", again, err, first)
+	if r.err != nil || r.again != r.first {
+		t.Errorf("the connection open across the %s: %q, %v; want %q from the same pod", what, r.again, r.err, r.first)
 	}
-	if after := c.must("get", "pods", "-l", "app=roll", "-o", containers); after != before {
-		t.Errorf("containers changed across the restart:\nbefore %s\nafter  %s", before, after)
+	if r.after != r.before {
+		t.Errorf("containers changed across the %s:\nbefore %s\nafter  %s", what, r.before, r.after)
 	}
 }
 
