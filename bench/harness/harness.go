@@ -28,7 +28,7 @@ type Cluster struct {
 
 // Start runs a control plane (with or without controllers) on a free loopback port.
 func Start(ctx context.Context, controllers bool) (*Cluster, error) {
-	dir, err := os.MkdirTemp("", "svcnet-bench-")
+	dir, err := os.MkdirTemp(os.Getenv(envTmp), "svcnet-bench-") // inside InNetns: in its scratch directory, removed even when interrupted
 	if err != nil {
 		return nil, err
 	}

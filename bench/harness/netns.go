@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -56,7 +59,41 @@ func InNetns(name string) (*Inside, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, self}, os.Args[1:]...)...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), envBin+"="+bin, envTmp+"="+tmp)
-	return nil, cmd.Run()
+	// Interrupted (Ctrl-C, kill): the run is told too, and whatever it started
+	// in the namespace ends before the namespace and the scratch directory go.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	defer killNetnsProcesses(ns)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return nil, err
+	case s := <-sig:
+		_ = cmd.Process.Signal(s)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return nil, fmt.Errorf("interrupted (%v)", s)
+	}
+}
+
+// killNetnsProcesses kills what still runs in network namespace ns (created
+// by this run: everything in it is the run's).
+func killNetnsProcesses(ns string) {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 var vmRSS = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
