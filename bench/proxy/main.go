@@ -191,6 +191,9 @@ func inside(bin string, n, changes int, oldMinSync time.Duration, kubeProxy stri
 		}
 		a.stop(false)
 	}
+	// The monitor is done: subscribed, it would make the kernel send it an event
+	// per element of the full syncs below (the cold one above ran without it).
+	mon.close()
 	a2, err := startAgent(bin, c.Kubeconfig)
 	if err != nil {
 		return err
