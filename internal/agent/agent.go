@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	nodeutil "k8s.io/component-helpers/node/util"
 
 	"github.com/svcnet/svcnet/internal/dns"
 	"github.com/svcnet/svcnet/internal/drain"
@@ -297,12 +298,8 @@ func (a *Agent) register(ctx context.Context) error {
 
 // nodeReady reports whether n's Ready condition is True.
 func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	_, c := nodeutil.GetNodeCondition(&n.Status, corev1.NodeReady)
+	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 func (a *Agent) postStatus(ctx context.Context, n *corev1.Node) error {
