@@ -124,19 +124,22 @@ func (b *Backend) clearStaleUDP(old, cur *Written, changed []proxy.Key, full boo
 		}
 		return w.Frags[k].UDP
 	}
-	keys := changed
-	if full {
-		keys = nil
-		for _, w := range []*Written{old, cur} {
-			if w != nil {
-				keys = append(keys, sortedKeys(w.Frags)...)
+	var filters []netlink.CustomConntrackFilter
+	if !full {
+		for _, k := range changed {
+			filters = append(filters, conntrack.Filters(udp(old, k), udp(cur, k))...)
+		}
+	} else {
+		for k := range cur.Frags {
+			filters = append(filters, conntrack.Filters(udp(old, k), udp(cur, k))...)
+		}
+		if old != nil {
+			for k := range old.Frags {
+				if cur.Frags[k] == nil { // gone: not seen above
+					filters = append(filters, conntrack.Filters(udp(old, k), nil)...)
+				}
 			}
 		}
-		keys = uniqueKeys(keys)
-	}
-	var filters []netlink.CustomConntrackFilter
-	for _, k := range keys {
-		filters = append(filters, conntrack.Filters(udp(old, k), udp(cur, k))...)
 	}
 	if err := b.clear(filters); err != nil {
 		b.log("clearing stale UDP conntrack entries failed", err)
