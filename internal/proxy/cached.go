@@ -50,7 +50,7 @@ func (t *Tracker) convert(o any) (any, error) {
 		return &cachedService{ident: identity(x.ObjectMeta), ports: MarkNodeLocal(ServicePorts(x), t.local)}, nil
 	case *discoveryv1.EndpointSlice:
 		c := &cachedSlice{ident: identity(x.ObjectMeta),
-			slice: trackedSlice{name: x.Name, ports: compactPorts(SliceEndpoints(x, t.node))}}
+			slice: trackedSlice{name: x.Name, ports: slicePorts(x, t.node)}}
 		if svc := x.Labels[discoveryv1.LabelServiceName]; svc != "" {
 			c.service = x.Namespace + "/" + svc
 		}

@@ -165,8 +165,30 @@ func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]End
 	if es.AddressType != discoveryv1.AddressTypeIPv4 {
 		return nil
 	}
-	apiServer := es.Namespace == "default" && es.Labels[discoveryv1.LabelServiceName] == "kubernetes"
 	out := map[string][]Endpoint{}
+	for _, p := range slicePorts(es, node) {
+		out[p.port] = p.eps
+	}
+	return out
+}
+
+// slicePorts is SliceEndpoints as the tracker keeps it: a list, one entry per
+// port name with endpoints (a map per slice would cost a whole map group).
+func slicePorts(es *discoveryv1.EndpointSlice, node string) []portEndpoints {
+	if es.AddressType != discoveryv1.AddressTypeIPv4 {
+		return nil
+	}
+	apiServer := es.Namespace == "default" && es.Labels[discoveryv1.LabelServiceName] == "kubernetes"
+	var out []portEndpoints
+	add := func(name string, ep Endpoint) {
+		for i := range out {
+			if out[i].port == name {
+				out[i].eps = append(out[i].eps, ep)
+				return
+			}
+		}
+		out = append(out, portEndpoints{name, []Endpoint{ep}})
+	}
 	for _, p := range es.Ports {
 		if p.Port == nil {
 			continue
@@ -211,7 +233,7 @@ func SliceEndpoints(es *discoveryv1.EndpointSlice, node string) map[string][]End
 			if a.IsLoopback() && !apiServer && !ep.Local {
 				continue
 			}
-			out[name] = append(out[name], ep)
+			add(name, ep)
 		}
 	}
 	return out

@@ -175,14 +175,6 @@ func (s trackedSlice) endpoints(port string) []Endpoint {
 	return nil
 }
 
-func compactPorts(m map[string][]Endpoint) []portEndpoints {
-	out := make([]portEndpoints, 0, len(m))
-	for port, eps := range m {
-		out = append(out, portEndpoints{port, eps})
-	}
-	return out
-}
-
 // putSlice adds or replaces s in slices, kept sorted by name.
 func putSlice(in []trackedSlice, s trackedSlice) []trackedSlice {
 	i, found := slices.BinarySearchFunc(in, s.name, func(a trackedSlice, name string) int { return strings.Compare(a.name, name) })
